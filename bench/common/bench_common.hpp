@@ -1,0 +1,252 @@
+#pragma once
+// Shared pieces of every benchmark client: the command line, timing, percentiles and the one
+// JSON line each measurement prints. Header-only, no dependency beyond the standard library, so
+// that every peer (raw Cap'n Proto, raw Asio, remoteable) measures and reports the same way.
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bench {
+
+using clock = std::chrono::steady_clock;
+
+/// Keeps `value` alive as far as the optimiser can tell, so a result that is never otherwise
+/// used still has to be computed.
+template <class T>
+inline void do_not_optimize(const T& value) {
+  asm volatile("" : : "r,m"(value) : "memory");
+}
+
+/// Stops the program when a chain evaluated to the wrong value: a fast wrong answer is no result.
+inline void expect_value(std::int64_t got, std::int64_t want, std::string_view what) {
+  if (got != want) {
+    std::cerr << "error: " << what << " evaluated to " << got << ", expected " << want << '\n';
+    std::exit(1);
+  }
+}
+
+[[noreturn]] inline void fail(std::string_view message) {
+  std::cerr << "error: " << message << '\n';
+  std::exit(2);
+}
+
+/// Latency samples in nanoseconds.
+class Samples {
+ public:
+  explicit Samples(std::size_t expected = 0) { ns_.reserve(expected); }
+
+  void add(clock::duration d) {
+    ns_.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
+  }
+  std::size_t size() const { return ns_.size(); }
+
+  struct Summary {
+    double median_us = 0;
+    double p99_us = 0;
+    double mean_us = 0;
+  };
+
+  /// Nearest-rank percentiles over the samples taken so far.
+  Summary summarize() const {
+    if (ns_.empty()) fail("no samples");
+    std::vector<std::int64_t> sorted = ns_;
+    std::sort(sorted.begin(), sorted.end());
+    auto rank = [&](double q) {
+      auto i = static_cast<std::size_t>(q * static_cast<double>(sorted.size()));
+      return static_cast<double>(sorted[std::min(i, sorted.size() - 1)]) / 1e3;
+    };
+    double sum = 0;
+    for (auto v : sorted) sum += static_cast<double>(v);
+    return {rank(0.5), rank(0.99), sum / static_cast<double>(sorted.size()) / 1e3};
+  }
+
+ private:
+  std::vector<std::int64_t> ns_;
+};
+
+/// Builds one JSON object and prints it as one line on stdout.
+class JsonLine {
+ public:
+  JsonLine(std::string_view peer, std::string_view workload) {
+    field("peer", peer);
+    field("workload", workload);
+  }
+
+  JsonLine& field(std::string_view key, std::string_view value) {
+    key_(key);
+    out_ << '"';
+    for (char c : value) {
+      if (c == '"' || c == '\\') out_ << '\\';
+      out_ << c;
+    }
+    out_ << '"';
+    return *this;
+  }
+  JsonLine& field(std::string_view key, const char* value) { return field(key, std::string_view(value)); }
+  JsonLine& field(std::string_view key, double value) {
+    key_(key);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3f", value);
+    out_ << buf;
+    return *this;
+  }
+  JsonLine& field(std::string_view key, std::int64_t value) {
+    key_(key);
+    out_ << value;
+    return *this;
+  }
+  JsonLine& field(std::string_view key, int value) { return field(key, static_cast<std::int64_t>(value)); }
+
+  void print() {
+    std::cout << '{' << out_.str() << '}' << std::endl;
+  }
+
+ private:
+  void key_(std::string_view key) {
+    if (!first_) out_ << ',';
+    first_ = false;
+    out_ << '"' << key << "\":";
+  }
+  std::ostringstream out_;
+  bool first_ = true;
+};
+
+/// The workloads of issue 5; every peer's client implements the same set.
+enum class Workload { w1, w2, w3, w4 };
+
+/// The command line every `<peer>_bench_client` accepts:
+///   PORT W1|W2|W3|W4 [--iterations N] [--warmup N] [--seconds S] [--warmup-seconds S]
+///                    [--in-flight N] [--connections N] [--depth K] [--rtt-port P] [--host H]
+/// Defaults follow issue 5: W1 2,000 + 20,000 calls; W2 one connection, 128 in flight, 0.5 s +
+/// 5 s; W3 1,000 + 10,000 chains; W4 depth 1, 5 + 40 chains.
+struct Options {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;
+  Workload workload = Workload::w1;
+  std::string workload_name;
+  int iterations = -1;  // -1: the workload's default
+  int warmup = -1;
+  double seconds = 5.0;
+  double warmup_seconds = 0.5;
+  int in_flight = 128;
+  int connections = 1;
+  int depth = 1;
+  std::uint16_t rtt_port = 0;  // 0: do not measure the proxy's round trip
+
+  int iterations_or(int fallback) const { return iterations >= 0 ? iterations : fallback; }
+  int warmup_or(int fallback) const { return warmup >= 0 ? warmup : fallback; }
+};
+
+namespace detail {
+template <class T>
+T parse_number(std::string_view text, std::string_view what) {
+  T value{};
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size())
+    fail("bad " + std::string(what) + ": '" + std::string(text) + "'");
+  return value;
+}
+}  // namespace detail
+
+inline Options parse_options(int argc, char** argv) {
+  auto usage = [&] {
+    fail(std::string("usage: ") + argv[0] +
+         " PORT W1|W2|W3|W4 [--iterations N] [--warmup N] [--seconds S] [--warmup-seconds S]"
+         " [--in-flight N] [--connections N] [--depth K] [--rtt-port P] [--host H]");
+  };
+  if (argc < 3) usage();
+  Options o;
+  o.port = detail::parse_number<std::uint16_t>(argv[1], "port");
+  o.workload_name = argv[2];
+  if (o.workload_name == "W1") o.workload = Workload::w1;
+  else if (o.workload_name == "W2") o.workload = Workload::w2;
+  else if (o.workload_name == "W3") o.workload = Workload::w3;
+  else if (o.workload_name == "W4") o.workload = Workload::w4;
+  else usage();
+  for (int i = 3; i < argc; ++i) {
+    std::string_view flag = argv[i];
+    if (i + 1 >= argc) usage();
+    std::string_view v = argv[++i];
+    if (flag == "--iterations") o.iterations = detail::parse_number<int>(v, "iterations");
+    else if (flag == "--warmup") o.warmup = detail::parse_number<int>(v, "warmup");
+    else if (flag == "--seconds") o.seconds = std::stod(std::string(v));
+    else if (flag == "--warmup-seconds") o.warmup_seconds = std::stod(std::string(v));
+    else if (flag == "--in-flight") o.in_flight = detail::parse_number<int>(v, "in-flight");
+    else if (flag == "--connections") o.connections = detail::parse_number<int>(v, "connections");
+    else if (flag == "--depth") o.depth = detail::parse_number<int>(v, "depth");
+    else if (flag == "--rtt-port") o.rtt_port = detail::parse_number<std::uint16_t>(v, "rtt port");
+    else if (flag == "--host") o.host = std::string(v);
+    else usage();
+  }
+  if (o.in_flight < 1 || o.connections < 1 || o.depth < 1) usage();
+  return o;
+}
+
+inline double seconds_between(clock::time_point a, clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+/// Closed-loop throughput bookkeeping: counts completions that land inside the timed window
+/// [warm_end, end) and says whether a finished call should be replaced by a new one.
+class ThroughputWindow {
+ public:
+  explicit ThroughputWindow(const Options& o)
+      : start_(clock::now()),
+        warm_end_(start_ + std::chrono::duration_cast<clock::duration>(
+                               std::chrono::duration<double>(o.warmup_seconds))),
+        end_(warm_end_ + std::chrono::duration_cast<clock::duration>(
+                             std::chrono::duration<double>(o.seconds))) {}
+
+  /// Records one completed call; returns true while new calls should still be issued.
+  bool complete() {
+    auto now = clock::now();
+    if (now >= warm_end_ && now < end_) ++counted_;
+    return now < end_;
+  }
+  double calls_per_s() const {
+    return static_cast<double>(counted_) / seconds_between(warm_end_, end_);
+  }
+
+ private:
+  clock::time_point start_, warm_end_, end_;
+  std::uint64_t counted_ = 0;
+};
+
+/// Prints the W2 line (also used for the connection-scaling runs).
+inline void print_throughput(std::string_view peer, const Options& o, double calls_per_s) {
+  JsonLine(peer, "W2")
+      .field("connections", o.connections)
+      .field("in_flight", o.in_flight)
+      .field("calls_per_s", calls_per_s)
+      .print();
+}
+
+/// Prints a W1 or W3 latency line.
+inline void print_latency(std::string_view peer, std::string_view workload, const Samples& s) {
+  auto sum = s.summarize();
+  JsonLine line(peer, workload);
+  line.field("median_us", sum.median_us).field("p99_us", sum.p99_us);
+  if (workload == "W1") line.field("mean_us", sum.mean_us);
+  line.field("samples", static_cast<std::int64_t>(s.size())).print();
+}
+
+/// Prints the W4 line. `rtt_ms` is the proxy's raw round trip, 0 when not measured.
+inline void print_chain_under_latency(std::string_view peer, int depth, const Samples& s,
+                                      double rtt_ms) {
+  auto sum = s.summarize();
+  JsonLine line(peer, "W4");
+  line.field("depth", depth).field("median_ms", sum.median_us / 1e3);
+  if (rtt_ms > 0) line.field("proxy_rtt_ms", rtt_ms).field("round_trips", sum.median_us / 1e3 / rtt_ms);
+  line.field("samples", static_cast<std::int64_t>(s.size())).print();
+}
+
+}  // namespace bench

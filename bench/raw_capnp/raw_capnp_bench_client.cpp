@@ -1,0 +1,119 @@
+// raw_capnp_bench_client PORT W1|W2|W3|W4 [options]: the raw Cap'n Proto baseline.
+//
+// W1: sequential Bench.add calls. W2: closed loop, --in-flight calls per connection over
+// --connections EzRpcClients sharing this thread's event loop. W3/W4: the chain
+// `root.child(0)...child(0).getAttr("value")`, every call pipelined on the previous one's
+// promised capability, so the whole chain is one round trip. Cap'n Proto cannot pipeline on
+// an Int64 result, so the final `+ 4` is done here on the client after the round trip; the
+// sum must be 42.
+
+#include <capnp/ez-rpc.h>
+#include <kj/async.h>
+#include <string>
+
+#include "bench.capnp.h"
+#include "bench_common.hpp"
+#include "ping_protocol.hpp"
+
+namespace {
+
+constexpr std::string_view peer = "raw_capnp";
+
+std::string address(const bench::Options& o) { return o.host + ":" + std::to_string(o.port); }
+
+void latency(const bench::Options& o) {
+  capnp::EzRpcClient client(address(o));
+  auto& ws = client.getWaitScope();
+  auto calc = client.getMain<Bench>();
+  const int warmup = o.warmup_or(2'000), timed = o.iterations_or(20'000);
+  bench::Samples samples(timed);
+  for (int i = 0; i < warmup + timed; ++i) {
+    auto t0 = bench::clock::now();
+    auto request = calc.addRequest();
+    request.setA(i);
+    request.setB(2);
+    auto sum = request.send().wait(ws).getSum();
+    auto t1 = bench::clock::now();
+    bench::expect_value(sum, i + 2, "add");
+    if (i >= warmup) samples.add(t1 - t0);
+  }
+  bench::print_latency(peer, "W1", samples);
+}
+
+/// One slot of the closed loop: a call that, when answered, is replaced by the next one until
+/// the window closes. KJ collapses the resulting promise chain, so this does not grow.
+kj::Promise<void> lane(Bench::Client calc, bench::ThroughputWindow& window, std::int64_t& checksum) {
+  auto request = calc.addRequest();
+  request.setA(1);
+  request.setB(2);
+  return request.send().then(
+      [calc, &window, &checksum](capnp::Response<Bench::AddResults>&& response) mutable
+      -> kj::Promise<void> {
+        checksum += response.getSum();
+        if (window.complete()) return lane(kj::mv(calc), window, checksum);
+        return kj::READY_NOW;
+      });
+}
+
+void throughput(const bench::Options& o) {
+  // EzRpcClients made on one thread share its event loop: one thread drives every connection.
+  std::vector<kj::Own<capnp::EzRpcClient>> clients;
+  for (int c = 0; c < o.connections; ++c)
+    clients.push_back(kj::heap<capnp::EzRpcClient>(address(o)));
+  auto& ws = clients.front()->getWaitScope();
+  std::int64_t checksum = 0;
+  bench::ThroughputWindow window(o);
+  auto lanes = kj::heapArrayBuilder<kj::Promise<void>>(o.connections * o.in_flight);
+  for (auto& client : clients) {
+    auto calc = client->getMain<Bench>();
+    for (int i = 0; i < o.in_flight; ++i) lanes.add(lane(calc, window, checksum));
+  }
+  kj::joinPromises(lanes.finish()).wait(ws);
+  bench::do_not_optimize(checksum);
+  bench::print_throughput(peer, o, window.calls_per_s());
+}
+
+/// `root.child(0)` `depth` times, then `.getAttr("value")`: sent as one batch of pipelined calls.
+kj::Promise<std::int64_t> chain(Node::Client root, int depth) {
+  Node::Client node = kj::mv(root);
+  for (int d = 0; d < depth; ++d) {
+    auto request = node.childRequest();
+    request.setI(0);
+    node = request.send().getNode();
+  }
+  auto request = node.getAttrRequest();
+  request.setName("value");
+  return request.send().then(
+      [](capnp::Response<Node::GetAttrResults>&& r) { return r.getValue(); });
+}
+
+void chain_latency(const bench::Options& o) {
+  const bool w4 = o.workload == bench::Workload::w4;
+  double rtt_ms = w4 && o.rtt_port ? bench::measure_ping_rtt_ms(o.host, o.rtt_port) : 0;
+  capnp::EzRpcClient client(address(o));
+  auto& ws = client.getWaitScope();
+  Node::Client root = client.getMain<Bench>().rootRequest().send().getNode();
+  const int warmup = o.warmup_or(w4 ? 5 : 1'000), timed = o.iterations_or(w4 ? 40 : 10'000);
+  bench::Samples samples(timed);
+  for (int i = 0; i < warmup + timed; ++i) {
+    auto t0 = bench::clock::now();
+    std::int64_t result = chain(root, o.depth).wait(ws) + 4;
+    auto t1 = bench::clock::now();
+    bench::expect_value(result, 42, "root.child(0).value + 4");
+    if (i >= warmup) samples.add(t1 - t0);
+  }
+  if (w4) bench::print_chain_under_latency(peer, o.depth, samples, rtt_ms);
+  else bench::print_latency(peer, "W3", samples);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto o = bench::parse_options(argc, argv);
+  switch (o.workload) {
+    case bench::Workload::w1: latency(o); break;
+    case bench::Workload::w2: throughput(o); break;
+    case bench::Workload::w3:
+    case bench::Workload::w4: chain_latency(o); break;
+  }
+}
