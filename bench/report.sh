@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# bench/report.sh RESULTS_DIR: turns RESULTS_DIR/latest.jsonl into summary.md (also printed)
+# and plot.png. Called by scripts/bench; can be rerun on its own.
+#
+# Ratios are remoteable divided by the baseline, for every metric: above 1 means remoteable
+# takes longer (latency, round trips) or does more (calls_per_s).
+set -euo pipefail
+
+results=${1:?usage: bench/report.sh RESULTS_DIR}
+jsonl=$results/latest.jsonl
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# One row per number: sort key, measurement, metric, peer, value. Our JSON lines are flat and
+# hold no commas inside strings, so splitting on commas is enough.
+awk '
+  {
+    gsub(/[{}"]/, ""); n = split($0, kv, ",")
+    delete f
+    for (i = 1; i <= n; i++) { split(kv[i], p, ":"); f[p[1]] = p[2] }
+    m = f["workload"]; key = m
+    if ("depth" in f)       { m = m " depth " f["depth"]; key = key sprintf(" %04d", f["depth"]) }
+    if ("connections" in f) {
+      m = m " " f["connections"] "x" f["in_flight"] " in flight"
+      key = key sprintf(" %04d %04d", 9999 - f["in_flight"], f["connections"])
+    }
+    split("median_us p99_us mean_us calls_per_s median_ms round_trips", metrics, " ")
+    for (j = 1; j <= 6; j++)
+      if (metrics[j] in f) printf "%s %d\t%s\t%s\t%s\t%s\n", key, j, m, metrics[j], f["peer"], f[metrics[j]]
+  }' "$jsonl" | sort -t$'\t' -k1,1 >"$work/rows.tsv"
+
+{
+  echo "# Benchmark results"
+  echo
+  echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, commit $(git -C "$results" rev-parse --short HEAD 2>/dev/null || echo unknown)."
+  echo "W4 runs through a proxy holding each chunk 5 ms each way; round_trips = median / measured proxy ping."
+  echo "Ratios are remoteable / baseline."
+  echo
+  echo "| measurement | metric | raw_asio | raw_capnp | remoteable | remoteable / raw_capnp | remoteable / raw_asio |"
+  echo "|---|---|---:|---:|---:|---:|---:|"
+  awk -F'\t' '
+    function cell(v) { return v == "" ? "-" : v }
+    function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "-" : sprintf("%.2f", a / b) }
+    function flush() {
+      if (row == "") return
+      printf "| %s | %s | %s | %s | %s | %s | %s |\n", meas, metric, cell(v["raw_asio"]), cell(v["raw_capnp"]),
+             cell(v["remoteable"]), ratio(v["remoteable"], v["raw_capnp"]), ratio(v["remoteable"], v["raw_asio"])
+    }
+    $1 != row { flush(); row = $1; meas = $2; metric = $3; delete v }
+    { v[$4] = $5 }
+    END { flush() }' "$work/rows.tsv"
+} >"$results/summary.md"
+cat "$results/summary.md"
+
+# The plot: W4 round trips against chain depth, and throughput against connections.
+if ! command -v gnuplot >/dev/null; then
+  echo "report: gnuplot not installed, no plot" >&2
+  exit 0
+fi
+depth_peers="" conn_peers=""
+for peer in raw_asio raw_capnp remoteable; do
+  awk -F'\t' -v p="$peer" '$4 == p && $3 == "round_trips" { split($2, w, " "); print w[3], $5 }' \
+    "$work/rows.tsv" | sort -n >"$work/depth_$peer.dat"
+  awk -F'\t' -v p="$peer" '$4 == p && $2 ~ /x32 in flight/ { split($2, w, " "); split(w[2], c, "x"); print c[1], $5 }' \
+    "$work/rows.tsv" | sort -n >"$work/conns_$peer.dat"
+  [[ -s $work/depth_$peer.dat ]] && depth_peers="$depth_peers $peer"
+  [[ -s $work/conns_$peer.dat ]] && conn_peers="$conn_peers $peer"
+done
+gnuplot <<EOF
+set terminal pngcairo noenhanced size 1200,480 font ",10"
+set output "$results/plot.png"
+set multiplot layout 1,2
+set logscale x 2
+set grid
+set key top left
+set title "W4: round trips vs chain depth (5 ms proxy)"
+set xlabel "chain depth k"
+set ylabel "round trips"
+set yrange [0:*]
+plot for [p in "$depth_peers"] "$work/depth_".p.".dat" using 1:2 with linespoints title p
+set title "Throughput vs client connections (32 calls in flight each)"
+set xlabel "connections"
+set ylabel "calls/s"
+set logscale y 10
+set yrange [*:*]
+plot for [p in "$conn_peers"] "$work/conns_".p.".dat" using 1:2 with linespoints title p
+unset multiplot
+EOF
+echo "report: wrote $results/summary.md and $results/plot.png" >&2
