@@ -1,0 +1,137 @@
+// remoteable_bench_client PORT W1|W2|W3|W4 [options]: the remoteable peer, through the public
+// client API only.
+//
+// W1: sequential `add(i, 2)`. W2: closed loop, --in-flight coroutines per connection each
+// awaiting one call at a time, over --connections Clients. W3/W4:
+// `root.call("child", 0)...attr("value") + 4`, built without round trips and evaluated once;
+// unlike the raw Cap'n Proto chain, the `+ 4` runs on the server as part of the chain. The
+// result must be 42.
+//
+// Everything runs on one io_context driven by the main thread, so evaluations complete there and
+// the shared counters need no lock.
+
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <cstdint>
+#include <exception>
+#include <iostream>
+#include <vector>
+
+#include "bench_common.hpp"
+#include "ping_protocol.hpp"
+#include "proxy/client.hpp"
+
+namespace {
+
+constexpr std::string_view peer = "remoteable";
+
+asio::awaitable<remoteable::Client> connect(const bench::Options& o) {
+  co_return co_await remoteable::Client::connect(co_await asio::this_coro::executor,
+                                                 {o.host, o.port});
+}
+
+asio::awaitable<void> latency(bench::Options o) {
+  auto client = co_await connect(o);
+  auto add = client.fetch("add");
+  const int warmup = o.warmup_or(2'000), timed = o.iterations_or(20'000);
+  bench::Samples samples(timed);
+  for (int i = 0; i < warmup + timed; ++i) {
+    auto t0 = bench::clock::now();
+    auto sum = co_await add(i, 2).as<std::int64_t>();
+    auto t1 = bench::clock::now();
+    bench::expect_value(sum, i + 2, "add");
+    if (i >= warmup) samples.add(t1 - t0);
+  }
+  bench::print_latency(peer, "W1", samples);
+}
+
+/// One slot of the closed loop: awaits a call, then issues the next, until the window closes.
+asio::awaitable<void> lane(remoteable::Handle add, bench::ThroughputWindow& window,
+                           std::int64_t& checksum) {
+  do {
+    checksum += co_await add(1, 2).as<std::int64_t>();
+  } while (window.complete());
+}
+
+asio::awaitable<void> throughput(bench::Options o) {
+  auto executor = co_await asio::this_coro::executor;
+  std::vector<remoteable::Client> clients;
+  for (int c = 0; c < o.connections; ++c) clients.push_back(co_await connect(o));
+  std::int64_t checksum = 0;
+  bench::ThroughputWindow window(o);
+  // The lanes are owned by this frame: it does not return before the last one has finished, so
+  // their completion handlers may refer to its locals.
+  int running = 1;  // this loop holds one count until every lane is spawned
+  std::exception_ptr failure;
+  asio::steady_timer all_done(executor, asio::steady_timer::time_point::max());
+  auto lane_finished = [&](std::exception_ptr e) {
+    if (e && !failure) failure = e;
+    if (--running == 0) all_done.cancel();
+  };
+  for (auto& client : clients) {
+    auto add = client.fetch("add");
+    for (int i = 0; i < o.in_flight; ++i) {
+      ++running;
+      asio::co_spawn(executor, lane(add, window, checksum), lane_finished);
+    }
+  }
+  if (--running > 0) {
+    asio::error_code ignored;  // cancellation is the signal that every lane has finished
+    co_await all_done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+  if (failure) std::rethrow_exception(failure);
+  bench::do_not_optimize(checksum);
+  bench::print_throughput(peer, o, window.calls_per_s());
+}
+
+remoteable::Handle chain(const remoteable::Handle& root, int depth) {
+  auto node = root;
+  for (int d = 0; d < depth; ++d) node = node.call("child", 0);
+  return node.attr("value") + 4;
+}
+
+asio::awaitable<void> chain_latency(bench::Options o) {
+  const bool w4 = o.workload == bench::Workload::w4;
+  double rtt_ms = w4 && o.rtt_port ? bench::measure_ping_rtt_ms(o.host, o.rtt_port) : 0;
+  auto client = co_await connect(o);
+  auto root = client.fetch("root");
+  const int warmup = o.warmup_or(w4 ? 5 : 1'000), timed = o.iterations_or(w4 ? 40 : 10'000);
+  bench::Samples samples(timed);
+  for (int i = 0; i < warmup + timed; ++i) {
+    auto t0 = bench::clock::now();
+    auto result = co_await chain(root, o.depth).as<std::int64_t>();
+    auto t1 = bench::clock::now();
+    bench::expect_value(result, 42, "root.child(0).value + 4");
+    if (i >= warmup) samples.add(t1 - t0);
+  }
+  if (w4) bench::print_chain_under_latency(peer, o.depth, samples, rtt_ms);
+  else bench::print_latency(peer, "W3", samples);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto o = bench::parse_options(argc, argv);
+  asio::io_context io(1);
+  auto run = [&]() -> asio::awaitable<void> {
+    switch (o.workload) {
+      case bench::Workload::w1: return latency(o);
+      case bench::Workload::w2: return throughput(o);
+      default: return chain_latency(o);
+    }
+  };
+  std::exception_ptr failure;
+  asio::co_spawn(io, run(), [&](std::exception_ptr e) { failure = e; });
+  io.run();
+  if (failure) {
+    try {
+      std::rethrow_exception(failure);
+    } catch (const std::exception& e) {
+      bench::fail(e.what());
+    }
+  }
+}
