@@ -32,7 +32,7 @@ awk '
 {
   echo "# Benchmark results"
   echo
-  echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, commit $(git -C "$results" rev-parse --short HEAD 2>/dev/null || echo unknown)."
+  echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, commit $(git -C "$results" rev-parse --short HEAD 2>/dev/null || echo unknown), 1-minute load average before the run ${BENCH_LOAD_BEFORE:-unknown}."
   echo "W4 runs through a proxy holding each chunk 5 ms each way; round_trips = median / measured proxy ping."
   echo "Ratios are remoteable / baseline."
   echo
