@@ -1,0 +1,108 @@
+#include "cli/arguments.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <optional>
+
+namespace remoteable::cli {
+
+std::string usage_text() {
+  return R"(usage: remoteable [OPTIONS] HOST:PORT [COMMAND]
+
+Commands:
+  browse           list the names the server exports
+  describe EXPR    show the type and members of an object, e.g. an export NAME
+  eval EXPR        evaluate one expression and print its value
+  (none)           read expressions from standard input, one per line, and print each value
+
+Options:
+  --json           print results as JSON
+  --timeout SECS   give up waiting for the server after SECS seconds (default 30, 0 = never)
+  -h, --help       show this help
+
+Expressions are Python-like: export names, literals (1, 2.5, 'text', "text", b'bytes', true,
+false, none, [lists], {'maps': 1}), x.attr, f(a, b), x[key], unary - ~ ! not, binary
+* / % + - << >> & ^ | == != < <= > >=, parentheses, and the statements x.attr = EXPR and
+x[key] = EXPR. Builtins: store(EXPR), len(EXPR), str(EXPR), bool(EXPR), attach(EXPR, "name"),
+detach("name"), browse(), describe(EXPR). An expression costs one round trip.
+
+Exit status: 0 on success, 1 when the server or connection fails, 2 for usage or syntax errors.
+)";
+}
+
+namespace {
+
+std::chrono::milliseconds parse_timeout(std::string_view text) {
+  double seconds = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
+  if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(seconds) ||
+      seconds < 0 || seconds > 1e9)
+    throw UsageError("--timeout wants a number of seconds, got '" + std::string(text) + "'");
+  return std::chrono::milliseconds(static_cast<long long>(std::ceil(seconds * 1000)));
+}
+
+std::optional<Command> command_named(std::string_view word) {
+  if (word == "browse") return Command::browse;
+  if (word == "describe") return Command::describe;
+  if (word == "eval") return Command::eval;
+  return std::nullopt;
+}
+
+}  // namespace
+
+Arguments parse_arguments(std::span<const std::string_view> args) {
+  Arguments out;
+  std::size_t i = 0;
+  bool options_done = false;
+  bool have_endpoint = false;
+  for (; i < args.size(); ++i) {
+    std::string_view arg = args[i];
+    if (!options_done && arg.size() > 1 && arg[0] == '-') {
+      if (arg == "--") {
+        options_done = true;
+      } else if (arg == "-h" || arg == "--help") {
+        out.command = Command::help;
+        return out;
+      } else if (arg == "--json") {
+        out.style = OutputStyle::json;
+      } else if (arg == "--timeout") {
+        if (i + 1 >= args.size()) throw UsageError("--timeout needs a number of seconds");
+        out.timeout = parse_timeout(args[++i]);
+      } else if (arg.starts_with("--timeout=")) {
+        out.timeout = parse_timeout(arg.substr(10));
+      } else {
+        throw UsageError("unknown option '" + std::string(arg) + "'");
+      }
+      continue;
+    }
+    if (!have_endpoint) {
+      out.endpoint = std::string(arg);
+      have_endpoint = true;
+      continue;
+    }
+    auto command = command_named(arg);
+    if (!command)
+      throw UsageError("unknown command '" + std::string(arg) +
+                       "' (expected browse, describe or eval)");
+    out.command = *command;
+    ++i;
+    break;
+  }
+  if (!have_endpoint) throw UsageError("missing HOST:PORT");
+
+  std::span<const std::string_view> rest = args.subspan(i);
+  if (out.command == Command::browse && !rest.empty())
+    throw UsageError("browse takes no arguments");
+  if (out.command == Command::describe || out.command == Command::eval) {
+    for (auto word : rest) {
+      if (!out.expression.empty()) out.expression += ' ';
+      out.expression += word;
+    }
+    if (out.expression.find_first_not_of(" \t\n\r") == std::string::npos)
+      throw UsageError(std::string(out.command == Command::eval ? "eval" : "describe") +
+                       " needs an expression");
+  }
+  return out;
+}
+
+}  // namespace remoteable::cli

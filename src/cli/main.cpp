@@ -1,0 +1,247 @@
+// remoteable: a command-line client for remoteable servers.
+//
+//   remoteable HOST:PORT browse | describe EXPR | eval EXPR
+//   remoteable HOST:PORT            (statements from stdin, one per line)
+//
+// Threads: an io thread runs the connection; the main thread reads arguments and stdin, waits
+// for each statement with a deadline, and prints.
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <functional>
+#include <future>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "cli/arguments.hpp"
+#include "cli/evaluator.hpp"
+#include "cli/format.hpp"
+#include "cli/lexer.hpp"
+#include "cli/parser.hpp"
+#include "proxy/client.hpp"
+#include "rpc/endpoint.hpp"
+#include "rpc/error.hpp"
+
+namespace {
+
+using namespace remoteable;
+using namespace remoteable::cli;
+
+/// Runs an io_context on a background thread for the life of the client.
+///
+/// Owns the thread (the lambda's `this` is the owner, joined in the destructor). Destruction lets
+/// queued work drain for a moment, so a closed connection can say goodbye, then stops the context
+/// and joins. `on_timeout` is called on the waiting thread when a reply is late; it must end the
+/// process, since the late request still refers to the waiter's stack.
+class IoThread {
+ public:
+  explicit IoThread(std::function<void()> on_timeout)
+      : on_timeout_(std::move(on_timeout)),
+        guard_(asio::make_work_guard(ctx_)),
+        thread_([this] { serve(); }) {}
+  ~IoThread() {
+    guard_.reset();
+    if (stopped_.wait_for(std::chrono::seconds(1)) != std::future_status::ready) ctx_.stop();
+    thread_.join();
+  }
+  IoThread(const IoThread&) = delete;
+  IoThread& operator=(const IoThread&) = delete;
+
+  asio::any_io_executor executor() { return ctx_.get_executor(); }
+
+  /// Runs `op` on the io thread and waits for it, at most `timeout` (zero: forever).
+  /// Returns its result or rethrows its exception; calls on_timeout when the deadline passes.
+  template <class T>
+  T run(asio::awaitable<T> op, std::chrono::milliseconds timeout) {
+    auto promise = std::make_shared<std::promise<T>>();
+    std::future<T> result = promise->get_future();
+    asio::co_spawn(ctx_, fulfil(promise, std::move(op)), asio::detached);
+    if (timeout.count() > 0 && result.wait_for(timeout) != std::future_status::ready) {
+      on_timeout_();
+      std::abort();  // on_timeout must not return
+    }
+    return result.get();
+  }
+
+ private:
+  // Catches everything, so the detached spawn above cannot lose an error.
+  template <class T>
+  static asio::awaitable<void> fulfil(std::shared_ptr<std::promise<T>> promise,
+                                      asio::awaitable<T> op) {
+    try {
+      if constexpr (std::is_void_v<T>) {
+        co_await std::move(op);
+        promise->set_value();
+      } else {
+        promise->set_value(co_await std::move(op));
+      }
+    } catch (...) {
+      promise->set_exception(std::current_exception());
+    }
+  }
+
+  void serve() {
+    for (;;) {
+      try {
+        ctx_.run();
+        break;
+      } catch (const std::exception& e) {
+        std::cerr << "remoteable: internal error on the io thread: " << e.what() << '\n';
+      }
+    }
+    done_.set_value();
+  }
+
+  std::function<void()> on_timeout_;
+  asio::io_context ctx_;
+  asio::executor_work_guard<asio::io_context::executor_type> guard_;
+  std::promise<void> done_;
+  std::future<void> stopped_ = done_.get_future();
+  std::thread thread_;
+};
+
+/// Prints the exception in flight on stderr and returns the exit status it calls for.
+/// `source` is the expression, shown with a caret under a syntax error.
+int report_current_exception(std::string_view source) {
+  try {
+    throw;
+  } catch (const SyntaxError& e) {
+    std::cerr << "error (syntax): " << e.message() << " at column "
+              << display_column(source, e.column()) << '\n'
+              << caret_lines(source, e.column());
+    return exit_usage_error;
+  } catch (const RemoteError& e) {
+    std::cerr << "error (" << to_string(e.kind()) << "): " << e.message() << '\n';
+    return exit_remote_error;
+  } catch (const UsageError& e) {
+    std::cerr << "error (usage): " << e.what() << "\ntry 'remoteable --help'\n";
+    return exit_usage_error;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << '\n';
+    return exit_remote_error;
+  }
+}
+
+[[noreturn]] void die_of_timeout(const Arguments& args) {
+  std::cerr << "error (timeout): no reply from " << args.endpoint << " within "
+            << std::chrono::duration<double>(args.timeout).count() << " s\n";
+  std::cout.flush();
+  std::cerr.flush();
+  // The pending request still refers to this stack; leave without unwinding it.
+  std::_Exit(exit_remote_error);
+}
+
+/// Parses and evaluates one statement, printing its result or its error.
+int run_statement(IoThread& io, const Evaluator& evaluator, const Arguments& args,
+                  std::string_view source) {
+  try {
+    Statement statement = parse(source);
+    Outcome outcome = io.run(evaluator.evaluate(statement), args.timeout);
+    std::cout << format(outcome, args.style) << std::flush;
+    return exit_ok;
+  } catch (...) {
+    return report_current_exception(source);
+  }
+}
+
+int run_describe(IoThread& io, const Evaluator& evaluator, const Arguments& args) {
+  try {
+    ExprPtr expr = parse_expression(args.expression);
+    Outcome outcome = io.run(evaluator.describe(*expr), args.timeout);
+    std::cout << format(outcome, args.style) << std::flush;
+    return exit_ok;
+  } catch (...) {
+    return report_current_exception(args.expression);
+  }
+}
+
+int run_interactive(IoThread& io, const Client& client, const Evaluator& evaluator,
+                    const Arguments& args) {
+  const bool tty = ::isatty(STDIN_FILENO) != 0;
+  int status = exit_ok;
+  std::string line;
+  for (;;) {
+    if (tty) std::cerr << "> " << std::flush;
+    if (!std::getline(std::cin, line)) break;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    auto first = line.find_first_not_of(" \t");
+    if (first == std::string::npos || line[first] == '#') continue;
+    int code = run_statement(io, evaluator, args, line);
+    status = std::max(status, code);
+    if (code == exit_remote_error && !client.connected()) break;  // nothing more can work
+  }
+  if (tty) std::cerr << '\n';
+  return status;
+}
+
+int run(const Arguments& args) {
+  Endpoint endpoint;
+  try {
+    endpoint = Endpoint::parse(args.endpoint);
+  } catch (const std::exception& e) {
+    std::cerr << "error (usage): bad HOST:PORT '" << args.endpoint << "': " << e.what()
+              << "\ntry 'remoteable --help'\n";
+    return exit_usage_error;
+  }
+
+  // Declared first, destroyed last: the client's last references drop while it still runs.
+  IoThread io([&args] { die_of_timeout(args); });
+  std::optional<Client> client;
+  try {
+    client.emplace(io.run(Client::connect(io.executor(), endpoint), args.timeout));
+  } catch (...) {
+    return report_current_exception("");
+  }
+  Evaluator evaluator(*client);
+
+  int status = exit_ok;
+  switch (args.command) {
+    case Command::browse: {
+      try {
+        Outcome outcome = io.run(evaluator.browse(), args.timeout);
+        std::cout << format(outcome, args.style) << std::flush;
+      } catch (...) {
+        status = report_current_exception("");
+      }
+      break;
+    }
+    case Command::describe: status = run_describe(io, evaluator, args); break;
+    case Command::eval: status = run_statement(io, evaluator, args, args.expression); break;
+    case Command::interactive: status = run_interactive(io, *client, evaluator, args); break;
+    case Command::help: break;
+  }
+  client->close();
+  return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string_view> words(argv + 1, argv + argc);
+  Arguments args;
+  try {
+    args = parse_arguments(words);
+  } catch (const UsageError& e) {
+    std::cerr << "error (usage): " << e.what() << "\n\n" << usage_text();
+    return exit_usage_error;
+  }
+  if (args.command == Command::help) {
+    std::cout << usage_text();
+    return exit_ok;
+  }
+  return run(args);
+}
