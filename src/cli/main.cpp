@@ -145,12 +145,11 @@ int report_current_exception(std::string_view source) {
   std::_Exit(exit_remote_error);
 }
 
-/// Parses and evaluates one statement, printing its result or its error.
-int run_statement(IoThread& io, const Evaluator& evaluator, const Arguments& args,
+/// Waits for one outcome and prints it, or its error. `source` is the expression, if any.
+int print_outcome(IoThread& io, asio::awaitable<Outcome> op, const Arguments& args,
                   std::string_view source) {
   try {
-    Statement statement = parse(source);
-    Outcome outcome = io.run(evaluator.evaluate(statement), args.timeout);
+    Outcome outcome = io.run(std::move(op), args.timeout);
     std::cout << format(outcome, args.style) << std::flush;
     return exit_ok;
   } catch (...) {
@@ -158,15 +157,16 @@ int run_statement(IoThread& io, const Evaluator& evaluator, const Arguments& arg
   }
 }
 
-int run_describe(IoThread& io, const Evaluator& evaluator, const Arguments& args) {
+/// Parses and evaluates one statement, printing its result or its error.
+int run_statement(IoThread& io, const Evaluator& evaluator, const Arguments& args,
+                  std::string_view source) {
+  Statement statement;
   try {
-    ExprPtr expr = parse_expression(args.expression);
-    Outcome outcome = io.run(evaluator.describe(*expr), args.timeout);
-    std::cout << format(outcome, args.style) << std::flush;
-    return exit_ok;
+    statement = parse(source);
   } catch (...) {
-    return report_current_exception(args.expression);
+    return report_current_exception(source);
   }
+  return print_outcome(io, evaluator.evaluate(statement), args, source);
 }
 
 int run_interactive(IoThread& io, const Client& client, const Evaluator& evaluator,
@@ -198,6 +198,16 @@ int run(const Arguments& args) {
     return exit_usage_error;
   }
 
+  // A syntax error needs no server: parse before connecting.
+  Statement statement;
+  ExprPtr described;
+  try {
+    if (args.command == Command::eval) statement = parse(args.expression);
+    if (args.command == Command::describe) described = parse_expression(args.expression);
+  } catch (...) {
+    return report_current_exception(args.expression);
+  }
+
   // Declared first, destroyed last: the client's last references drop while it still runs.
   IoThread io([&args] { die_of_timeout(args); });
   std::optional<Client> client;
@@ -210,17 +220,13 @@ int run(const Arguments& args) {
 
   int status = exit_ok;
   switch (args.command) {
-    case Command::browse: {
-      try {
-        Outcome outcome = io.run(evaluator.browse(), args.timeout);
-        std::cout << format(outcome, args.style) << std::flush;
-      } catch (...) {
-        status = report_current_exception("");
-      }
+    case Command::browse: status = print_outcome(io, evaluator.browse(), args, ""); break;
+    case Command::describe:
+      status = print_outcome(io, evaluator.describe(*described), args, args.expression);
       break;
-    }
-    case Command::describe: status = run_describe(io, evaluator, args); break;
-    case Command::eval: status = run_statement(io, evaluator, args, args.expression); break;
+    case Command::eval:
+      status = print_outcome(io, evaluator.evaluate(statement), args, args.expression);
+      break;
     case Command::interactive: status = run_interactive(io, *client, evaluator, args); break;
     case Command::help: break;
   }

@@ -1,0 +1,74 @@
+@0xc4b5e3a1f27d9e01;
+# The remoteable wire protocol. Plain Cap'n Proto RPC: any implementation with this schema is a
+# valid client. The bootstrap capability is a `Registry`.
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("remoteable::wire");
+
+struct Value {
+  # A value that crosses the wire by copy. A `handle` is a capability: a reference to an object
+  # that stays on the server.
+  union {
+    none    @0 :Void;
+    bool    @1 :Bool;
+    int64   @2 :Int64;
+    float64 @3 :Float64;
+    text    @4 :Text;
+    bytes   @5 :Data;
+    list    @6 :List(Value);
+    map     @7 :List(Entry);
+    handle  @8 :Handle;
+  }
+  struct Entry {
+    key   @0 :Text;
+    value @1 :Value;
+  }
+}
+
+enum BinaryOp {
+  add @0; sub @1; mul @2; div @3; mod @4;
+  bitAnd @5; bitOr @6; bitXor @7; shl @8; shr @9;
+  eq @10; ne @11; lt @12; le @13; gt @14; ge @15;
+}
+
+enum UnaryOp {
+  neg @0;     # -h
+  invert @1;  # ~h
+  not @2;     # !h
+}
+
+struct Member {
+  name @0 :Text;
+  kind @1 :Text;   # "field", "readonly field", "property", "readonly property", "method"
+}
+
+interface Handle {
+  # Every method that returns a `Handle` can be pipelined on: its result is usable before it
+  # arrives. Only `get`, `str`, `truthy` and `describe` carry data back, so only they need to be
+  # waited on.
+
+  attr     @0 (name :Text) -> (result :Handle);
+  setAttr  @1 (name :Text, value :Value) -> ();
+  call     @2 (name :Text, args :List(Value)) -> (result :Handle);
+  invoke   @3 (args :List(Value)) -> (result :Handle);       # call the object itself
+  item     @4 (key :Value) -> (result :Handle);
+  setItem  @5 (key :Value, value :Value) -> ();
+  len      @6 () -> (result :Handle);
+  binary   @7 (op :BinaryOp, operand :Value, reflected :Bool) -> (result :Handle);
+    # reflected: the operand stands on the left, as in `4 + h`.
+  unary    @8 (op :UnaryOp) -> (result :Handle);
+
+  get      @9 () -> (value :Value);      # copy a plain value to the caller
+  str      @10 () -> (text :Text);
+  truthy   @11 () -> (value :Bool);
+  describe @12 () -> (typeName :Text, members :List(Member));
+}
+
+interface Registry {
+  # The bootstrap capability of a server.
+  fetch  @0 (name :Text) -> (handle :Handle);
+  browse @1 () -> (names :List(Text));
+  store  @2 (value :Value) -> (handle :Handle);
+  attach @3 (handle :Handle, name :Text) -> ();
+  detach @4 (name :Text) -> ();
+}

@@ -1,0 +1,422 @@
+#include "actors/builtins.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+
+namespace remoteable::builtin {
+namespace {
+
+std::string format_double(double d) {
+  if (std::isnan(d)) return "nan";
+  if (std::isinf(d)) return d < 0 ? "-inf" : "inf";
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d);
+  std::string s(buf, end);
+  if (s.find_first_of(".en") == std::string::npos) s += ".0";
+  return s;
+}
+
+std::string quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "'";
+}
+
+std::string repr(const Object& o) {
+  return o.is(text_type()) ? quote(o.as<std::string>()) : ops::str(o);
+}
+
+TypeInfo make_type(std::string name) {
+  TypeInfo t;
+  t.name = std::move(name);
+  return t;
+}
+
+Plain list_to_plain(const Object& self) {
+  Plain::List out;
+  for (auto& e : self.as<ObjectList>()) out.push_back(ops::get(e));
+  return out;
+}
+Plain map_to_plain(const Object& self) {
+  Plain::Map out;
+  for (auto& [k, e] : self.as<ObjectMap>()) out.emplace(k, ops::get(e));
+  return out;
+}
+
+std::int64_t index_of(const Object& self, const Object& key, std::size_t size) {
+  if (!key.is(int64_type())) throw_error(ErrorKind::type, "list index must be int64, got " + std::string(type_name(key)));
+  auto i = key.as<std::int64_t>();
+  auto n = static_cast<std::int64_t>(size);
+  if (i < 0) i += n;
+  if (i < 0 || i >= n) throw_error(ErrorKind::index, "list index " + std::to_string(key.as<std::int64_t>()) + " out of range for size " + std::to_string(n));
+  (void)self;
+  return i;
+}
+
+const TypeInfo& make_list_type() {
+  static TypeInfo t = [] {
+    TypeInfo t = make_type("list");
+    t.to_plain = list_to_plain;
+    t.len = [](const Object& s) { return s.as<ObjectList>().size(); };
+    t.truthy = [](const Object& s) { return !s.as<ObjectList>().empty(); };
+    t.str = [](const Object& s) {
+      std::string out = "[";
+      for (auto& e : s.as<ObjectList>()) out += repr(e) + ", ";
+      if (out.size() > 1) out.resize(out.size() - 2);
+      return out + "]";
+    };
+    t.item = [](Ctx&, const Object& s, const Object& key) {
+      auto& l = s.as<ObjectList>();
+      return l[index_of(s, key, l.size())];
+    };
+    return t;
+  }();
+  return t;
+}
+
+const TypeInfo& make_map_type() {
+  static TypeInfo t = [] {
+    TypeInfo t = make_type("map");
+    t.to_plain = map_to_plain;
+    t.len = [](const Object& s) { return s.as<ObjectMap>().size(); };
+    t.truthy = [](const Object& s) { return !s.as<ObjectMap>().empty(); };
+    t.str = [](const Object& s) {
+      std::string out = "{";
+      for (auto& [k, e] : s.as<ObjectMap>()) out += quote(k) + ": " + repr(e) + ", ";
+      if (out.size() > 1) out.resize(out.size() - 2);
+      return out + "}";
+    };
+    t.item = [](Ctx&, const Object& s, const Object& key) {
+      if (!key.is(text_type())) throw_error(ErrorKind::type, "map key must be text, got " + std::string(type_name(key)));
+      auto& m = s.as<ObjectMap>();
+      auto it = m.find(key.as<std::string>());
+      if (it == m.end()) throw_error(ErrorKind::index, "no key " + quote(key.as<std::string>()));
+      return it->second;
+    };
+    return t;
+  }();
+  return t;
+}
+
+// ---- arithmetic -------------------------------------------------------------------------------
+
+[[noreturn]] void overflow(BinaryOp op) {
+  throw_error(ErrorKind::value, "integer overflow in " + std::string(to_string(op)));
+}
+
+std::optional<Object> int_op(BinaryOp op, std::int64_t a, std::int64_t b) {
+  std::int64_t r = 0;
+  switch (op) {
+    case BinaryOp::add: if (__builtin_add_overflow(a, b, &r)) overflow(op); return box(r);
+    case BinaryOp::sub: if (__builtin_sub_overflow(a, b, &r)) overflow(op); return box(r);
+    case BinaryOp::mul: if (__builtin_mul_overflow(a, b, &r)) overflow(op); return box(r);
+    case BinaryOp::div:
+    case BinaryOp::mod:
+      if (b == 0) throw_error(ErrorKind::value, "integer division by zero");
+      if (a == std::numeric_limits<std::int64_t>::min() && b == -1) overflow(op);
+      return box(op == BinaryOp::div ? a / b : a % b);
+    case BinaryOp::bit_and: return box(a & b);
+    case BinaryOp::bit_or: return box(a | b);
+    case BinaryOp::bit_xor: return box(a ^ b);
+    case BinaryOp::shl:
+    case BinaryOp::shr:
+      if (b < 0 || b > 63) throw_error(ErrorKind::value, "shift count " + std::to_string(b) + " out of range 0..63");
+      if (op == BinaryOp::shr) return box(a >> b);
+      r = static_cast<std::int64_t>(static_cast<std::uint64_t>(a) << b);
+      if ((r >> b) != a) overflow(op);
+      return box(r);
+    case BinaryOp::eq: return box(a == b);
+    case BinaryOp::ne: return box(a != b);
+    case BinaryOp::lt: return box(a < b);
+    case BinaryOp::le: return box(a <= b);
+    case BinaryOp::gt: return box(a > b);
+    case BinaryOp::ge: return box(a >= b);
+  }
+  return std::nullopt;
+}
+
+std::optional<Object> float_op(BinaryOp op, double a, double b) {
+  switch (op) {
+    case BinaryOp::add: return box(a + b);
+    case BinaryOp::sub: return box(a - b);
+    case BinaryOp::mul: return box(a * b);
+    case BinaryOp::div: return box(a / b);  // IEEE: ±inf or nan, as in C++
+    case BinaryOp::mod: return box(std::fmod(a, b));
+    case BinaryOp::eq: return box(a == b);
+    case BinaryOp::ne: return box(a != b);
+    case BinaryOp::lt: return box(a < b);
+    case BinaryOp::le: return box(a <= b);
+    case BinaryOp::gt: return box(a > b);
+    case BinaryOp::ge: return box(a >= b);
+    default: return std::nullopt;
+  }
+}
+
+template <class T>
+std::optional<Object> ordered_op(BinaryOp op, const T& a, const T& b) {
+  switch (op) {
+    case BinaryOp::eq: return box(a == b);
+    case BinaryOp::ne: return box(a != b);
+    case BinaryOp::lt: return box(a < b);
+    case BinaryOp::le: return box(a <= b);
+    case BinaryOp::gt: return box(a > b);
+    case BinaryOp::ge: return box(a >= b);
+    case BinaryOp::add: {
+      T joined(a);
+      joined.insert(joined.end(), b.begin(), b.end());
+      return box(std::move(joined));
+    }
+    default: return std::nullopt;
+  }
+}
+
+bool is_number(const Object& o) {
+  return o.is(int64_type()) || o.is(float64_type()) || o.is(bool_type());
+}
+std::int64_t as_int(const Object& o) {
+  return o.is(bool_type()) ? (o.as<bool>() ? 1 : 0) : o.as<std::int64_t>();
+}
+double as_float(const Object& o) {
+  return o.is(float64_type()) ? o.as<double>() : static_cast<double>(as_int(o));
+}
+
+bool plain_equal(const Object& a, const Object& b);
+
+bool list_equal(const ObjectList& a, const ObjectList& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (!plain_equal(a[i], b[i])) return false;
+  return true;
+}
+
+bool plain_equal(const Object& a, const Object& b) {
+  if (a.ptr == b.ptr && a.type == b.type) return true;
+  if (auto r = binary(BinaryOp::eq, a, b)) return r->as<bool>();
+  return false;
+}
+
+}  // namespace
+
+const TypeInfo& none_type() {
+  static TypeInfo t = [] {
+    TypeInfo t = make_type("none");
+    t.to_plain = [](const Object&) { return Plain(None{}); };
+    t.str = [](const Object&) { return std::string("none"); };
+    t.truthy = [](const Object&) { return false; };
+    return t;
+  }();
+  return t;
+}
+const TypeInfo& bool_type() {
+  static TypeInfo t = [] {
+    TypeInfo t = make_type("bool");
+    t.to_plain = [](const Object& o) { return Plain(o.as<bool>()); };
+    t.str = [](const Object& o) { return std::string(o.as<bool>() ? "true" : "false"); };
+    t.truthy = [](const Object& o) { return o.as<bool>(); };
+    t.unary = [](Ctx&, UnaryOp op, const Object& o) {
+      bool v = o.as<bool>();
+      if (op == UnaryOp::logical_not) return box(!v);
+      if (op == UnaryOp::neg) return box(std::int64_t{-static_cast<int>(v)});
+      return box(std::int64_t{~static_cast<std::int64_t>(v)});
+    };
+    return t;
+  }();
+  return t;
+}
+const TypeInfo& int64_type() {
+  static TypeInfo t = [] {
+    TypeInfo t = make_type("int64");
+    t.to_plain = [](const Object& o) { return Plain(o.as<std::int64_t>()); };
+    t.str = [](const Object& o) { return std::to_string(o.as<std::int64_t>()); };
+    t.truthy = [](const Object& o) { return o.as<std::int64_t>() != 0; };
+    t.unary = [](Ctx&, UnaryOp op, const Object& o) {
+      auto v = o.as<std::int64_t>();
+      switch (op) {
+        case UnaryOp::neg:
+          if (v == std::numeric_limits<std::int64_t>::min()) throw_error(ErrorKind::value, "integer overflow in negation");
+          return box(-v);
+        case UnaryOp::invert: return box(~v);
+        case UnaryOp::logical_not: return box(v == 0);
+      }
+      return Object{};
+    };
+    return t;
+  }();
+  return t;
+}
+const TypeInfo& float64_type() {
+  static TypeInfo t = [] {
+    TypeInfo t = make_type("float64");
+    t.to_plain = [](const Object& o) { return Plain(o.as<double>()); };
+    t.str = [](const Object& o) { return format_double(o.as<double>()); };
+    t.truthy = [](const Object& o) { return o.as<double>() != 0.0; };
+    t.unary = [](Ctx&, UnaryOp op, const Object& o) {
+      auto v = o.as<double>();
+      if (op == UnaryOp::neg) return box(-v);
+      if (op == UnaryOp::logical_not) return box(v == 0.0);
+      return Object{};
+    };
+    return t;
+  }();
+  return t;
+}
+const TypeInfo& text_type() {
+  static TypeInfo t = [] {
+    TypeInfo t = make_type("text");
+    t.to_plain = [](const Object& o) { return Plain(o.as<std::string>()); };
+    t.str = [](const Object& o) { return o.as<std::string>(); };
+    t.truthy = [](const Object& o) { return !o.as<std::string>().empty(); };
+    t.len = [](const Object& o) { return o.as<std::string>().size(); };
+    t.item = [](Ctx&, const Object& s, const Object& key) {
+      auto& str = s.as<std::string>();
+      return box(std::string(1, str[static_cast<std::size_t>(index_of(s, key, str.size()))]));
+    };
+    return t;
+  }();
+  return t;
+}
+const TypeInfo& bytes_type() {
+  static TypeInfo t = [] {
+    TypeInfo t = make_type("bytes");
+    t.to_plain = [](const Object& o) { return Plain(o.as<Bytes>()); };
+    t.str = [](const Object& o) {
+      std::string out = "b'";
+      for (auto b : o.as<Bytes>()) {
+        auto c = static_cast<unsigned char>(b);
+        if (c >= 32 && c < 127 && c != '\'' && c != '\\') out += static_cast<char>(c);
+        else {
+          const char* hex = "0123456789abcdef";
+          out += "\\x";
+          out += hex[c >> 4];
+          out += hex[c & 15];
+        }
+      }
+      return out + "'";
+    };
+    t.truthy = [](const Object& o) { return !o.as<Bytes>().empty(); };
+    t.len = [](const Object& o) { return o.as<Bytes>().size(); };
+    return t;
+  }();
+  return t;
+}
+const TypeInfo& list_type() { return make_list_type(); }
+const TypeInfo& map_type() { return make_map_type(); }
+const TypeInfo& class_type() {
+  static TypeInfo t = [] {
+    TypeInfo t = make_type("class");
+    t.str = [](const Object& o) { return "<class " + o.as<ClassObject>().type->name + ">"; };
+    t.truthy = [](const Object&) { return true; };
+    return t;
+  }();
+  return t;
+}
+const TypeInfo& function_type() {
+  static TypeInfo t = [] {
+    TypeInfo t = make_type("function");
+    t.str = [](const Object& o) { return "<function " + o.as<Function>().name + ">"; };
+    t.truthy = [](const Object&) { return true; };
+    return t;
+  }();
+  return t;
+}
+
+Object none() {
+  static const std::shared_ptr<void> sentinel = std::make_shared<None>();
+  return Object{sentinel, &none_type()};
+}
+Object box(bool v) { return Object{std::make_shared<bool>(v), &bool_type()}; }
+Object box(std::int64_t v) { return Object{std::make_shared<std::int64_t>(v), &int64_type()}; }
+Object box(double v) { return Object{std::make_shared<double>(v), &float64_type()}; }
+Object box(std::string v) { return Object{std::make_shared<std::string>(std::move(v)), &text_type()}; }
+Object box(Bytes v) { return Object{std::make_shared<Bytes>(std::move(v)), &bytes_type()}; }
+Object box(ObjectList v) { return Object{std::make_shared<ObjectList>(std::move(v)), &list_type()}; }
+Object box(ObjectMap v) { return Object{std::make_shared<ObjectMap>(std::move(v)), &map_type()}; }
+
+Object box(const Plain& v) {
+  return std::visit(
+      [](const auto& x) -> Object {
+        using X = std::decay_t<decltype(x)>;
+        if constexpr (std::same_as<X, None>) return none();
+        else if constexpr (std::same_as<X, Plain::List>) {
+          ObjectList out;
+          out.reserve(x.size());
+          for (auto& e : x) out.push_back(box(e));
+          return box(std::move(out));
+        } else if constexpr (std::same_as<X, Plain::Map>) {
+          ObjectMap out;
+          for (auto& [k, e] : x) out.emplace(k, box(e));
+          return box(std::move(out));
+        } else if constexpr (std::same_as<X, Object>) return x;
+        else return box(X(x));
+      },
+      v.storage());
+}
+
+bool is_plain(const Object& o) noexcept {
+  if (o.is(list_type())) {
+    for (auto& e : o.as<ObjectList>())
+      if (!is_plain(e)) return false;
+    return true;
+  }
+  if (o.is(map_type())) {
+    for (auto& [k, e] : o.as<ObjectMap>())
+      if (!is_plain(e)) return false;
+    return true;
+  }
+  return o.is(none_type()) || o.is(bool_type()) || o.is(int64_type()) || o.is(float64_type()) ||
+         o.is(text_type()) || o.is(bytes_type());
+}
+
+std::string_view type_name(const Object& o) noexcept {
+  return o.type ? std::string_view(o.type->name) : std::string_view("nothing");
+}
+
+std::optional<Object> binary(BinaryOp op, const Object& a, const Object& b) {
+  if (is_number(a) && is_number(b)) {
+    if (a.is(float64_type()) || b.is(float64_type())) return float_op(op, as_float(a), as_float(b));
+    return int_op(op, as_int(a), as_int(b));
+  }
+  if (a.is(text_type()) && b.is(text_type())) return ordered_op(op, a.as<std::string>(), b.as<std::string>());
+  if (a.is(bytes_type()) && b.is(bytes_type())) return ordered_op(op, a.as<Bytes>(), b.as<Bytes>());
+  if (a.is(list_type()) && b.is(list_type())) {
+    auto& l = a.as<ObjectList>();
+    auto& r = b.as<ObjectList>();
+    if (op == BinaryOp::add) {
+      ObjectList out(l);
+      out.insert(out.end(), r.begin(), r.end());
+      return box(std::move(out));
+    }
+    if (op == BinaryOp::eq) return box(list_equal(l, r));
+    if (op == BinaryOp::ne) return box(!list_equal(l, r));
+    return std::nullopt;
+  }
+  if (a.is(map_type()) && b.is(map_type()) && (op == BinaryOp::eq || op == BinaryOp::ne)) {
+    auto& l = a.as<ObjectMap>();
+    auto& r = b.as<ObjectMap>();
+    bool eq = l.size() == r.size();
+    for (auto li = l.begin(), ri = r.begin(); eq && li != l.end(); ++li, ++ri)
+      eq = li->first == ri->first && plain_equal(li->second, ri->second);
+    return box(op == BinaryOp::eq ? eq : !eq);
+  }
+  if (a.is(none_type()) || b.is(none_type())) {
+    if (op == BinaryOp::eq) return box(a.type == b.type);
+    if (op == BinaryOp::ne) return box(a.type != b.type);
+  }
+  return std::nullopt;
+}
+
+std::string_view to_string(BinaryOp op) noexcept {
+  constexpr std::string_view names[] = {"+", "-", "*", "/", "%", "&", "|", "^", "<<", ">>",
+                                        "==", "!=", "<", "<=", ">", ">="};
+  return names[static_cast<int>(op)];
+}
+std::string_view to_string(UnaryOp op) noexcept {
+  constexpr std::string_view names[] = {"-", "~", "!"};
+  return names[static_cast<int>(op)];
+}
+
+}  // namespace remoteable::builtin

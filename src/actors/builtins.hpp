@@ -1,0 +1,63 @@
+#pragma once
+// The built-in server-side types: boxed plain values, lists, maps, class objects and functions.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "actors/object.hpp"
+
+namespace remoteable::builtin {
+
+using ObjectList = std::vector<Object>;
+using ObjectMap = std::map<std::string, Object, std::less<>>;
+
+/// A registered class as an object: calling it constructs an instance.
+struct ClassObject {
+  const TypeInfo* type;
+  std::vector<Overload> constructors;
+};
+
+/// A free function exported by name.
+struct Function {
+  std::string name;
+  std::vector<Overload> overloads;
+};
+
+const TypeInfo& none_type();
+const TypeInfo& bool_type();
+const TypeInfo& int64_type();
+const TypeInfo& float64_type();
+const TypeInfo& text_type();
+const TypeInfo& bytes_type();
+const TypeInfo& list_type();
+const TypeInfo& map_type();
+const TypeInfo& class_type();
+const TypeInfo& function_type();
+
+Object none();
+Object box(bool v);
+Object box(std::int64_t v);
+Object box(double v);
+Object box(std::string v);
+Object box(Bytes v);
+Object box(ObjectList v);
+Object box(ObjectMap v);
+/// Boxes a plain value; its handle alternatives are taken as they are.
+Object box(const Plain& v);
+
+/// True for the boxed plain kinds (none, bool, int64, float64, text, bytes, and lists and maps
+/// of them): immutable values that any strand may read.
+bool is_plain(const Object& o) noexcept;
+
+/// The type name used in messages: a registered name or a built-in kind.
+std::string_view type_name(const Object& o) noexcept;
+
+/// Built-in arithmetic and comparison; nullopt when neither side is a built-in that knows `op`.
+std::optional<Object> binary(BinaryOp op, const Object& lhs, const Object& rhs);
+
+std::string_view to_string(BinaryOp op) noexcept;
+std::string_view to_string(UnaryOp op) noexcept;
+
+}  // namespace remoteable::builtin

@@ -1,0 +1,309 @@
+#pragma once
+// Conversions between C++ values and server-side Objects, used by the binding templates.
+//
+// Arguments: ArgConv<D>::accepts checks an Object's kind without converting; from() converts;
+// pass<P>() hands the converted value to a parameter of type P.
+// Results: to_object() boxes plain values by copy and turns registered classes into references:
+// by value → a new object; shared_ptr → that object; reference or pointer → the live object,
+// kept alive through its owner (aliasing shared_ptr) or its own shared_from_this().
+
+#include <concepts>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <typeindex>
+
+#include "actors/builtins.hpp"
+#include "actors/object.hpp"
+
+namespace remoteable {
+
+class Registry;
+
+namespace detail {
+
+template <class T> struct is_shared_ptr : std::false_type {};
+template <class T> struct is_shared_ptr<std::shared_ptr<T>> : std::true_type {};
+
+/// A type that the registry, not the built-ins, must know: a class the user registers.
+template <class T>
+concept user_class = std::is_class_v<T> && !std::same_as<T, std::string> &&
+                     !std::same_as<T, std::string_view> && !std::same_as<T, Bytes> &&
+                     !std::same_as<T, None> && !std::same_as<T, Object> && !std::same_as<T, Plain> &&
+                     !is_vector<T>::value && !is_string_map<T>::value && !is_optional<T>::value &&
+                     !is_shared_ptr<T>::value;
+
+template <class T>
+concept shares_from_this = requires(T& t) {
+  { t.weak_from_this().lock() } -> std::convertible_to<std::shared_ptr<const void>>;
+};
+
+// Registry access, defined in registry.hpp once Registry is complete.
+const TypeInfo* registry_find(const Registry& r, std::type_index t) noexcept;
+const TypeInfo& registry_info(const Registry& r, std::type_index t, std::string_view cpp_name);
+
+template <class U>
+const TypeInfo& info_of(const Registry& r) {
+  return registry_info(r, typeid(U), typeid(U).name());
+}
+
+template <class D> struct ArgConv;
+
+template <class D>
+  requires std::same_as<D, Object>
+struct ArgConv<D> {
+  using Held = Object;
+  static constexpr std::string_view kind = "any";
+  static bool accepts(const Registry&, const Object&) { return true; }
+  static Held from(const Registry&, const Object& o) { return o; }
+  template <class P> static P pass(Held& h) { return h; }
+};
+
+template <>
+struct ArgConv<bool> {
+  using Held = bool;
+  static constexpr std::string_view kind = "bool";
+  static bool accepts(const Registry&, const Object& o) { return o.is(builtin::bool_type()); }
+  static Held from(const Registry&, const Object& o) { return o.as<bool>(); }
+  template <class P> static P pass(Held& h) { return h; }
+};
+
+template <plain_integer D>
+struct ArgConv<D> {
+  using Held = D;
+  static constexpr std::string_view kind = "int64";
+  static bool accepts(const Registry&, const Object& o) { return o.is(builtin::int64_type()); }
+  static Held from(const Registry&, const Object& o) {
+    auto v = o.as<std::int64_t>();
+    if (!std::in_range<D>(v)) throw_error(ErrorKind::value, std::to_string(v) + " is out of range for the parameter");
+    return static_cast<D>(v);
+  }
+  template <class P> static P pass(Held& h) { return h; }
+};
+
+template <std::floating_point D>
+struct ArgConv<D> {
+  using Held = D;
+  static constexpr std::string_view kind = "float64";
+  static bool accepts(const Registry&, const Object& o) {
+    return o.is(builtin::float64_type()) || o.is(builtin::int64_type());
+  }
+  static Held from(const Registry&, const Object& o) {
+    return o.is(builtin::float64_type()) ? static_cast<D>(o.as<double>()) : static_cast<D>(o.as<std::int64_t>());
+  }
+  template <class P> static P pass(Held& h) { return h; }
+};
+
+template <class D>
+  requires(std::same_as<D, std::string> || std::same_as<D, std::string_view>)
+struct ArgConv<D> {
+  using Held = std::string_view;  // the argument Object outlives the call
+  static constexpr std::string_view kind = "text";
+  static bool accepts(const Registry&, const Object& o) { return o.is(builtin::text_type()); }
+  static Held from(const Registry&, const Object& o) { return o.as<std::string>(); }
+  template <class P> static P pass(Held& h) {
+    if constexpr (std::same_as<std::remove_cvref_t<P>, std::string_view>) return h;
+    else return std::string(h);
+  }
+};
+
+template <>
+struct ArgConv<Bytes> {
+  using Held = const Bytes*;
+  static constexpr std::string_view kind = "bytes";
+  static bool accepts(const Registry&, const Object& o) { return o.is(builtin::bytes_type()); }
+  static Held from(const Registry&, const Object& o) { return &o.as<Bytes>(); }
+  template <class P> static P pass(Held& h) { return *h; }
+};
+
+template <>
+struct ArgConv<None> {
+  using Held = None;
+  static constexpr std::string_view kind = "none";
+  static bool accepts(const Registry&, const Object& o) { return o.is(builtin::none_type()); }
+  static Held from(const Registry&, const Object&) { return {}; }
+  template <class P> static P pass(Held& h) { return h; }
+};
+
+template <class D>
+  requires is_vector<D>::value
+struct ArgConv<D> {
+  using E = ArgConv<std::remove_cvref_t<typename D::value_type>>;
+  using Held = D;
+  static constexpr std::string_view kind = "list";
+  static bool accepts(const Registry& r, const Object& o) {
+    if (!o.is(builtin::list_type())) return false;
+    for (auto& e : o.as<builtin::ObjectList>())
+      if (!E::accepts(r, e)) return false;
+    return true;
+  }
+  static Held from(const Registry& r, const Object& o) {
+    D out;
+    for (auto& e : o.as<builtin::ObjectList>()) {
+      auto h = E::from(r, e);
+      out.push_back(E::template pass<typename D::value_type>(h));
+    }
+    return out;
+  }
+  template <class P> static P pass(Held& h) { return std::move(h); }
+};
+
+template <class D>
+  requires is_string_map<D>::value
+struct ArgConv<D> {
+  using E = ArgConv<std::remove_cvref_t<typename D::mapped_type>>;
+  using Held = D;
+  static constexpr std::string_view kind = "map";
+  static bool accepts(const Registry& r, const Object& o) {
+    if (!o.is(builtin::map_type())) return false;
+    for (auto& [k, e] : o.as<builtin::ObjectMap>())
+      if (!E::accepts(r, e)) return false;
+    return true;
+  }
+  static Held from(const Registry& r, const Object& o) {
+    D out;
+    for (auto& [k, e] : o.as<builtin::ObjectMap>()) {
+      auto h = E::from(r, e);
+      out.emplace(k, E::template pass<typename D::mapped_type>(h));
+    }
+    return out;
+  }
+  template <class P> static P pass(Held& h) { return std::move(h); }
+};
+
+template <class D>
+  requires is_optional<D>::value
+struct ArgConv<D> {
+  using E = ArgConv<std::remove_cvref_t<typename D::value_type>>;
+  using Held = D;
+  static constexpr std::string_view kind = "optional";
+  static bool accepts(const Registry& r, const Object& o) {
+    return o.is(builtin::none_type()) || E::accepts(r, o);
+  }
+  static Held from(const Registry& r, const Object& o) {
+    if (o.is(builtin::none_type())) return std::nullopt;
+    auto h = E::from(r, o);
+    return E::template pass<typename D::value_type>(h);
+  }
+  template <class P> static P pass(Held& h) { return std::move(h); }
+};
+
+/// Registered classes, taken as T&, const T&, T (a copy), T* or std::shared_ptr<T>.
+template <class U>
+struct ClassArg {
+  using Held = std::shared_ptr<U>;
+  static constexpr std::string_view kind = "object";
+  static bool accepts(const Registry& r, const Object& o) {
+    auto* t = registry_find(r, typeid(U));
+    return t && o.type == t;
+  }
+  static Held from(const Registry&, const Object& o) { return std::static_pointer_cast<U>(o.ptr); }
+  template <class P> static P pass(Held& h) {
+    if constexpr (std::is_pointer_v<P>) return h.get();
+    else if constexpr (is_shared_ptr<std::remove_cvref_t<P>>::value) return h;
+    else return *h;
+  }
+};
+
+template <user_class D>
+struct ArgConv<D> : ClassArg<D> {};
+
+template <class U>
+struct ArgConv<U*> : ClassArg<std::remove_const_t<U>> {
+  static bool accepts(const Registry& r, const Object& o) {
+    return o.is(builtin::none_type()) || ClassArg<std::remove_const_t<U>>::accepts(r, o);
+  }
+  static typename ClassArg<std::remove_const_t<U>>::Held from(const Registry& r, const Object& o) {
+    if (o.is(builtin::none_type())) return nullptr;
+    return ClassArg<std::remove_const_t<U>>::from(r, o);
+  }
+};
+
+template <class U>
+struct ArgConv<std::shared_ptr<U>> : ArgConv<std::remove_const_t<U>*> {};
+
+/// The argument converter for a parameter of type P.
+template <class P>
+using arg_conv = ArgConv<std::remove_cvref_t<P>>;
+
+// ---- results --------------------------------------------------------------------------------
+
+template <class U>
+Object ref_to(Ctx& ctx, U& u, const Object& owner) {
+  using M = std::remove_const_t<U>;
+  const TypeInfo& t = info_of<M>(ctx.registry);
+  if constexpr (shares_from_this<M>) {
+    if (auto sp = const_cast<M&>(u).weak_from_this().lock()) return Object{std::shared_ptr<void>(sp, const_cast<M*>(&u)), &t};
+  }
+  return Object{std::shared_ptr<void>(owner.ptr, const_cast<M*>(&u)), &t};
+}
+
+/// Converts `v` to an Object. `borrowed`: v lives inside `owner` (a field, or a method that
+/// returned a reference), so registered objects in it are references, not copies.
+template <class V>
+Object to_object(Ctx& ctx, V&& v, const Object& owner, bool borrowed) {
+  using D = std::remove_cvref_t<V>;
+  if constexpr (std::same_as<D, Object>) {
+    return v;
+  } else if constexpr (std::same_as<D, Plain>) {
+    return builtin::box(v);
+  } else if constexpr (std::same_as<D, bool>) {
+    return builtin::box(v);
+  } else if constexpr (plain_integer<D>) {
+    if constexpr (std::is_unsigned_v<D> && sizeof(D) >= 8) {
+      if (!std::in_range<std::int64_t>(v)) throw_error(ErrorKind::value, "result does not fit in int64");
+    }
+    return builtin::box(static_cast<std::int64_t>(v));
+  } else if constexpr (std::floating_point<D>) {
+    return builtin::box(static_cast<double>(v));
+  } else if constexpr (std::same_as<D, std::string> || std::same_as<D, std::string_view> ||
+                       std::is_convertible_v<D, std::string_view>) {
+    return builtin::box(std::string(std::string_view(v)));
+  } else if constexpr (std::same_as<D, Bytes>) {
+    return builtin::box(Bytes(v));
+  } else if constexpr (std::same_as<D, None>) {
+    return builtin::none();
+  } else if constexpr (is_vector<D>::value) {
+    builtin::ObjectList out;
+    out.reserve(v.size());
+    for (auto&& e : v) out.push_back(to_object(ctx, e, owner, borrowed));
+    return builtin::box(std::move(out));
+  } else if constexpr (is_string_map<D>::value) {
+    builtin::ObjectMap out;
+    for (auto&& [k, e] : v) out.emplace(k, to_object(ctx, e, owner, borrowed));
+    return builtin::box(std::move(out));
+  } else if constexpr (is_optional<D>::value) {
+    if (!v) return builtin::none();
+    return to_object(ctx, *v, owner, borrowed);
+  } else if constexpr (is_shared_ptr<D>::value) {
+    using U = std::remove_const_t<typename D::element_type>;
+    if (!v) return builtin::none();
+    return Object{std::const_pointer_cast<U>(v), &info_of<U>(ctx.registry)};
+  } else if constexpr (std::is_pointer_v<D>) {
+    if (!v) return builtin::none();
+    return ref_to(ctx, *v, owner);
+  } else if constexpr (user_class<D>) {
+    if (borrowed) return ref_to(ctx, v, owner);
+    return Object{std::make_shared<D>(std::forward<V>(v)), &info_of<D>(ctx.registry)};
+  } else {
+    static_assert(sizeof(D) == 0, "remoteable: this result type cannot be sent");
+  }
+}
+
+/// Calls `f(args...)` and converts what it returns; references returned count as borrowed.
+template <class F, class... A>
+Object invoke_to_object(Ctx& ctx, const Object& owner, F&& f, A&&... args) {
+  using R = std::invoke_result_t<F, A...>;
+  if constexpr (std::is_void_v<R>) {
+    std::invoke(std::forward<F>(f), std::forward<A>(args)...);
+    return builtin::none();
+  } else {
+    return to_object(ctx, std::invoke(std::forward<F>(f), std::forward<A>(args)...), owner,
+                     std::is_lvalue_reference_v<R>);
+  }
+}
+
+}  // namespace detail
+}  // namespace remoteable

@@ -1,0 +1,101 @@
+#pragma once
+// ServerCore: the state behind a Server, shared by its network loop and its actors. Internal.
+
+#include <capnp/capability.h>
+
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/thread_pool.hpp>
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <variant>
+
+#include "actors/actor.hpp"
+#include "actors/object.hpp"
+#include "actors/server.hpp"
+#include "schemas/remoteable.capnp.h"
+#include "rpc/connection.hpp"
+#include "rpc/event_port.hpp"
+
+namespace spdlog { class logger; }
+
+namespace remoteable::detail {
+
+/// An operation's result that starts a new actor (a constructed object, DESIGN §4 rule 1).
+struct FreshObject {
+  Object object;
+};
+
+/// What an operation on an actor sends back to the network loop: plain data only.
+using Outcome = std::variant<None, Object, FreshObject, Plain, std::string, bool, Description>;
+
+struct Export {
+  Object object;
+  std::shared_ptr<Actor> actor;
+  bool attached = false;  ///< exported by a client through Registry.attach
+};
+
+class HandleServer;
+
+/// Shared state of one server.
+///
+/// Threads: `io`/`loop` are the network thread (all Cap'n Proto objects live there);
+/// `pool` runs the actors. Members marked [loop] are touched only on the loop's strand;
+/// [mutex] ones under `exports_mutex`; the rest are immutable after construction or atomic.
+class ServerCore : public std::enable_shared_from_this<ServerCore> {
+ public:
+  ServerCore(Endpoint endpoint, const Registry& registry, ServerOptions options);
+  ~ServerCore();
+
+  const Registry& registry;
+  const ServerOptions options;
+  std::shared_ptr<spdlog::logger> log;
+  asio::io_context io{1};
+  asio::thread_pool pool;
+  std::shared_ptr<KjLoop> loop;
+  asio::ip::tcp::acceptor acceptor;
+  IdentityMap identities;
+
+  std::mutex exports_mutex;
+  std::map<std::string, Export, std::less<>> exports;  // [mutex]
+
+  std::atomic<std::size_t> live_handles{0};
+  std::atomic<std::size_t> open_connections{0};
+  std::atomic<bool> stopping{false};
+
+  /// Runs `work(ctx)` on `actor`'s strand and resolves with its outcome on the loop. [loop]
+  template <class Work>
+  kj::Promise<Outcome> on_actor(const std::shared_ptr<Actor>& actor, Work work);
+
+  /// A capability for `object`, owned by `actor` (or a new actor when `fresh`). [loop]
+  wire::Handle::Client wrap(const Object& object, const std::shared_ptr<Actor>& actor, bool fresh = false);
+  /// The object behind a capability that this server created; throws a type error for others. [loop]
+  kj::Promise<std::pair<Object, std::shared_ptr<Actor>>> unwrap(wire::Handle::Client cap);
+
+  /// Decodes wire values into objects; handles inside are resolved to this server's objects. [loop]
+  kj::Promise<std::vector<Object>> decode(capnp::List<wire::Value>::Reader values);
+  kj::Promise<Object> decode(wire::Value::Reader value);
+  /// Encodes a plain value; objects inside become capabilities owned by `actor`. [loop]
+  void encode(wire::Value::Builder out, const Plain& value, const std::shared_ptr<Actor>& actor);
+
+  void start_accepting();
+  void stop();
+  void teardown();  ///< drops every Cap'n Proto object. [loop]
+
+ private:
+  struct Kj;  // the loop-side state, created on first use in the loop
+  Kj& kj();
+  void accept_one();
+  void complete(std::uint64_t id, Outcome outcome, std::exception_ptr error);
+
+  std::unique_ptr<Kj> kj_;  // [loop]
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> keep_running_;
+};
+
+}  // namespace remoteable::detail

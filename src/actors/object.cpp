@@ -1,0 +1,196 @@
+#include "actors/object.hpp"
+
+#include <cxxabi.h>
+
+#include <cstdlib>
+#include <memory>
+
+#include "actors/builtins.hpp"
+#include "actors/registry.hpp"
+
+namespace remoteable {
+
+void throw_error(ErrorKind kind, std::string message) { throw RemoteError(kind, std::move(message)); }
+
+std::string_view to_string(Member::Kind kind) noexcept {
+  switch (kind) {
+    case Member::Kind::field: return "field";
+    case Member::Kind::readonly_field: return "readonly field";
+    case Member::Kind::property: return "property";
+    case Member::Kind::readonly_property: return "readonly property";
+    case Member::Kind::method: return "method";
+  }
+  return "member";
+}
+
+namespace {
+
+std::string demangle(const char* name) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> out(abi::__cxa_demangle(name, nullptr, nullptr, &status), std::free);
+  return status == 0 && out ? std::string(out.get()) : std::string(name);
+}
+
+const Member& member_of(const Object& self, std::string_view name) {
+  auto& members = self.type->members;
+  auto it = members.find(name);
+  if (it == members.end())
+    throw_error(ErrorKind::attribute, "'" + self.type->name + "' has no attribute '" + std::string(name) + "'");
+  return it->second;
+}
+
+std::string arg_kinds(Args args) {
+  std::string s = "(";
+  for (auto& a : args) s += std::string(builtin::type_name(a)) + ", ";
+  if (!args.empty()) s.resize(s.size() - 2);
+  return s + ")";
+}
+
+}  // namespace
+
+RemoteError to_remote_error(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const RemoteError& e) {
+    return e;
+  } catch (const std::out_of_range& e) {
+    return RemoteError(ErrorKind::index, e.what());
+  } catch (const std::invalid_argument& e) {
+    return RemoteError(ErrorKind::value, e.what());
+  } catch (const std::domain_error& e) {
+    return RemoteError(ErrorKind::value, e.what());
+  } catch (const std::exception& e) {
+    return RemoteError(ErrorKind::user, demangle(typeid(e).name()) + ": " + e.what());
+  } catch (...) {
+    auto* t = abi::__cxa_current_exception_type();
+    return RemoteError(ErrorKind::user, (t ? demangle(t->name()) : std::string("unknown")) + ": (not a std::exception)");
+  }
+}
+
+namespace ops {
+
+const Overload& select(const Registry& reg, const std::vector<Overload>& overloads, Args args, std::string_view what) {
+  for (auto& o : overloads)
+    if (o.arity == args.size() && o.accepts(reg, args)) return o;
+  std::string expected;
+  for (auto& o : overloads) expected += (expected.empty() ? "" : " or ") + o.signature;
+  if (overloads.empty()) throw_error(ErrorKind::type, std::string(what) + " cannot be called");
+  throw_error(ErrorKind::type, std::string(what) + " expects " + expected + ", got " + arg_kinds(args));
+}
+
+Object attr(Ctx& ctx, const Object& self, std::string_view name) {
+  auto& m = member_of(self, name);
+  if (m.kind == Member::Kind::method) {
+    // A bound method: calling the result calls the method on self.
+    auto bound = std::make_shared<builtin::Function>();
+    bound->name = self.type->name + "." + std::string(name);
+    for (auto& o : m.overloads) {
+      Overload b = o;
+      b.invoke = [self, inner = o.invoke](Ctx& c, const Object&, Args a) { return inner(c, self, a); };
+      bound->overloads.push_back(std::move(b));
+    }
+    return Object{bound, &builtin::function_type()};
+  }
+  return m.get(ctx, self);
+}
+
+void set_attr(Ctx& ctx, const Object& self, std::string_view name, const Object& value) {
+  auto& m = member_of(self, name);
+  if (!m.set)
+    throw_error(ErrorKind::attribute, "'" + self.type->name + "." + std::string(name) + "' is a " +
+                                          std::string(to_string(m.kind)) + " and cannot be set");
+  m.set(ctx, self, value);
+}
+
+Object call(Ctx& ctx, const Object& self, std::string_view name, Args args) {
+  auto& m = member_of(self, name);
+  if (m.kind != Member::Kind::method) return invoke(ctx, m.get(ctx, self), args);
+  auto what = "'" + self.type->name + "." + std::string(name) + "'";
+  return select(ctx.registry, m.overloads, args, what).invoke(ctx, self, args);
+}
+
+Object invoke(Ctx& ctx, const Object& self, Args args) {
+  if (self.is(builtin::class_type())) {
+    auto& cls = self.as<builtin::ClassObject>();
+    return select(ctx.registry, cls.constructors, args, "constructor of '" + cls.type->name + "'").invoke(ctx, self, args);
+  }
+  if (self.is(builtin::function_type())) {
+    auto& fn = self.as<builtin::Function>();
+    return select(ctx.registry, fn.overloads, args, "'" + fn.name + "'").invoke(ctx, self, args);
+  }
+  if (self.type->call.empty()) throw_error(ErrorKind::type, "'" + self.type->name + "' object is not callable");
+  return select(ctx.registry, self.type->call, args, "'" + self.type->name + "'").invoke(ctx, self, args);
+}
+
+Object item(Ctx& ctx, const Object& self, const Object& key) {
+  if (!self.type->item) throw_error(ErrorKind::type, "'" + self.type->name + "' object is not subscriptable");
+  return self.type->item(ctx, self, key);
+}
+
+void set_item(Ctx& ctx, const Object& self, const Object& key, const Object& value) {
+  if (!self.type->set_item)
+    throw_error(ErrorKind::type, "'" + self.type->name + "' object does not support item assignment");
+  self.type->set_item(ctx, self, key, value);
+}
+
+Object len(Ctx&, const Object& self) {
+  if (!self.type->len) throw_error(ErrorKind::type, "object of type '" + self.type->name + "' has no len()");
+  auto n = self.type->len(self);
+  return builtin::box(static_cast<std::int64_t>(n));
+}
+
+Object binary(Ctx& ctx, BinaryOp op, const Object& self, const Object& other, bool reflected) {
+  const Object& lhs = reflected ? other : self;
+  const Object& rhs = reflected ? self : other;
+  if (auto r = builtin::binary(op, lhs, rhs)) return *r;
+  if (lhs.type->binary)
+    if (auto r = lhs.type->binary(ctx, op, lhs, rhs, false)) return r;
+  if (rhs.type->binary && rhs.type != lhs.type)
+    if (auto r = rhs.type->binary(ctx, op, rhs, lhs, true)) return r;
+  if (op == BinaryOp::eq || op == BinaryOp::ne) {
+    // No operator== anywhere: identity (DESIGN §2).
+    bool same = lhs.type == rhs.type && lhs.ptr.get() == rhs.ptr.get();
+    return builtin::box(op == BinaryOp::eq ? same : !same);
+  }
+  throw_error(ErrorKind::type, "unsupported operand types for " + std::string(builtin::to_string(op)) + ": '" +
+                                   std::string(builtin::type_name(lhs)) + "' and '" +
+                                   std::string(builtin::type_name(rhs)) + "'");
+}
+
+Object unary(Ctx& ctx, UnaryOp op, const Object& self) {
+  if (op == UnaryOp::logical_not && !self.type->unary) return builtin::box(!truthy(self));
+  if (self.type->unary)
+    if (auto r = self.type->unary(ctx, op, self)) return r;
+  if (op == UnaryOp::logical_not) return builtin::box(!truthy(self));
+  throw_error(ErrorKind::type, "bad operand type for unary " + std::string(builtin::to_string(op)) + ": '" +
+                                   self.type->name + "'");
+}
+
+Plain get(const Object& self) {
+  if (self.type->to_plain) return self.type->to_plain(self);
+  return Plain(self);  // stays remote: travels back as a handle
+}
+
+std::string str(const Object& self) {
+  if (self.type->str) return self.type->str(self);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%p", self.ptr.get());
+  return "<" + self.type->name + " object at " + buf + ">";
+}
+
+bool truthy(const Object& self) {
+  if (self.type->truthy) return self.type->truthy(self);
+  if (self.type->len) return self.type->len(self) != 0;
+  return true;
+}
+
+Description describe(const Object& self) {
+  Description d;
+  d.type_name = self.type->name;
+  if (self.is(builtin::class_type())) d.type_name = "class " + self.as<builtin::ClassObject>().type->name;
+  for (auto& [name, m] : self.type->members) d.members.push_back({name, std::string(to_string(m.kind))});
+  return d;
+}
+
+}  // namespace ops
+}  // namespace remoteable

@@ -1,0 +1,108 @@
+#pragma once
+// The server's dynamic object model: Object (a typed reference to a live C++ object) and
+// TypeInfo (what can be done with objects of one type).
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <typeindex>
+#include <vector>
+
+#include "proxy/handle.hpp"  // BinaryOp, UnaryOp, MemberInfo
+#include "proxy/value.hpp"
+#include "rpc/error.hpp"
+
+namespace remoteable {
+
+struct TypeInfo;
+class Registry;
+
+/// A reference to a live server-side object. The shared_ptr keeps the object (or, for a borrowed
+/// member, its owner: an aliasing shared_ptr) alive. Copyable, thread-agnostic; the object itself
+/// may only be touched on its actor's strand.
+struct Object {
+  std::shared_ptr<void> ptr;
+  const TypeInfo* type = nullptr;
+
+  template <class T> T& as() const { return *static_cast<T*>(ptr.get()); }
+  bool is(const TypeInfo& t) const noexcept { return type == &t; }
+  explicit operator bool() const noexcept { return type != nullptr; }
+};
+
+/// A value the server sends back by copy; objects inside it travel as capabilities.
+using Plain = BasicValue<Object>;
+using Args = std::span<const Object>;
+
+/// What one operation may need besides its operands: the registry, and where to put results.
+/// Lives on the actor's strand for the length of one operation.
+struct Ctx {
+  const Registry& registry;
+  /// Set by an operation whose result starts a new actor (constructors, DESIGN §4 rule 1).
+  bool fresh_actor = false;
+};
+
+[[noreturn]] void throw_error(ErrorKind kind, std::string message);
+
+/// One callable signature of a method, constructor or function.
+struct Overload {
+  std::string signature;  ///< "(int64, Node)", for error messages
+  std::size_t arity = 0;
+  /// Whether `args` fit this overload's parameter kinds (arity already checked).
+  std::function<bool(const Registry&, Args)> accepts;
+  std::function<Object(Ctx&, const Object& self, Args)> invoke;
+};
+
+/// A named member of a registered type.
+struct Member {
+  enum class Kind { field, readonly_field, property, readonly_property, method };
+  Kind kind = Kind::method;
+  std::function<Object(Ctx&, const Object& self)> get;                      // fields, properties
+  std::function<void(Ctx&, const Object& self, const Object& value)> set;   // null if read-only
+  std::vector<Overload> overloads;                                          // methods
+};
+std::string_view to_string(Member::Kind kind) noexcept;
+
+/// Everything the server can do with objects of one type. Built once at registration, then
+/// read-only: it is shared by all threads without locking.
+struct TypeInfo {
+  std::string name;
+  std::map<std::string, Member, std::less<>> members;
+  std::vector<Overload> call;  ///< calling the object itself (class objects, functions)
+  std::function<Object(Ctx&, BinaryOp, const Object& self, const Object& other, bool reflected)> binary;
+  std::function<Object(Ctx&, UnaryOp, const Object& self)> unary;
+  std::function<std::string(const Object&)> str;
+  std::function<bool(const Object&)> truthy;
+  std::function<Plain(const Object&)> to_plain;  ///< null: the object stays remote
+  std::function<Object(Ctx&, const Object& self, const Object& key)> item;
+  std::function<void(Ctx&, const Object& self, const Object& key, const Object& value)> set_item;
+  std::function<std::size_t(const Object&)> len;
+};
+
+/// The operations of DESIGN §2 on any object. Each runs on the object's actor strand and throws
+/// RemoteError for protocol-level failures; user exceptions propagate as they are.
+namespace ops {
+Object attr(Ctx&, const Object& self, std::string_view name);
+void set_attr(Ctx&, const Object& self, std::string_view name, const Object& value);
+Object call(Ctx&, const Object& self, std::string_view name, Args args);
+Object invoke(Ctx&, const Object& self, Args args);
+Object item(Ctx&, const Object& self, const Object& key);
+void set_item(Ctx&, const Object& self, const Object& key, const Object& value);
+Object len(Ctx&, const Object& self);
+Object binary(Ctx&, BinaryOp op, const Object& self, const Object& other, bool reflected);
+Object unary(Ctx&, UnaryOp op, const Object& self);
+Plain get(const Object& self);
+std::string str(const Object& self);
+bool truthy(const Object& self);
+Description describe(const Object& self);
+/// Picks the overload that fits `args`, or throws a type error naming `what` and the choices.
+const Overload& select(const Registry&, const std::vector<Overload>&, Args args, std::string_view what);
+}  // namespace ops
+
+/// Maps a user exception to a RemoteError: out_of_range → index, invalid_argument/domain_error
+/// → value, RemoteError stays itself, anything else → user ("TypeName: what()").
+RemoteError to_remote_error(std::exception_ptr error);
+
+}  // namespace remoteable

@@ -1,0 +1,589 @@
+#include "actors/server.hpp"
+
+#include <capnp/message.h>
+#include <kj/debug.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "actors/builtins.hpp"
+#include "actors/detail/server_core.hpp"
+#include "rpc/kj_error.hpp"
+
+namespace remoteable {
+namespace detail {
+namespace {
+
+using ::remoteable::BinaryOp;
+
+std::shared_ptr<spdlog::logger> default_logger(const char* name, spdlog::level::level_enum fallback) {
+  auto logger = std::make_shared<spdlog::logger>(name, std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+  auto level = fallback;
+  if (const char* env = std::getenv("REMOTEABLE_LOG")) level = spdlog::level::from_str(env);
+  logger->set_level(level);
+  return logger;
+}
+
+BinaryOp from_wire(wire::BinaryOp op) { return static_cast<BinaryOp>(static_cast<int>(op)); }
+UnaryOp from_wire(wire::UnaryOp op) { return static_cast<UnaryOp>(static_cast<int>(op)); }
+
+std::string text(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
+
+template <class T>
+T take(Outcome& o) {
+  return std::get<T>(std::move(o));
+}
+
+}  // namespace
+
+// ---- the loop-side state --------------------------------------------------------------------
+
+struct ServerCore::Kj {
+  Kj() : tasks(errors) {}
+
+  struct Errors final : kj::TaskSet::ErrorHandler {
+    ServerCore* core = nullptr;
+    void taskFailed(kj::Exception&& e) override {
+      if (core) core->log->info("connection ended: {}", e.getDescription().cStr());
+    }
+  } errors;
+  capnp::CapabilityServerSet<wire::Handle> caps;
+  std::unordered_map<std::uint64_t, kj::Own<kj::PromiseFulfiller<Outcome>>> pending;
+  std::uint64_t next_id = 1;
+  kj::TaskSet tasks;  // one task per connection: onDisconnect().attach(connection)
+};
+
+ServerCore::Kj& ServerCore::kj() {
+  if (!kj_) {
+    kj_ = std::make_unique<Kj>();
+    kj_->errors.core = this;
+  }
+  return *kj_;
+}
+
+/// The capability server of one handle: an object and the actor that owns it.
+///
+/// Lives on the loop; created by ServerCore::wrap. Holds the core by reference: the core
+/// destroys every capability (teardown) before it goes away.
+class HandleServer final : public wire::Handle::Server {
+ public:
+  HandleServer(ServerCore& core, Object object, std::shared_ptr<Actor> actor)
+      : core_(core), object_(std::move(object)), actor_(std::move(actor)) {
+    core_.live_handles.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~HandleServer() noexcept(false) { core_.live_handles.fetch_sub(1, std::memory_order_relaxed); }
+
+  const Object& object() const { return object_; }
+  const std::shared_ptr<Actor>& actor() const { return actor_; }
+
+ protected:
+  kj::Promise<void> attr(AttrContext context) override {
+    auto name = text(context.getParams().getName());
+    return run([name = std::move(name)](Ctx& ctx, const Object& self) -> Outcome { return ops::attr(ctx, self, name); },
+               context);
+  }
+
+  kj::Promise<void> setAttr(SetAttrContext context) override {
+    auto params = context.getParams();
+    auto name = text(params.getName());
+    return core_.decode(params.getValue()).then([this, name = std::move(name)](Object value) {
+      return core_.on_actor(actor_, [self = object_, name, value](Ctx& ctx) -> Outcome {
+        ops::set_attr(ctx, self, name, value);
+        return None{};
+      });
+    }).ignoreResult();
+  }
+
+  kj::Promise<void> call(CallContext context) override {
+    auto params = context.getParams();
+    auto name = text(params.getName());
+    return core_.decode(params.getArgs()).then([this, context, name = std::move(name)](std::vector<Object> args) mutable {
+      return finish(core_.on_actor(actor_, [self = object_, name, args = std::move(args)](Ctx& ctx) -> Outcome {
+        auto result = ops::call(ctx, self, name, args);
+        return result;
+      }), context);
+    });
+  }
+
+  kj::Promise<void> invoke(InvokeContext context) override {
+    return core_.decode(context.getParams().getArgs()).then([this, context](std::vector<Object> args) mutable {
+      return finish(core_.on_actor(actor_, [self = object_, args = std::move(args)](Ctx& ctx) -> Outcome {
+        return ops::invoke(ctx, self, args);
+      }), context);
+    });
+  }
+
+  kj::Promise<void> item(ItemContext context) override {
+    return core_.decode(context.getParams().getKey()).then([this, context](Object key) mutable {
+      return finish(core_.on_actor(actor_, [self = object_, key](Ctx& ctx) -> Outcome { return ops::item(ctx, self, key); }),
+                    context);
+    });
+  }
+
+  kj::Promise<void> setItem(SetItemContext context) override {
+    auto params = context.getParams();
+    auto values = kj::heapArrayBuilder<kj::Promise<Object>>(2);
+    values.add(core_.decode(params.getKey()));
+    values.add(core_.decode(params.getValue()));
+    return kj::joinPromises(values.finish()).then([this](kj::Array<Object> kv) {
+      return core_.on_actor(actor_, [self = object_, key = kv[0], value = kv[1]](Ctx& ctx) -> Outcome {
+        ops::set_item(ctx, self, key, value);
+        return None{};
+      });
+    }).ignoreResult();
+  }
+
+  kj::Promise<void> len(LenContext context) override {
+    return run([](Ctx& ctx, const Object& self) -> Outcome { return ops::len(ctx, self); }, context);
+  }
+
+  kj::Promise<void> binary(BinaryContext context) override {
+    auto params = context.getParams();
+    auto op = from_wire(params.getOp());
+    bool reflected = params.getReflected();
+    return core_.decode(params.getOperand()).then([this, context, op, reflected](Object other) mutable {
+      return finish(core_.on_actor(actor_, [self = object_, other, op, reflected](Ctx& ctx) -> Outcome {
+        return ops::binary(ctx, op, self, other, reflected);
+      }), context);
+    });
+  }
+
+  kj::Promise<void> unary(UnaryContext context) override {
+    auto op = from_wire(context.getParams().getOp());
+    return run([op](Ctx& ctx, const Object& self) -> Outcome { return ops::unary(ctx, op, self); }, context);
+  }
+
+  kj::Promise<void> get(GetContext context) override {
+    return core_.on_actor(actor_, [self = object_](Ctx&) -> Outcome { return ops::get(self); })
+        .then([this, context](Outcome o) mutable {
+          core_.encode(context.getResults().initValue(), take<Plain>(o), actor_);
+        });
+  }
+
+  kj::Promise<void> str(StrContext context) override {
+    return core_.on_actor(actor_, [self = object_](Ctx&) -> Outcome { return ops::str(self); })
+        .then([context](Outcome o) mutable { context.getResults().setText(take<std::string>(o)); });
+  }
+
+  kj::Promise<void> truthy(TruthyContext context) override {
+    return core_.on_actor(actor_, [self = object_](Ctx&) -> Outcome { return ops::truthy(self); })
+        .then([context](Outcome o) mutable { context.getResults().setValue(take<bool>(o)); });
+  }
+
+  kj::Promise<void> describe(DescribeContext context) override {
+    return core_.on_actor(actor_, [self = object_](Ctx&) -> Outcome { return ops::describe(self); })
+        .then([context](Outcome o) mutable {
+          auto d = take<Description>(o);
+          auto results = context.getResults();
+          results.setTypeName(d.type_name);
+          auto members = results.initMembers(static_cast<unsigned>(d.members.size()));
+          for (unsigned i = 0; i < members.size(); ++i) {
+            members[i].setName(d.members[i].name);
+            members[i].setKind(d.members[i].kind);
+          }
+        });
+  }
+
+ private:
+  /// Runs an operation whose result is a new handle, and sets it as the call's result.
+  template <class Work, class Context>
+  kj::Promise<void> run(Work work, Context& context) {
+    return finish(core_.on_actor(actor_, [self = object_, work = std::move(work)](Ctx& ctx) { return work(ctx, self); }),
+                  context);
+  }
+  template <class Context>
+  kj::Promise<void> finish(kj::Promise<Outcome> outcome, Context& context) {
+    return outcome.then([this, context](Outcome o) mutable {
+      if (auto* fresh = std::get_if<FreshObject>(&o)) context.getResults().setResult(core_.wrap(fresh->object, nullptr, true));
+      else context.getResults().setResult(core_.wrap(take<Object>(o), actor_));
+    });
+  }
+
+  ServerCore& core_;
+  Object object_;
+  std::shared_ptr<Actor> actor_;
+};
+
+/// The bootstrap capability: the export registry, one per connection.
+class RegistryServer final : public wire::Registry::Server {
+ public:
+  explicit RegistryServer(ServerCore& core) : core_(core) {}
+
+ protected:
+  kj::Promise<void> fetch(FetchContext context) override {
+    auto name = text(context.getParams().getName());
+    Export e;
+    {
+      std::lock_guard lock(core_.exports_mutex);
+      auto it = core_.exports.find(name);
+      if (it == core_.exports.end()) throw to_kj(RemoteError(ErrorKind::name, "no export named '" + name + "'"));
+      e = it->second;
+    }
+    context.getResults().setHandle(core_.wrap(e.object, e.actor));
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> browse(BrowseContext context) override {
+    std::vector<std::string> names;
+    {
+      std::lock_guard lock(core_.exports_mutex);
+      for (auto& [n, e] : core_.exports) names.push_back(n);
+    }
+    auto out = context.getResults().initNames(static_cast<unsigned>(names.size()));
+    for (unsigned i = 0; i < out.size(); ++i) out.set(i, names[i]);
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> store(StoreContext context) override {
+    return core_.decode(context.getParams().getValue()).then([this, context](Object value) mutable {
+      auto owner = core_.identities.owner(value);
+      context.getResults().setHandle(core_.wrap(value, owner, owner == nullptr));
+    });
+  }
+
+  kj::Promise<void> attach(AttachContext context) override {
+    auto params = context.getParams();
+    auto name = text(params.getName());
+    if (name.empty()) throw to_kj(RemoteError(ErrorKind::value, "an export name cannot be empty"));
+    return core_.unwrap(params.getHandle()).then([this, name](std::pair<Object, std::shared_ptr<Actor>> target) {
+      std::lock_guard lock(core_.exports_mutex);
+      auto [it, inserted] = core_.exports.try_emplace(name, Export{target.first, target.second, true});
+      if (!inserted) throw to_kj(RemoteError(ErrorKind::name, "the name '" + name + "' is already exported"));
+      core_.log->info("client attached '{}'", name);
+    });
+  }
+
+  kj::Promise<void> detach(DetachContext context) override {
+    auto name = text(context.getParams().getName());
+    std::lock_guard lock(core_.exports_mutex);
+    auto it = core_.exports.find(name);
+    if (it == core_.exports.end()) throw to_kj(RemoteError(ErrorKind::name, "no export named '" + name + "'"));
+    if (!it->second.attached)
+      throw to_kj(RemoteError(ErrorKind::name, "'" + name + "' was exported by the server; clients can only detach what they attached"));
+    core_.exports.erase(it);
+    return kj::READY_NOW;
+  }
+
+ private:
+  ServerCore& core_;
+};
+
+/// One accepted client connection. Owned by the task that waits for its disconnect.
+class ServerConnection {
+ public:
+  ServerConnection(ServerCore& core, asio::ip::tcp::socket socket, std::string peer)
+      : core_(core), peer_(std::move(peer)) {
+    capnp::ReaderOptions options;
+    options.traversalLimitInWords = core.options.max_message_words;
+    options.nestingLimit = core.options.max_nesting;
+    rpc_.emplace(core.loop, std::move(socket), capnp::rpc::twoparty::Side::SERVER,
+                 capnp::Capability::Client(kj::heap<RegistryServer>(core)), options,
+                 std::make_shared<WireCounters>(false));
+    core_.open_connections.fetch_add(1);
+    core_.log->info("connection from {}", peer_);
+  }
+  ~ServerConnection() {
+    rpc_ = nullptr;
+    core_.open_connections.fetch_sub(1);
+    core_.log->info("connection from {} closed", peer_);
+  }
+  kj::Promise<void> on_disconnect() {
+    KJ_IF_MAYBE(r, rpc_) { return r->on_disconnect(); }
+    return kj::READY_NOW;
+  }
+
+ private:
+  ServerCore& core_;
+  std::string peer_;
+  kj::Maybe<RpcConnection> rpc_;
+};
+
+// ---- ServerCore -----------------------------------------------------------------------------
+
+ServerCore::ServerCore(Endpoint endpoint, const Registry& types, ServerOptions opts)
+    : registry(types),
+      options(std::move(opts)),
+      log(options.logger ? options.logger : default_logger("remoteable.server", spdlog::level::warn)),
+      pool(options.actor_threads ? options.actor_threads : std::max(1u, std::thread::hardware_concurrency())),
+      loop(std::make_shared<KjLoop>(io.get_executor())),
+      acceptor(io) {
+  asio::ip::tcp::endpoint ep(asio::ip::make_address(endpoint.host), endpoint.port);
+  acceptor.open(ep.protocol());
+  acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true));
+  acceptor.bind(ep);
+  acceptor.listen();
+  keep_running_.emplace(io.get_executor());
+}
+
+ServerCore::~ServerCore() = default;
+
+template <class Work>
+kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Actor>& actor, Work work) {
+  auto& k = kj();
+  auto paf = kj::newPromiseAndFulfiller<Outcome>();
+  auto id = k.next_id++;
+  k.pending.emplace(id, kj::mv(paf.fulfiller));
+  actor->post([core = shared_from_this(), id, work = std::move(work)]() mutable {
+    Ctx ctx{core->registry};
+    Outcome outcome;
+    std::exception_ptr error;
+    try {
+      outcome = work(ctx);
+      if (auto* obj = std::get_if<Object>(&outcome); obj && ctx.fresh_actor) outcome = FreshObject{*obj};
+    } catch (...) {
+      error = std::current_exception();
+    }
+    core->complete(id, std::move(outcome), error);
+  });
+  return kj::mv(paf.promise);
+}
+
+void ServerCore::complete(std::uint64_t id, Outcome outcome, std::exception_ptr error) {
+  // Runs on an actor's strand: hand plain data to the loop; only the loop touches KJ.
+  loop->post([core = shared_from_this(), id, outcome = std::move(outcome), error]() mutable {
+    if (!core->kj_) return;
+    auto it = core->kj_->pending.find(id);
+    if (it == core->kj_->pending.end()) return;  // torn down meanwhile
+    auto fulfiller = kj::mv(it->second);
+    core->kj_->pending.erase(it);
+    if (error) fulfiller->reject(to_kj(to_remote_error(error)));
+    else fulfiller->fulfill(std::move(outcome));
+  });
+}
+
+wire::Handle::Client ServerCore::wrap(const Object& object, const std::shared_ptr<Actor>& actor, bool fresh) {
+  std::shared_ptr<Actor> owner = actor;
+  if (fresh || !owner) owner = std::make_shared<Actor>(pool);
+  if (!builtin::is_plain(object)) owner = identities.claim(object, owner);
+  return kj().caps.add(kj::heap<HandleServer>(*this, object, std::move(owner)));
+}
+
+kj::Promise<std::pair<Object, std::shared_ptr<Actor>>> ServerCore::unwrap(wire::Handle::Client cap) {
+  return kj().caps.getLocalServer(cap).then(
+      [](kj::Maybe<wire::Handle::Server&> server) -> std::pair<Object, std::shared_ptr<Actor>> {
+        KJ_IF_MAYBE(s, server) {
+          auto& h = static_cast<HandleServer&>(*s);
+          return {h.object(), h.actor()};
+        }
+        throw to_kj(RemoteError(ErrorKind::type, "a handle from another server or connection cannot be used here"));
+      });
+}
+
+namespace {
+void collect_caps(wire::Value::Reader v, kj::Vector<wire::Handle::Client>& out) {
+  switch (v.which()) {
+    case wire::Value::HANDLE: out.add(v.getHandle()); break;
+    case wire::Value::LIST:
+      for (auto e : v.getList()) collect_caps(e, out);
+      break;
+    case wire::Value::MAP:
+      for (auto e : v.getMap()) collect_caps(e.getValue(), out);
+      break;
+    default: break;
+  }
+}
+
+Object build(wire::Value::Reader v, kj::ArrayPtr<std::pair<Object, std::shared_ptr<Actor>>> caps, size_t& next) {
+  switch (v.which()) {
+    case wire::Value::NONE: return builtin::none();
+    case wire::Value::BOOL: return builtin::box(v.getBool());
+    case wire::Value::INT64: return builtin::box(static_cast<std::int64_t>(v.getInt64()));
+    case wire::Value::FLOAT64: return builtin::box(v.getFloat64());
+    case wire::Value::TEXT: return builtin::box(text(v.getText()));
+    case wire::Value::BYTES: {
+      auto d = v.getBytes();
+      Bytes b(d.size());
+      std::memcpy(b.data(), d.begin(), d.size());
+      return builtin::box(std::move(b));
+    }
+    case wire::Value::LIST: {
+      builtin::ObjectList out;
+      out.reserve(v.getList().size());
+      for (auto e : v.getList()) out.push_back(build(e, caps, next));
+      return builtin::box(std::move(out));
+    }
+    case wire::Value::MAP: {
+      builtin::ObjectMap out;
+      for (auto e : v.getMap()) out.insert_or_assign(text(e.getKey()), build(e.getValue(), caps, next));
+      return builtin::box(std::move(out));
+    }
+    case wire::Value::HANDLE: return caps[next++].first;
+  }
+  throw to_kj(RemoteError(ErrorKind::type, "unknown value kind on the wire"));
+}
+}  // namespace
+
+kj::Promise<Object> ServerCore::decode(wire::Value::Reader value) {
+  kj::Vector<wire::Handle::Client> caps;
+  collect_caps(value, caps);
+  if (caps.empty()) {
+    size_t next = 0;
+    return build(value, nullptr, next);
+  }
+  auto unwrapped = KJ_MAP(c, caps) { return unwrap(kj::mv(c)); };
+  return kj::joinPromises(kj::mv(unwrapped)).then([value](kj::Array<std::pair<Object, std::shared_ptr<Actor>>> resolved) {
+    size_t next = 0;
+    return build(value, resolved, next);
+  });
+}
+
+kj::Promise<std::vector<Object>> ServerCore::decode(capnp::List<wire::Value>::Reader values) {
+  auto parts = kj::heapArrayBuilder<kj::Promise<Object>>(values.size());
+  for (auto v : values) parts.add(decode(v));
+  return kj::joinPromises(parts.finish()).then([](kj::Array<Object> objects) {
+    return std::vector<Object>(std::make_move_iterator(objects.begin()), std::make_move_iterator(objects.end()));
+  });
+}
+
+void ServerCore::encode(wire::Value::Builder out, const Plain& value, const std::shared_ptr<Actor>& actor) {
+  std::visit(
+      [&](const auto& x) {
+        using X = std::decay_t<decltype(x)>;
+        if constexpr (std::same_as<X, None>) out.setNone();
+        else if constexpr (std::same_as<X, bool>) out.setBool(x);
+        else if constexpr (std::same_as<X, std::int64_t>) out.setInt64(x);
+        else if constexpr (std::same_as<X, double>) out.setFloat64(x);
+        else if constexpr (std::same_as<X, std::string>) out.setText(capnp::Text::Reader(x.data(), x.size()));
+        else if constexpr (std::same_as<X, Bytes>)
+          out.setBytes(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(x.data()), x.size()));
+        else if constexpr (std::same_as<X, Plain::List>) {
+          auto list = out.initList(static_cast<unsigned>(x.size()));
+          for (unsigned i = 0; i < x.size(); ++i) encode(list[i], x[i], actor);
+        } else if constexpr (std::same_as<X, Plain::Map>) {
+          auto map = out.initMap(static_cast<unsigned>(x.size()));
+          unsigned i = 0;
+          for (auto& [k, e] : x) {
+            map[i].setKey(k);
+            encode(map[i].initValue(), e, actor);
+            ++i;
+          }
+        } else if constexpr (std::same_as<X, Object>) out.setHandle(wrap(x, actor));
+      },
+      value.storage());
+}
+
+void ServerCore::start_accepting() { accept_one(); }
+
+void ServerCore::accept_one() {
+  acceptor.async_accept([core = shared_from_this()](std::error_code ec, asio::ip::tcp::socket socket) {
+    if (ec) {
+      if (ec != asio::error::operation_aborted) core->log->warn("accept failed: {}", ec.message());
+      if (!core->stopping && ec != asio::error::operation_aborted) core->accept_one();
+      return;
+    }
+    std::error_code ignored;
+    auto remote = socket.remote_endpoint(ignored);
+    auto peer = remote.address().to_string() + ":" + std::to_string(remote.port());
+    core->loop->run([core, socket = std::move(socket), peer = std::move(peer)]() mutable {
+      if (core->stopping) return;
+      try {
+        auto conn = kj::heap<ServerConnection>(*core, std::move(socket), std::move(peer));
+        auto done = conn->on_disconnect();
+        core->kj().tasks.add(done.attach(kj::mv(conn)));
+      } catch (kj::Exception& e) {
+        core->log->warn("could not set up a connection: {}", e.getDescription().cStr());
+      }
+    });
+    core->accept_one();
+  });
+}
+
+void ServerCore::stop() {
+  if (stopping.exchange(true)) return;
+  asio::post(io, [core = shared_from_this()] {
+    std::error_code ignored;
+    core->acceptor.close(ignored);
+    core->loop->run([core] {
+      core->teardown();
+      core->keep_running_.reset();
+    });
+  });
+}
+
+void ServerCore::teardown() {
+  if (!kj_) return;
+  auto k = std::move(kj_);
+  for (auto& [id, f] : k->pending) f->reject(to_kj(RemoteError(ErrorKind::disconnected, "the server is stopping")));
+  k->pending.clear();
+  k.reset();  // tasks (and with them every connection and capability), then the capability set
+}
+
+}  // namespace detail
+
+// ---- Server ---------------------------------------------------------------------------------
+
+Server::Server(Endpoint endpoint, const Registry& types, ServerOptions options)
+    : registry_(types), core_(std::make_shared<detail::ServerCore>(std::move(endpoint), types, std::move(options))) {}
+
+Server::~Server() {
+  stop();
+  // If run() is not running, nothing will serve the stop handler: finish it here.
+  if (!core_->io.stopped()) core_->io.run();
+  core_->pool.join();
+  // Results that actors posted after the loop stopped: run them (they find nothing to fulfil)
+  // so that they release the core.
+  core_->io.restart();
+  core_->io.poll();
+  {
+    detail::KjLoop::Scope scope(*core_->loop);
+    core_->teardown();
+    core_->loop->drive();
+  }
+}
+
+std::uint16_t Server::port() const { return core_->acceptor.local_endpoint().port(); }
+
+void Server::export_ref(Object ref, std::string name, const std::string* same_actor) {
+  std::lock_guard lock(core_->exports_mutex);
+  std::shared_ptr<detail::Actor> actor;
+  if (same_actor) {
+    auto it = core_->exports.find(*same_actor);
+    if (it == core_->exports.end())
+      throw std::invalid_argument("same_actor_as: no export named '" + *same_actor + "'");
+    actor = it->second.actor;
+  } else {
+    actor = core_->identities.owner(ref);
+    if (!actor) actor = std::make_shared<detail::Actor>(core_->pool);
+  }
+  if (!builtin::is_plain(ref)) actor = core_->identities.claim(ref, actor);
+  core_->exports.insert_or_assign(std::move(name), detail::Export{std::move(ref), std::move(actor), false});
+}
+
+bool Server::unexport(std::string_view name) {
+  std::lock_guard lock(core_->exports_mutex);
+  auto it = core_->exports.find(name);
+  if (it == core_->exports.end()) return false;
+  core_->exports.erase(it);
+  return true;
+}
+
+std::vector<std::string> Server::browse() const {
+  std::lock_guard lock(core_->exports_mutex);
+  std::vector<std::string> names;
+  for (auto& [n, e] : core_->exports) names.push_back(n);
+  return names;
+}
+
+void Server::run() {
+  core_->start_accepting();
+  core_->io.run();
+}
+
+void Server::stop() { core_->stop(); }
+
+std::size_t Server::live_handles() const { return core_->live_handles.load(); }
+std::size_t Server::connections() const { return core_->open_connections.load(); }
+
+ThreadedServer::ThreadedServer(Endpoint endpoint, const Registry& types, ServerOptions options)
+    : server_(std::move(endpoint), types, std::move(options)), thread_([this] { server_.run(); }) {}
+
+ThreadedServer::~ThreadedServer() { stop(); }
+
+void ThreadedServer::stop() {
+  server_.stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace remoteable

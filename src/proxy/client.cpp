@@ -1,0 +1,282 @@
+#include "proxy/client.hpp"
+
+#include <asio/connect.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/use_awaitable.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+
+#include "proxy/detail/client_connection.hpp"
+
+namespace remoteable {
+
+// ---- Endpoint -------------------------------------------------------------------------------
+
+Endpoint Endpoint::parse(std::string_view text) {
+  Endpoint e;
+  std::string_view port = text;
+  if (auto colon = text.rfind(':'); colon != std::string_view::npos) {
+    auto host = text.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (host.empty()) throw std::invalid_argument("endpoint '" + std::string(text) + "' has an empty host");
+    e.host = std::string(host);
+    port = text.substr(colon + 1);
+  }
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc() || end != port.data() + port.size() || port.empty() || value > 65535)
+    throw std::invalid_argument("endpoint '" + std::string(text) + "': expected HOST:PORT with a port 0..65535");
+  e.port = static_cast<std::uint16_t>(value);
+  return e;
+}
+
+std::string Endpoint::to_string() const {
+  bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+namespace detail {
+
+std::exception_ptr disconnected_error(const char* why) {
+  return std::make_exception_ptr(RemoteError(ErrorKind::disconnected, why));
+}
+
+ClientConnection::ClientConnection(asio::any_io_executor executor, ClientOptions options)
+    : loop_(std::make_shared<KjLoop>(std::move(executor))),
+      options_(std::move(options)),
+      counters_(std::make_shared<WireCounters>(options_.trace_wire)) {}
+
+ClientConnection::~ClientConnection() = default;
+
+void ClientConnection::start(asio::ip::tcp::socket socket) {
+  capnp::ReaderOptions reader;
+  reader.traversalLimitInWords = options_.max_message_words;
+  rpc_.emplace(loop_, std::move(socket), capnp::rpc::twoparty::Side::CLIENT, nullptr, reader, counters_);
+  tasks_.emplace(errors_);
+  KJ_IF_MAYBE(rpc, rpc_) {
+    registry_ = rpc->bootstrap().castAs<wire::Registry>();
+    open_ = true;
+    auto self = shared_from_this();
+    // The peer went away: pending calls fail with disconnected on their own; free the rest
+    // from a fresh handler, never from inside the RPC system's own callback.
+    KJ_IF_MAYBE(tasks, tasks_) {
+      tasks->add(rpc->on_disconnect().then([self] {
+        self->open_ = false;
+        self->loop_->post([self] { self->close_now(); });
+      }));
+    }
+  }
+}
+
+void ClientConnection::close() {
+  if (!open_.exchange(false)) return;
+  loop_->post([self = shared_from_this()] { self->close_now(); });
+}
+
+void ClientConnection::close_now() {
+  open_ = false;
+  auto live = std::move(live_);
+  live_.clear();
+  for (auto& [id, c] : live) c->fail(disconnected_error("the connection was closed"));
+  tasks_ = nullptr;
+  caps_.clear();
+  registry_ = nullptr;
+  rpc_ = nullptr;
+}
+
+std::shared_ptr<HandleState> ClientConnection::new_handle() {
+  return std::make_shared<HandleState>(shared_from_this(), next_handle_.fetch_add(1));
+}
+
+wire::Handle::Client& ClientConnection::cap(std::uint64_t id) {
+  auto it = caps_.find(id);
+  if (it == caps_.end()) throw RemoteError(ErrorKind::disconnected, "the connection is closed");
+  return it->second;
+}
+
+void ClientConnection::set_cap(std::uint64_t id, wire::Handle::Client c) {
+  if (open_) caps_.insert_or_assign(id, kj::mv(c));
+}
+
+void ClientConnection::release(std::uint64_t id) {
+  if (!open_) return;
+  loop_->run([self = shared_from_this(), id] { self->caps_.erase(id); });
+}
+
+wire::Registry::Client& ClientConnection::registry() {
+  KJ_IF_MAYBE(r, registry_) { return *r; }
+  throw RemoteError(ErrorKind::disconnected, "the connection is closed");
+}
+
+wire::Handle::Client& ClientConnection::cap_of(const Handle& handle) {
+  auto& state = handle.state();
+  if (!state) throw RemoteError(ErrorKind::type, "an empty handle cannot be sent");
+  if (state->connection.get() != this)
+    throw RemoteError(ErrorKind::type, "a handle from another connection cannot be sent on this one");
+  return cap(state->id);
+}
+
+void ClientConnection::encode(wire::Value::Builder out, const Value& value) {
+  std::visit(
+      [&](const auto& x) {
+        using X = std::decay_t<decltype(x)>;
+        if constexpr (std::same_as<X, None>) out.setNone();
+        else if constexpr (std::same_as<X, bool>) out.setBool(x);
+        else if constexpr (std::same_as<X, std::int64_t>) out.setInt64(x);
+        else if constexpr (std::same_as<X, double>) out.setFloat64(x);
+        else if constexpr (std::same_as<X, std::string>) out.setText(capnp::Text::Reader(x.data(), x.size()));
+        else if constexpr (std::same_as<X, Bytes>)
+          out.setBytes(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(x.data()), x.size()));
+        else if constexpr (std::same_as<X, Value::List>) {
+          auto list = out.initList(static_cast<unsigned>(x.size()));
+          for (unsigned i = 0; i < x.size(); ++i) encode(list[i], x[i]);
+        } else if constexpr (std::same_as<X, Value::Map>) {
+          auto map = out.initMap(static_cast<unsigned>(x.size()));
+          unsigned i = 0;
+          for (auto& [k, e] : x) {
+            map[i].setKey(k);
+            encode(map[i].initValue(), e);
+            ++i;
+          }
+        } else if constexpr (std::same_as<X, Handle>) {
+          out.setHandle(cap_of(x));
+        }
+      },
+      value.storage());
+}
+
+Value ClientConnection::decode(wire::Value::Reader v) {
+  switch (v.which()) {
+    case wire::Value::NONE: return None{};
+    case wire::Value::BOOL: return v.getBool();
+    case wire::Value::INT64: return static_cast<std::int64_t>(v.getInt64());
+    case wire::Value::FLOAT64: return v.getFloat64();
+    case wire::Value::TEXT: return std::string(v.getText().cStr(), v.getText().size());
+    case wire::Value::BYTES: {
+      auto d = v.getBytes();
+      Bytes b(d.size());
+      std::memcpy(b.data(), d.begin(), d.size());
+      return b;
+    }
+    case wire::Value::LIST: {
+      Value::List out;
+      out.reserve(v.getList().size());
+      for (auto e : v.getList()) out.push_back(decode(e));
+      return out;
+    }
+    case wire::Value::MAP: {
+      Value::Map out;
+      for (auto e : v.getMap()) out.insert_or_assign(std::string(e.getKey().cStr(), e.getKey().size()), decode(e.getValue()));
+      return out;
+    }
+    case wire::Value::HANDLE: {
+      auto state = new_handle();
+      set_cap(state->id, v.getHandle());
+      return Handle::from_state(std::move(state));
+    }
+  }
+  throw RemoteError(ErrorKind::type, "unknown value kind on the wire");
+}
+
+}  // namespace detail
+
+// ---- Client ---------------------------------------------------------------------------------
+
+/// Closes the connection when the last Client copy goes.
+struct Client::Owner {
+  explicit Owner(std::shared_ptr<detail::ClientConnection> c) : connection(std::move(c)) {}
+  ~Owner() { connection->close(); }
+  std::shared_ptr<detail::ClientConnection> connection;
+};
+
+Client::Client(std::shared_ptr<Owner> owner) : owner_(std::move(owner)) {}
+
+asio::awaitable<Client> Client::connect(asio::any_io_executor executor, Endpoint endpoint, ClientOptions options) {
+  asio::ip::tcp::socket socket(executor);
+  try {
+    asio::ip::tcp::resolver resolver(executor);
+    auto results = co_await resolver.async_resolve(endpoint.host, std::to_string(endpoint.port), asio::use_awaitable);
+    co_await asio::async_connect(socket, results, asio::use_awaitable);
+  } catch (const std::system_error& e) {
+    throw RemoteError(ErrorKind::disconnected, "cannot connect to " + endpoint.to_string() + ": " + e.code().message());
+  }
+  auto connection = std::make_shared<detail::ClientConnection>(executor, std::move(options));
+  // Set up the RPC system on the connection's loop, then carry on here. (The awaitable is made
+  // outside the co_await operand: GCC 12 destroys lambda temporaries there twice.)
+  auto started = connection->evaluate<None>([socket = std::make_shared<asio::ip::tcp::socket>(std::move(socket))](
+                                                detail::ClientConnection& c) mutable -> kj::Promise<None> {
+    c.start(std::move(*socket));
+    return None{};
+  });
+  co_await std::move(started);
+  co_return Client(std::make_shared<Owner>(std::move(connection)));
+}
+
+Handle Client::fetch(std::string_view name) const {
+  auto& c = owner_->connection;
+  auto state = c->new_handle();
+  c->loop()->run([c, id = state->id, name = std::string(name)] {
+    try {
+      auto request = c->registry().fetchRequest();
+      request.setName(name);
+      c->set_cap(id, request.send().getHandle());
+    } catch (...) {
+    }  // closed: the handle has no capability, and evaluating it reports disconnected
+  });
+  return Handle::from_state(std::move(state));
+}
+
+asio::awaitable<std::vector<std::string>> Client::browse() const {
+  return owner_->connection->evaluate<std::vector<std::string>>([](detail::ClientConnection& c) {
+    return c.registry().browseRequest().send().then([](auto response) {
+      std::vector<std::string> names;
+      for (auto n : response.getNames()) names.emplace_back(n.cStr(), n.size());
+      return names;
+    });
+  });
+}
+
+Handle Client::store(Value value) const {
+  auto& c = owner_->connection;
+  auto state = c->new_handle();
+  c->loop()->run([c, id = state->id, value = std::move(value)] {
+    try {
+      auto request = c->registry().storeRequest();
+      c->encode(request.initValue(), value);
+      c->set_cap(id, request.send().getHandle());
+    } catch (RemoteError& e) {
+      c->set_cap(id, wire::Handle::Client(capnp::newBrokenCap(detail::to_kj(e))));
+    } catch (...) {
+    }
+  });
+  return Handle::from_state(std::move(state));
+}
+
+asio::awaitable<void> Client::attach(const Handle& handle, std::string_view name) const {
+  return detail::discard(owner_->connection->evaluate<None>([h = handle, name = std::string(name)](detail::ClientConnection& c) {
+    auto request = c.registry().attachRequest();
+    request.setName(name);
+    request.setHandle(c.cap_of(h));
+    return request.send().then([](auto) { return None{}; });
+  }));
+}
+
+asio::awaitable<void> Client::detach(std::string_view name) const {
+  return detail::discard(owner_->connection->evaluate<None>([name = std::string(name)](detail::ClientConnection& c) {
+    auto request = c.registry().detachRequest();
+    request.setName(name);
+    return request.send().then([](auto) { return None{}; });
+  }));
+}
+
+void Client::close() const { owner_->connection->close(); }
+bool Client::connected() const { return owner_->connection->open(); }
+WireStats Client::wire_stats() const { return owner_->connection->counters()->stats(); }
+std::vector<WireEvent> Client::wire_trace() const { return owner_->connection->counters()->trace(); }
+void Client::clear_wire_trace() const { owner_->connection->counters()->clear_trace(); }
+
+}  // namespace remoteable

@@ -1,0 +1,71 @@
+#pragma once
+// remoteable::Client: a connection to a server, and the registry operations on it.
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/handle.hpp"
+#include "rpc/endpoint.hpp"
+
+namespace spdlog { class logger; }
+
+namespace remoteable {
+
+struct ClientOptions {
+  /// Record every message in `Client::wire_trace()`. Off by default: it costs an allocation
+  /// per message.
+  bool trace_wire = false;
+  /// The largest message accepted from the server, in 8-byte words.
+  std::uint64_t max_message_words = 64 * 1024 * 1024;
+  /// The logger; by default a logger named "remoteable.client" with its level taken from the
+  /// REMOTEABLE_LOG environment variable (off when unset).
+  std::shared_ptr<spdlog::logger> logger;
+};
+
+/// A connection to a remoteable server.
+///
+/// Ownership and threads: Client is a cheap shared reference to the connection. The Cap'n Proto
+/// side of the connection lives on a strand of the executor given to `connect`, which may be run
+/// by any number of threads. Client and its Handles may be used from any thread. Destroying the
+/// last Client copy closes the connection: awaits still pending end with a disconnected error, and
+/// Handles left over fail the same way.
+class Client {
+ public:
+  /// Connects to `endpoint`. Throws RemoteError(disconnected) if the server cannot be reached.
+  static asio::awaitable<Client> connect(asio::any_io_executor executor, Endpoint endpoint,
+                                         ClientOptions options = {});
+
+  /// A handle to the export `name`. No round trip: an unknown name surfaces as a name-kind
+  /// error at the first evaluation that depends on the handle.
+  [[nodiscard]] Handle fetch(std::string_view name) const;
+  /// The names exported by the server, sorted.
+  [[nodiscard]] asio::awaitable<std::vector<std::string>> browse() const;
+  /// Stores `value` on the server and returns a handle to it. No round trip.
+  [[nodiscard]] Handle store(Value value) const;
+  /// Exports `handle` under `name`. The server keeps the object until `detach(name)`.
+  [[nodiscard]] asio::awaitable<void> attach(const Handle& handle, std::string_view name) const;
+  /// Removes the export `name`.
+  [[nodiscard]] asio::awaitable<void> detach(std::string_view name) const;
+
+  /// Closes the connection now. Pending awaits end with a disconnected error. Idempotent.
+  void close() const;
+  /// False once the connection is closed or lost.
+  bool connected() const;
+
+  /// Message counts at the stream (always kept) and the message trace (with trace_wire).
+  WireStats wire_stats() const;
+  std::vector<WireEvent> wire_trace() const;
+  void clear_wire_trace() const;
+
+ private:
+  struct Owner;
+  explicit Client(std::shared_ptr<Owner> owner);
+  std::shared_ptr<Owner> owner_;
+};
+
+}  // namespace remoteable

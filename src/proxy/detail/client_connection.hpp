@@ -1,0 +1,165 @@
+#pragma once
+// ClientConnection and HandleState: the Cap'n Proto side of a client. Internal.
+
+#include <capnp/capability.h>
+#include <kj/async.h>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/use_awaitable.hpp>
+#include <atomic>
+#include <memory>
+#include <unordered_map>
+
+#include "proxy/client.hpp"
+#include "proxy/handle.hpp"
+#include "rpc/connection.hpp"
+#include "rpc/event_port.hpp"
+#include "rpc/kj_error.hpp"
+#include "schemas/remoteable.capnp.h"
+
+namespace remoteable::detail {
+
+/// One pending evaluation's way back to its awaiting coroutine. Completes exactly once, by
+/// posting to the awaiting coroutine's executor (never inline from a KJ callback).
+class CompletionBase {
+ public:
+  virtual ~CompletionBase() = default;
+  virtual void fail(std::exception_ptr error) = 0;
+};
+
+template <class T>
+class Completion : public CompletionBase {
+ public:
+  virtual void complete(std::exception_ptr error, T value) = 0;
+  void fail(std::exception_ptr error) override { complete(error, T{}); }
+};
+
+template <class T, class Handler>
+class CompletionImpl final : public Completion<T> {
+ public:
+  explicit CompletionImpl(Handler handler)
+      : handler_(std::move(handler)), work_(asio::make_work_guard(asio::get_associated_executor(handler_))) {}
+
+  void complete(std::exception_ptr error, T value) override {
+    if (done_.exchange(true)) return;
+    auto executor = work_.get_executor();
+    asio::post(executor, [h = std::move(handler_), error, value = std::move(value)]() mutable {
+      std::move(h)(error, std::move(value));
+    });
+    work_.reset();
+  }
+
+ private:
+  Handler handler_;
+  asio::executor_work_guard<asio::associated_executor_t<Handler>> work_;
+  std::atomic<bool> done_{false};
+};
+
+std::exception_ptr disconnected_error(const char* why);
+
+/// Awaits `aw` and drops its value. Takes the awaitable as a parameter so that no lambda
+/// temporary stands in a co_await operand (GCC 12 destroys such temporaries twice).
+inline asio::awaitable<void> discard(asio::awaitable<None> aw) { co_await std::move(aw); }
+
+/// The client end of one connection.
+///
+/// Ownership and threads: shared by Client (through its Owner) and every HandleState. All
+/// Cap'n Proto objects in it live on `loop`'s strand; members marked [loop] are touched only
+/// there. close() drops them all, in the order capabilities → RPC system → network → socket.
+class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
+ public:
+  ClientConnection(asio::any_io_executor executor, ClientOptions options);
+  ~ClientConnection();
+
+  const std::shared_ptr<KjLoop>& loop() const { return loop_; }
+  const std::shared_ptr<WireCounters>& counters() const { return counters_; }
+  bool open() const { return open_.load(); }
+
+  /// Sets up RPC over a connected socket and fetches the bootstrap. [loop]
+  void start(asio::ip::tcp::socket socket);
+  /// Closes the connection. Any thread; idempotent.
+  void close();
+
+  /// A fresh handle id, and the state that releases it. Any thread.
+  std::shared_ptr<HandleState> new_handle();
+  /// The capability behind a handle id; throws a disconnected/broken error if there is none. [loop]
+  wire::Handle::Client& cap(std::uint64_t id);
+  void set_cap(std::uint64_t id, wire::Handle::Client cap);  // [loop]
+  void release(std::uint64_t id);                            // any thread
+  wire::Registry::Client& registry();                        // [loop]
+  /// The capability of a handle of this connection; type error for others. [loop]
+  wire::Handle::Client& cap_of(const Handle& handle);
+
+  /// Encodes a client Value; handles must belong to this connection. [loop]
+  void encode(wire::Value::Builder out, const Value& value);
+  /// Decodes a wire value; capabilities in it become new handles. [loop]
+  Value decode(wire::Value::Reader value);
+
+  /// Runs `build(*this) -> kj::Promise<T>` on the loop and awaits its result.
+  template <class T, class Build>
+  asio::awaitable<T> evaluate(Build build);
+
+ private:
+  void close_now();  // [loop]
+
+  std::shared_ptr<KjLoop> loop_;
+  ClientOptions options_;
+  std::shared_ptr<WireCounters> counters_;
+  std::atomic<bool> open_{true};  // until closed or lost
+  std::atomic<std::uint64_t> next_handle_{1};
+
+  struct Errors final : kj::TaskSet::ErrorHandler {
+    void taskFailed(kj::Exception&&) override {}  // evaluation tasks catch everything themselves
+  } errors_;
+  kj::Maybe<RpcConnection> rpc_;                                    // [loop]
+  kj::Maybe<wire::Registry::Client> registry_;                      // [loop]
+  std::unordered_map<std::uint64_t, wire::Handle::Client> caps_;    // [loop]
+  std::unordered_map<std::uint64_t, std::shared_ptr<CompletionBase>> live_;  // [loop]
+  std::uint64_t next_op_ = 1;                                       // [loop]
+  kj::Maybe<kj::TaskSet> tasks_;                                    // [loop]
+};
+
+/// What a Handle refers to: a capability id on a connection. Dropping it releases the capability.
+class HandleState {
+ public:
+  HandleState(std::shared_ptr<ClientConnection> connection, std::uint64_t id)
+      : connection(std::move(connection)), id(id) {}
+  ~HandleState() { connection->release(id); }
+  const std::shared_ptr<ClientConnection> connection;
+  const std::uint64_t id;
+};
+
+template <class T, class Build>
+asio::awaitable<T> ClientConnection::evaluate(Build build) {
+  auto self = shared_from_this();
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, T)>(
+      [self, build = std::move(build)](auto handler) mutable {
+        auto completion = std::make_shared<CompletionImpl<T, decltype(handler)>>(std::move(handler));
+        self->loop_->run([self, build = std::move(build), completion]() mutable {
+          if (!self->open_) return completion->fail(disconnected_error("the connection is closed"));
+          kj::Promise<T> promise = nullptr;
+          try {
+            promise = build(*self);
+          } catch (kj::Exception& e) {
+            return completion->fail(to_exception_ptr(e));
+          } catch (...) {
+            return completion->fail(std::current_exception());
+          }
+          auto id = self->next_op_++;
+          self->live_.emplace(id, completion);
+          KJ_IF_MAYBE(tasks, self->tasks_) {
+            tasks->add(promise
+                           .then([completion](T&& value) { completion->complete(nullptr, std::move(value)); },
+                                 [completion](kj::Exception&& e) { completion->fail(to_exception_ptr(e)); })
+                           .attach(kj::defer([self, id] { self->live_.erase(id); })));
+          }
+        });
+      },
+      asio::use_awaitable);
+}
+
+}  // namespace remoteable::detail

@@ -1,0 +1,151 @@
+#pragma once
+// remoteable::Handle: a client's reference to an object that lives on a server.
+
+#include <asio/awaitable.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "proxy/value.hpp"
+
+namespace remoteable {
+
+class Handle;
+/// A value on the client side; its handle alternative is a Handle.
+using Value = BasicValue<Handle>;
+
+namespace detail {
+class HandleState;
+class ClientConnection;
+}  // namespace detail
+
+/// The operators of DESIGN §2, as they travel on the wire.
+enum class BinaryOp { add, sub, mul, div, mod, bit_and, bit_or, bit_xor, shl, shr, eq, ne, lt, le, gt, ge };
+enum class UnaryOp { neg, invert, logical_not };
+
+/// A member as `describe()` reports it.
+struct MemberInfo {
+  std::string name;
+  std::string kind;  ///< "field", "readonly field", "property", "readonly property", "method"
+};
+struct Description {
+  std::string type_name;
+  std::vector<MemberInfo> members;
+};
+
+/// A reference to a remote object.
+///
+/// Every operation but evaluation returns a new Handle at once, without a round trip: the request
+/// is pipelined on the handle it was made from, so a chain of any length is sent in one go and
+/// costs one round trip when it is finally evaluated. Errors anywhere in a chain surface at the
+/// evaluation that depends on them, as RemoteError.
+///
+/// Ownership and threads: a Handle is a cheap shared reference. It can be copied, and used from
+/// any thread or executor; work is marshalled to its connection's network strand. Dropping the
+/// last copy releases the capability, and the server drops the object when no one else holds it.
+/// Evaluations complete on the executor of the coroutine that awaits them.
+class Handle {
+ public:
+  /// An empty handle: every operation on it fails with a disconnected error.
+  Handle() = default;
+
+  /// Reads attribute `name`.
+  [[nodiscard]] Handle attr(std::string_view name) const;
+  /// Writes attribute `name`. Completes once the server has written it.
+  [[nodiscard]] asio::awaitable<void> set(std::string_view name, Value value) const;
+
+  /// Calls method `name` with the given arguments (plain values or handles).
+  template <class... A>
+  [[nodiscard]] Handle call(std::string_view name, A&&... args) const {
+    return call_list(name, {Value(std::forward<A>(args))...});
+  }
+  [[nodiscard]] Handle call_list(std::string_view name, std::vector<Value> args) const;
+
+  /// Calls the object itself: a class handle constructs, a function handle runs.
+  template <class... A>
+  [[nodiscard]] Handle operator()(A&&... args) const {
+    return invoke_list({Value(std::forward<A>(args))...});
+  }
+  [[nodiscard]] Handle invoke_list(std::vector<Value> args) const;
+
+  /// Item access: `h[key]`, `h[key] = value`, `len(h)`.
+  [[nodiscard]] Handle item(Value key) const;
+  [[nodiscard]] asio::awaitable<void> set_item(Value key, Value value) const;
+  [[nodiscard]] Handle len() const;
+
+  /// Applies a binary operator. `reflected` puts `operand` on the left (`4 + h`).
+  [[nodiscard]] Handle binary(BinaryOp op, Value operand, bool reflected = false) const;
+  [[nodiscard]] Handle unary(UnaryOp op) const;
+
+  /// Evaluation: waits for the chain and copies the result to the client.
+  template <class T>
+  [[nodiscard]] asio::awaitable<T> as() const;
+  [[nodiscard]] asio::awaitable<Value> get() const;
+  [[nodiscard]] asio::awaitable<std::string> str() const;
+  [[nodiscard]] asio::awaitable<bool> truthy() const;
+  [[nodiscard]] asio::awaitable<Description> describe() const;
+
+  /// True unless default-constructed.
+  explicit operator bool() const noexcept { return state_ != nullptr; }
+
+ private:
+  friend class Client;
+  friend class detail::ClientConnection;
+  explicit Handle(std::shared_ptr<detail::HandleState> state) : state_(std::move(state)) {}
+  std::shared_ptr<detail::HandleState> state_;
+
+ public:
+  /// Internal: the state behind the handle (used by the connection to marshal it).
+  const std::shared_ptr<detail::HandleState>& state() const noexcept { return state_; }
+  static Handle from_state(std::shared_ptr<detail::HandleState> state) { return Handle(std::move(state)); }
+};
+
+template <class T>
+asio::awaitable<T> Handle::as() const {
+  Value value = co_await get();
+  co_return value.template as<T>();
+}
+
+namespace detail {
+/// Operands a Handle operator accepts beside another Handle.
+template <class T>
+concept operand = std::constructible_from<Value, T> && !std::same_as<std::remove_cvref_t<T>, Handle>;
+}  // namespace detail
+
+#define REMOTEABLE_BINARY_OPERATOR(sym, op)                                                \
+  inline Handle operator sym(const Handle& a, const Handle& b) { return a.binary(op, Value(b)); } \
+  template <detail::operand T>                                                            \
+  Handle operator sym(const Handle& a, T&& b) {                                           \
+    return a.binary(op, Value(std::forward<T>(b)));                                       \
+  }                                                                                       \
+  template <detail::operand T>                                                            \
+  Handle operator sym(T&& a, const Handle& b) {                                           \
+    return b.binary(op, Value(std::forward<T>(a)), true);                                 \
+  }
+
+REMOTEABLE_BINARY_OPERATOR(+, BinaryOp::add)
+REMOTEABLE_BINARY_OPERATOR(-, BinaryOp::sub)
+REMOTEABLE_BINARY_OPERATOR(*, BinaryOp::mul)
+REMOTEABLE_BINARY_OPERATOR(/, BinaryOp::div)
+REMOTEABLE_BINARY_OPERATOR(%, BinaryOp::mod)
+REMOTEABLE_BINARY_OPERATOR(&, BinaryOp::bit_and)
+REMOTEABLE_BINARY_OPERATOR(|, BinaryOp::bit_or)
+REMOTEABLE_BINARY_OPERATOR(^, BinaryOp::bit_xor)
+REMOTEABLE_BINARY_OPERATOR(<<, BinaryOp::shl)
+REMOTEABLE_BINARY_OPERATOR(>>, BinaryOp::shr)
+REMOTEABLE_BINARY_OPERATOR(==, BinaryOp::eq)
+REMOTEABLE_BINARY_OPERATOR(!=, BinaryOp::ne)
+REMOTEABLE_BINARY_OPERATOR(<, BinaryOp::lt)
+REMOTEABLE_BINARY_OPERATOR(<=, BinaryOp::le)
+REMOTEABLE_BINARY_OPERATOR(>, BinaryOp::gt)
+REMOTEABLE_BINARY_OPERATOR(>=, BinaryOp::ge)
+#undef REMOTEABLE_BINARY_OPERATOR
+
+inline Handle operator-(const Handle& h) { return h.unary(UnaryOp::neg); }
+inline Handle operator~(const Handle& h) { return h.unary(UnaryOp::invert); }
+inline Handle operator!(const Handle& h) { return h.unary(UnaryOp::logical_not); }
+
+}  // namespace remoteable

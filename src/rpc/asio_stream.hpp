@@ -1,0 +1,46 @@
+#pragma once
+// AsioStream: a kj::AsyncIoStream over a non-blocking socket registered with Asio.
+
+#include <kj/async-io.h>
+
+#include <asio/bind_executor.hpp>
+#include <asio/ip/tcp.hpp>
+#include <memory>
+
+#include "rpc/event_port.hpp"
+
+namespace remoteable::detail {
+
+/// Reads and writes go straight to the socket with non-blocking syscalls; only when the socket
+/// would block does it ask Asio to wait for readiness (`async_wait`), so Asio never holds a
+/// pointer into KJ's buffers and a promise KJ drops cancels nothing but a readiness wait.
+///
+/// Ownership and threads: owned by its connection; lives on the KjLoop's strand. Destroying it
+/// cancels pending waits and closes the socket.
+class AsioStream final : public kj::AsyncIoStream {
+ public:
+  AsioStream(std::shared_ptr<KjLoop> loop, asio::ip::tcp::socket socket);
+  ~AsioStream() noexcept(false);
+
+  kj::Promise<size_t> tryRead(void* buffer, size_t min_bytes, size_t max_bytes) override;
+  kj::Promise<void> write(const void* buffer, size_t size) override;
+  kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override;
+  kj::Promise<void> whenWriteDisconnected() override;
+  void shutdownWrite() override;
+  void abortRead() override;
+  void getsockopt(int level, int option, void* value, uint* length) override;
+  void setsockopt(int level, int option, const void* value, uint length) override;
+  void getsockname(struct sockaddr* addr, uint* length) override;
+  void getpeername(struct sockaddr* addr, uint* length) override;
+
+  /// Closes the socket now; pending reads end with a disconnect.
+  void close();
+
+ private:
+  struct Shared;
+  class ReadOp;
+  class WriteOp;
+  std::shared_ptr<Shared> shared_;
+};
+
+}  // namespace remoteable::detail

@@ -1,0 +1,126 @@
+#include "rpc/connection.hpp"
+
+#include <capnp/rpc.capnp.h>
+
+namespace remoteable::detail {
+namespace {
+
+const char* message_kind(int which) {
+  using M = capnp::rpc::Message;
+  switch (static_cast<M::Which>(which)) {
+    case M::UNIMPLEMENTED: return "unimplemented";
+    case M::ABORT: return "abort";
+    case M::CALL: return "call";
+    case M::RETURN: return "return";
+    case M::FINISH: return "finish";
+    case M::RESOLVE: return "resolve";
+    case M::RELEASE: return "release";
+    case M::DISEMBARGO: return "disembargo";
+    case M::BOOTSTRAP: return "bootstrap";
+    default: return "other";
+  }
+}
+
+int which_of(capnp::MessageReader& reader) {
+  try {
+    return static_cast<int>(reader.getRoot<capnp::rpc::Message>().which());
+  } catch (kj::Exception&) {
+    return -1;  // malformed: the RPC system will report it
+  }
+}
+
+}  // namespace
+
+void WireCounters::record(bool outgoing, int which) {
+  using M = capnp::rpc::Message;
+  if (outgoing) {
+    sent_.fetch_add(1, std::memory_order_relaxed);
+    if (which == M::CALL) calls_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    received_.fetch_add(1, std::memory_order_relaxed);
+    if (which == M::RETURN) returns_.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (tracing_) {
+    std::lock_guard lock(trace_mutex_);
+    trace_.push_back(WireEvent{outgoing, message_kind(which)});
+  }
+}
+
+WireStats WireCounters::stats() const {
+  WireStats s;
+  s.messages_sent = sent_.load();
+  s.messages_received = received_.load();
+  s.calls_sent = calls_.load();
+  s.returns_received = returns_.load();
+  return s;
+}
+
+std::vector<WireEvent> WireCounters::trace() const {
+  std::lock_guard lock(trace_mutex_);
+  return trace_;
+}
+
+void WireCounters::clear_trace() {
+  std::lock_guard lock(trace_mutex_);
+  trace_.clear();
+}
+
+kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> CountingMessageStream::tryReadMessage(
+    kj::ArrayPtr<kj::AutoCloseFd> fd_space, capnp::ReaderOptions options, kj::ArrayPtr<capnp::word> scratch) {
+  return inner_.tryReadMessage(fd_space, options, scratch)
+      .then([counters = counters_](kj::Maybe<capnp::MessageReaderAndFds>&& result) {
+        KJ_IF_MAYBE(r, result) {
+          counters->record(false, which_of(*r->reader));
+        }
+        return kj::mv(result);
+      });
+}
+
+void CountingMessageStream::count_outgoing(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) {
+  capnp::SegmentArrayMessageReader reader(segments);
+  counters_->record(true, which_of(reader));
+}
+
+kj::Promise<void> CountingMessageStream::writeMessage(kj::ArrayPtr<const int> fds,
+                                                      kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) {
+  count_outgoing(segments);
+  return inner_.writeMessage(fds, segments);
+}
+
+kj::Promise<void> CountingMessageStream::writeMessages(
+    kj::ArrayPtr<kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>> messages) {
+  for (auto& m : messages) count_outgoing(m);
+  return inner_.writeMessages(messages);
+}
+
+RpcConnection::RpcConnection(std::shared_ptr<KjLoop> loop, asio::ip::tcp::socket socket,
+                             capnp::rpc::twoparty::Side side, kj::Maybe<capnp::Capability::Client> bootstrap,
+                             capnp::ReaderOptions options, std::shared_ptr<WireCounters> counters)
+    : loop_(loop), counters_(std::move(counters)) {
+  stream_ = kj::heap<AsioStream>(loop, std::move(socket));
+  messages_ = kj::heap<CountingMessageStream>(*stream_, counters_);
+  network_ = kj::heap<capnp::TwoPartyVatNetwork>(*messages_, side, options);
+  KJ_IF_MAYBE(b, bootstrap) {
+    rpc_ = kj::heap(capnp::makeRpcServer(*network_, kj::mv(*b)));
+  } else {
+    rpc_ = kj::heap(capnp::makeRpcClient(*network_));
+  }
+}
+
+RpcConnection::~RpcConnection() {
+  rpc_ = nullptr;
+  network_ = nullptr;
+  messages_ = nullptr;
+  stream_ = nullptr;
+}
+
+capnp::Capability::Client RpcConnection::bootstrap() {
+  capnp::word scratch[4];
+  memset(scratch, 0, sizeof(scratch));
+  capnp::MallocMessageBuilder message(scratch);
+  auto vat = message.getRoot<capnp::rpc::twoparty::VatId>();
+  vat.setSide(capnp::rpc::twoparty::Side::SERVER);
+  return rpc_->bootstrap(vat);
+}
+
+}  // namespace remoteable::detail

@@ -1,0 +1,90 @@
+#pragma once
+// RpcConnection: one Cap'n Proto two-party RPC connection over an Asio TCP socket.
+// Internal to the library (it shows Cap'n Proto types).
+
+#include <capnp/rpc-twoparty.h>
+#include <capnp/rpc.h>
+#include <capnp/serialize-async.h>
+
+#include <asio/ip/tcp.hpp>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "rpc/asio_stream.hpp"
+#include "rpc/endpoint.hpp"
+#include "rpc/event_port.hpp"
+
+namespace remoteable::detail {
+
+/// Message counts of one connection, readable from any thread.
+///
+/// Counters are atomics; the optional trace is guarded by a mutex because it is read by the
+/// user's thread while the loop's strand appends to it (a strand cannot serve a synchronous read).
+class WireCounters {
+ public:
+  explicit WireCounters(bool trace) : tracing_(trace) {}
+  void record(bool outgoing, int which);
+  WireStats stats() const;
+  std::vector<WireEvent> trace() const;
+  void clear_trace();
+
+ private:
+  std::atomic<std::uint64_t> sent_{0}, received_{0}, calls_{0}, returns_{0};
+  const bool tracing_;
+  mutable std::mutex trace_mutex_;
+  std::vector<WireEvent> trace_;
+};
+
+/// A capnp::MessageStream that counts (and optionally traces) what passes through it.
+class CountingMessageStream final : public capnp::MessageStream {
+ public:
+  CountingMessageStream(kj::AsyncIoStream& stream, std::shared_ptr<WireCounters> counters)
+      : inner_(stream), counters_(std::move(counters)) {}
+
+  kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> tryReadMessage(
+      kj::ArrayPtr<kj::AutoCloseFd> fd_space, capnp::ReaderOptions options,
+      kj::ArrayPtr<capnp::word> scratch) override;
+  kj::Promise<void> writeMessage(kj::ArrayPtr<const int> fds,
+                                 kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) override;
+  kj::Promise<void> writeMessages(
+      kj::ArrayPtr<kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>> messages) override;
+  kj::Maybe<int> getSendBufferSize() override { return inner_.getSendBufferSize(); }
+  kj::Promise<void> end() override { return inner_.end(); }
+
+ private:
+  void count_outgoing(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments);
+  capnp::AsyncIoMessageStream inner_;
+  std::shared_ptr<WireCounters> counters_;
+};
+
+/// One two-party RPC connection: socket stream, message stream, vat network and RPC system.
+///
+/// Ownership and threads: owned by the server's connection table or by a client; lives on its
+/// KjLoop's strand and must be created and destroyed there. Destruction tears down in the order
+/// RPC system → network → message stream → socket.
+class RpcConnection {
+ public:
+  /// `bootstrap` is what the peer gets as our bootstrap capability (servers); null for clients.
+  RpcConnection(std::shared_ptr<KjLoop> loop, asio::ip::tcp::socket socket, capnp::rpc::twoparty::Side side,
+                kj::Maybe<capnp::Capability::Client> bootstrap, capnp::ReaderOptions options,
+                std::shared_ptr<WireCounters> counters);
+  ~RpcConnection();
+
+  /// The peer's bootstrap capability (client side).
+  capnp::Capability::Client bootstrap();
+  /// Resolves when the peer disconnects.
+  kj::Promise<void> on_disconnect() { return network_->onDisconnect(); }
+  const std::shared_ptr<WireCounters>& counters() const { return counters_; }
+
+ private:
+  std::shared_ptr<KjLoop> loop_;
+  std::shared_ptr<WireCounters> counters_;
+  kj::Own<AsioStream> stream_;
+  kj::Own<CountingMessageStream> messages_;
+  kj::Own<capnp::TwoPartyVatNetwork> network_;
+  kj::Own<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc_;
+};
+
+}  // namespace remoteable::detail

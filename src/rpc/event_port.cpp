@@ -1,0 +1,69 @@
+#include "rpc/event_port.hpp"
+
+#include <kj/debug.h>
+
+namespace remoteable::detail {
+namespace {
+// The KjLoop whose Scope is open on this thread, if any.
+thread_local KjLoop* current_loop = nullptr;
+// Turns per handler before yielding to other Asio work.
+constexpr unsigned max_turns_per_handler = 256;
+}  // namespace
+
+KjLoop::KjLoop(asio::any_io_executor executor) : strand_(asio::make_strand(std::move(executor))), loop_(*this) {}
+
+KjLoop::~KjLoop() = default;
+
+bool KjLoop::in_loop() const noexcept { return current_loop == this; }
+
+KjLoop::Scope::Scope(KjLoop& loop) : previous_(current_loop) {
+  if (previous_ == &loop) return;  // nested: already current
+  KJ_REQUIRE(previous_ == nullptr, "remoteable: a KJ loop handler ran inside another loop's handler");
+  wait_scope_.emplace(loop.loop_);
+  current_loop = &loop;
+}
+
+KjLoop::Scope::~Scope() {
+  if (wait_scope_ != nullptr) {
+    wait_scope_ = nullptr;
+    current_loop = previous_;
+  }
+}
+
+void KjLoop::drive() {
+  loop_.run(max_turns_per_handler);
+  if (loop_.isRunnable()) schedule();
+}
+
+void KjLoop::schedule() {
+  if (turn_posted_) return;
+  turn_posted_ = true;
+  asio::post(strand_, [self = shared_from_this()] {
+    self->turn_posted_ = false;
+    Scope scope(*self);
+    self->drive();
+  });
+}
+
+// Promise::wait() is never used on this loop: everything is driven by Asio handlers.
+bool KjLoop::wait() { return woken_.exchange(false); }
+bool KjLoop::poll() { return woken_.exchange(false); }
+
+void KjLoop::setRunnable(bool runnable) {
+  // Called by KJ on the strand (events are only armed from within run()/post() handlers).
+  if (runnable) schedule();
+}
+
+void KjLoop::wake() const {
+  // Runs while KJ holds a mutex, possibly on another thread: only post from here.
+  woken_.store(true);
+  auto self = std::const_pointer_cast<KjLoop>(shared_from_this());
+  asio::post(strand_, [self] {
+    Scope scope(*self);
+    scope.poll();          // cross-thread events (kj::Executor) arrive only through poll()
+    self->loop_.run(0);    // so that setRunnable() fires again for what poll() queued
+    self->drive();
+  });
+}
+
+}  // namespace remoteable::detail

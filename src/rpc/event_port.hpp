@@ -1,0 +1,95 @@
+#pragma once
+// KjLoop: a KJ event loop hosted inside Asio. Internal to src/rpc, src/actors and src/proxy.
+
+#include <kj/async.h>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/post.hpp>
+#include <asio/strand.hpp>
+#include <atomic>
+#include <memory>
+#include <utility>
+
+namespace remoteable::detail {
+
+/// A kj::EventLoop whose turns run as handlers on an Asio strand.
+///
+/// Ownership and threads: shared by everything that holds KJ objects of this loop (connections,
+/// capabilities). All KJ work for the loop runs inside `run()` handlers on the strand, which may
+/// be served by any number of threads: the strand makes them one at a time, and each handler
+/// makes the loop current for its thread for its duration only. Nothing here blocks.
+/// Destroying it requires that every KJ object of the loop is gone (see shutdown()).
+class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<KjLoop> {
+ public:
+  using Strand = asio::strand<asio::any_io_executor>;
+
+  explicit KjLoop(asio::any_io_executor executor);
+  ~KjLoop();
+  KjLoop(const KjLoop&) = delete;
+  KjLoop& operator=(const KjLoop&) = delete;
+
+  const Strand& strand() const noexcept { return strand_; }
+  bool in_loop() const noexcept;
+
+  /// Runs `f` with the loop current, then lets KJ run what became ready. Inline when already on
+  /// the strand, else posted.
+  template <class F>
+  void run(F&& f) {
+    if (in_loop()) {
+      f();
+      return;
+    }
+    asio::post(strand_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable {
+      Scope scope(*self);
+      f();
+      self->drive();
+    });
+  }
+  /// Same, always posted (never inline): for continuations that must not run inside the caller.
+  template <class F>
+  void post(F&& f) {
+    asio::post(strand_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable {
+      Scope scope(*self);
+      f();
+      self->drive();
+    });
+  }
+
+  /// Runs KJ until its queue is empty (bounded per handler; reposts itself if work remains).
+  /// Must be called with the loop current.
+  void drive();
+
+  /// Makes the loop current on this thread for the lifetime of the Scope.
+  class Scope {
+   public:
+    explicit Scope(KjLoop& loop);
+    ~Scope();
+    Scope(const Scope&) = delete;
+    /// Delivers cross-thread events (kj::Executor); only valid in the outermost Scope.
+    void poll() {
+      KJ_IF_MAYBE(ws, wait_scope_) { ws->poll(); }
+    }
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    KjLoop* previous_;
+    kj::Maybe<kj::WaitScope> wait_scope_;
+  };
+
+  // kj::EventPort
+  bool wait() override;
+  bool poll() override;
+  void setRunnable(bool runnable) override;
+  void wake() const override;
+
+ private:
+  void schedule();
+
+  Strand strand_;
+  kj::EventLoop loop_;
+  bool turn_posted_ = false;
+  mutable std::atomic<bool> woken_{false};
+};
+
+}  // namespace remoteable::detail
