@@ -30,8 +30,12 @@ namespace {
 constexpr std::string_view peer = "remoteable";
 
 asio::awaitable<remoteable::Client> connect(const bench::Options& o) {
-  co_return co_await remoteable::Client::connect(co_await asio::this_coro::executor,
-                                                 {o.host, o.port});
+  // Named locals, not temporaries inside the co_await expression: with g++ 12,
+  // `co_await connect(co_await this_coro::executor, {host, port})` frees an invalid pointer.
+  auto executor = co_await asio::this_coro::executor;
+  remoteable::Endpoint endpoint{o.host, o.port};
+  auto client = co_await remoteable::Client::connect(executor, endpoint);
+  co_return client;
 }
 
 asio::awaitable<void> latency(bench::Options o) {
