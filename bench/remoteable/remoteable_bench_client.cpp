@@ -23,7 +23,7 @@
 
 #include "bench_common.hpp"
 #include "ping_protocol.hpp"
-#include "proxy/client.hpp"
+#include "remoteable.hpp"
 
 namespace {
 

@@ -8,9 +8,8 @@
 #include <memory>
 #include <string>
 
-#include "actors/registry.hpp"
-#include "actors/server.hpp"
 #include "bench_common.hpp"
+#include "remoteable.hpp"
 
 namespace {
 
