@@ -39,8 +39,8 @@ awk '
   echo "| measurement | metric | raw_asio | raw_capnp | remoteable | remoteable / raw_capnp | remoteable / raw_asio |"
   echo "|---|---|---:|---:|---:|---:|---:|"
   awk -F'\t' '
-    function cell(v) { return v == "" ? "-" : v }
-    function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "-" : sprintf("%.2f", a / b) }
+    function cell(v) { return v == "" ? "-" : (v + 0 >= 1000 ? sprintf("%.0f", v) : v) }
+    function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "-" : sprintf("%.3g", a / b) }
     function flush() {
       if (row == "") return
       printf "| %s | %s | %s | %s | %s | %s | %s |\n", meas, metric, cell(v["raw_asio"]), cell(v["raw_capnp"]),
@@ -73,17 +73,22 @@ set multiplot layout 1,2
 set logscale x 2
 set grid
 set key top left
+# One colour per peer in both panels.
+set style line 1 lc rgb "#1b9e77" lw 2 pt 7
+set style line 2 lc rgb "#7570b3" lw 2 pt 5
+set style line 3 lc rgb "#d95f02" lw 2 pt 9
+style(p) = p eq "raw_asio" ? 1 : p eq "raw_capnp" ? 2 : 3
 set title "W4: round trips vs chain depth (5 ms proxy)"
 set xlabel "chain depth k"
 set ylabel "round trips"
 set yrange [0:*]
-plot for [p in "$depth_peers"] "$work/depth_".p.".dat" using 1:2 with linespoints title p
+plot for [p in "$depth_peers"] "$work/depth_".p.".dat" using 1:2 with linespoints ls style(p) title p
 set title "Throughput vs client connections (32 calls in flight each)"
 set xlabel "connections"
 set ylabel "calls/s"
 set logscale y 10
 set yrange [*:*]
-plot for [p in "$conn_peers"] "$work/conns_".p.".dat" using 1:2 with linespoints title p
+plot for [p in "$conn_peers"] "$work/conns_".p.".dat" using 1:2 with linespoints ls style(p) title p
 unset multiplot
 EOF
 echo "report: wrote $results/summary.md and $results/plot.png" >&2
