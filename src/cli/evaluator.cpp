@@ -33,6 +33,9 @@ bool contains_handle(const Value& value) {
       value.storage());
 }
 
+// GCC 12 miscompiles co_await inside braced initialisers and constructor arguments (temporaries
+// destroyed twice), so every awaited result lands in a named local first.
+
 // The parser lets only string literals through as attach()/detach() names.
 const std::string& string_argument(const Expr& e) {
   return std::get<std::string>(std::get<Literal>(e.node).value.storage());
@@ -140,10 +143,14 @@ asio::awaitable<Outcome> Evaluator::evaluate(const Statement& statement) const {
   const Expr& e = *statement.value;
   if (auto* builtin = std::get_if<Builtin>(&e.node)) {
     switch (builtin->kind) {
-      case BuiltinKind::str:
-        co_return Value(co_await chain.handle(*builtin->args.at(0)).str());
-      case BuiltinKind::boolean:
-        co_return Value(co_await chain.handle(*builtin->args.at(0)).truthy());
+      case BuiltinKind::str: {
+        std::string text = co_await chain.handle(*builtin->args.at(0)).str();
+        co_return Value(std::move(text));
+      }
+      case BuiltinKind::boolean: {
+        bool truth = co_await chain.handle(*builtin->args.at(0)).truthy();
+        co_return Value(truth);
+      }
       case BuiltinKind::attach: {
         Handle target = chain.handle(*builtin->args.at(0));
         co_await client_.attach(target, string_argument(*builtin->args.at(1)));
@@ -152,28 +159,37 @@ asio::awaitable<Outcome> Evaluator::evaluate(const Statement& statement) const {
       case BuiltinKind::detach:
         co_await client_.detach(string_argument(*builtin->args.at(0)));
         co_return NoResult{};
-      case BuiltinKind::browse: co_return co_await browse();
-      case BuiltinKind::describe: co_return co_await describe(*builtin->args.at(0));
+      case BuiltinKind::browse: {
+        Outcome names = co_await browse();
+        co_return names;
+      }
+      case BuiltinKind::describe: {
+        Outcome description = co_await describe(*builtin->args.at(0));
+        co_return description;
+      }
       case BuiltinKind::store:
       case BuiltinKind::len: break;
     }
   }
 
   Operand result = chain.build(e);
-  if (auto* h = std::get_if<Handle>(&result)) co_return co_await h->get();
-  Value& literal = std::get<Value>(result);
-  if (!contains_handle(literal)) co_return std::move(literal);
-  // A list or map display that holds handles: the server resolves them.
-  co_return co_await client_.store(std::move(literal)).get();
+  if (auto* literal = std::get_if<Value>(&result); literal && !contains_handle(*literal))
+    co_return std::move(*literal);
+  // A list or map display that holds handles is stored, so the server resolves them.
+  Handle h = chain.to_handle(std::move(result));
+  Value value = co_await h.get();
+  co_return value;
 }
 
 asio::awaitable<Outcome> Evaluator::describe(const Expr& expr) const {
   ChainBuilder chain(client_);
-  co_return co_await chain.handle(expr).describe();
+  Description description = co_await chain.handle(expr).describe();
+  co_return description;
 }
 
 asio::awaitable<Outcome> Evaluator::browse() const {
-  co_return ExportNames{co_await client_.browse()};
+  std::vector<std::string> names = co_await client_.browse();
+  co_return ExportNames{std::move(names)};
 }
 
 }  // namespace remoteable::cli

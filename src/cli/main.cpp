@@ -87,7 +87,8 @@ class IoThread {
         co_await std::move(op);
         promise->set_value();
       } else {
-        promise->set_value(co_await std::move(op));
+        T result = co_await std::move(op);  // a named local: GCC 12 coroutine bug
+        promise->set_value(std::move(result));
       }
     } catch (...) {
       promise->set_exception(std::current_exception());
@@ -120,8 +121,8 @@ int report_current_exception(std::string_view source) {
   try {
     throw;
   } catch (const SyntaxError& e) {
-    std::cerr << "error (syntax): " << e.message() << " at column "
-              << display_column(source, e.column()) << '\n'
+    std::cerr << "error (syntax): " << e.message() << " (column "
+              << display_column(source, e.column()) << ")\n"
               << caret_lines(source, e.column());
     return exit_usage_error;
   } catch (const RemoteError& e) {

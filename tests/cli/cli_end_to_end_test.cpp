@@ -1,0 +1,233 @@
+// Runs the `remoteable` executable against a walkthrough server on loopback.
+
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "cli_support.hpp"
+#include "subprocess.hpp"
+
+using namespace cli_test;
+
+namespace {
+
+// The CLI with `args`, `input` on stdin; bounded by the CLI's own --timeout and by a kill.
+Completed cli(std::vector<std::string> args, std::string_view input = {}) {
+  std::vector<std::string> argv{REMOTEABLE_CLI_PATH, "--timeout", "20"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Completed c = run_process(argv, input, 40s);
+  INFO("stdout: " << c.out);
+  INFO("stderr: " << c.err);
+  REQUIRE_FALSE(c.timed_out);
+  return c;
+}
+
+bool starts_with(const std::string& s, std::string_view prefix) { return s.rfind(prefix, 0) == 0; }
+
+}  // namespace
+
+TEST_CASE("eval prints the value of a pipelined chain", "[cli]") {
+  WalkthroughServer server;
+  Completed c = cli({server.address(), "eval", "root.child(0).value + 4"});
+  CHECK(c.out == "6\n");
+  CHECK(c.err.empty());
+  CHECK(c.exit_code == 0);
+}
+
+TEST_CASE("eval handles every expression form against a live server", "[cli]") {
+  WalkthroughServer server;
+  struct Case {
+    std::string expr, out;
+  };
+  for (const Case& k : std::vector<Case>{
+           {"five", "5"},
+           {"five * 2 + 1", "11"},
+           {"1 + five", "6"},
+           {"(five - 1) * 2", "8"},
+           {"five % 3 + five / 5", "3"},
+           {"five << 2 | 1", "21"},
+           {"five & 4 ^ 1", "5"},
+           {"-five", "-5"},
+           {"~five", "-6"},
+           {"five == 5", "true"},
+           {"five != 5", "false"},
+           {"five < 6", "true"},
+           {"not five", "false"},
+           {"!five", "false"},
+           {"root.value", "1"},
+           {"root.child_count()", "1"},
+           {"Node(7).value", "7"},
+           {"Node(root.child(0).value).value", "2"},
+           {"store(41) + 1", "42"},
+           {"str(five)", "5"},
+           {"bool(five)", "true"},
+           {"bool(0)", "false"},
+           {"1 + 2", "3"},
+           {"'plain text'", "plain text"},
+           {"[1, 'a', none, true, 2.5]", "[1, 'a', none, true, 2.5]"},
+           {"{'k': -1}", "{'k': -1}"},
+       }) {
+    INFO(k.expr);
+    Completed c = cli({server.address(), "eval", k.expr});
+    CHECK(c.out == k.out + "\n");
+    CHECK(c.err.empty());
+    CHECK(c.exit_code == 0);
+  }
+}
+
+TEST_CASE("an assignment writes once and prints nothing", "[cli]") {
+  WalkthroughServer server;
+  Completed set = cli({server.address(), "eval", "root.child(0).value = five + 10"});
+  CHECK(set.out.empty());
+  CHECK(set.err.empty());
+  CHECK(set.exit_code == 0);
+  CHECK(cli({server.address(), "eval", "root.child(0).value"}).out == "15\n");
+}
+
+TEST_CASE("browse lists the exports, one a line or as JSON", "[cli]") {
+  WalkthroughServer server;
+  CHECK(cli({server.address(), "browse"}).out == "Node\nchild\nfive\nroot\n");
+  CHECK(cli({"--json", server.address(), "browse"}).out == "[\"Node\",\"child\",\"five\",\"root\"]\n");
+}
+
+TEST_CASE("describe shows the type and its members", "[cli]") {
+  WalkthroughServer server;
+  Completed c = cli({server.address(), "describe", "root"});
+  CHECK(c.exit_code == 0);
+  CHECK(starts_with(c.out, "Node\n"));
+  CHECK(c.out.find("  value: ") != std::string::npos);
+  CHECK(c.out.find("  child: method") != std::string::npos);
+  Completed j = cli({"--json", server.address(), "describe", "root.child(0)"});
+  CHECK(starts_with(j.out, "{\"type\":\"Node\",\"members\":["));
+}
+
+TEST_CASE("--json prints values as JSON", "[cli]") {
+  WalkthroughServer server;
+  CHECK(cli({"--json", server.address(), "eval", "five"}).out == "5\n");
+  CHECK(cli({"--json", server.address(), "eval", "str(five)"}).out == "\"5\"\n");
+  CHECK(cli({"--json", server.address(), "eval", "[1, 'a', none]"}).out == "[1,\"a\",null]\n");
+}
+
+TEST_CASE("a remote error prints its kind and exits 1", "[cli]") {
+  WalkthroughServer server;
+  Completed c = cli({server.address(), "eval", "root.nope + 1"});
+  CHECK(c.out.empty());
+  CHECK(starts_with(c.err, "error (attribute): "));
+  CHECK(c.exit_code == 1);
+
+  Completed name = cli({server.address(), "eval", "nothing_here.value"});
+  CHECK(starts_with(name.err, "error (name): "));
+  CHECK(name.exit_code == 1);
+
+  Completed div = cli({server.address(), "eval", "five / 0"});
+  CHECK(starts_with(div.err, "error (value): "));
+  CHECK(div.exit_code == 1);
+}
+
+TEST_CASE("a syntax error shows a caret under the column and exits 2 without connecting",
+          "[cli]") {
+  // Nothing listens here: the error must come before any connection attempt.
+  std::string address = "127.0.0.1:" + std::to_string(unused_port());
+  Completed c = cli({address, "eval", "root.child(0"});
+  CHECK(c.out.empty());
+  CHECK(c.err ==
+        "error (syntax): expected ')' to close the call, found end of input (column 13)\n"
+        "root.child(0\n"
+        "            ^\n");
+  CHECK(c.exit_code == 2);
+
+  Completed d = cli({address, "describe", "root $"});
+  CHECK(d.err == "error (syntax): unexpected character '$' (column 6)\nroot $\n     ^\n");
+  CHECK(d.exit_code == 2);
+}
+
+TEST_CASE("usage errors exit 2 and --help exits 0", "[cli]") {
+  Completed none = cli({});
+  CHECK(starts_with(none.err, "error (usage): missing HOST:PORT"));
+  CHECK(none.exit_code == 2);
+  Completed bad = cli({"127.0.0.1:1", "frobnicate"});
+  CHECK(bad.exit_code == 2);
+  Completed endpoint = cli({"not an endpoint", "browse"});
+  CHECK(starts_with(endpoint.err, "error (usage): bad HOST:PORT"));
+  CHECK(endpoint.exit_code == 2);
+  Completed help = cli({"--help"});
+  CHECK(starts_with(help.out, "usage: remoteable"));
+  CHECK(help.exit_code == 0);
+}
+
+TEST_CASE("a refused connection is a disconnected error, exit 1", "[cli]") {
+  Completed c = cli({"127.0.0.1:" + std::to_string(unused_port()), "eval", "five"});
+  CHECK(starts_with(c.err, "error (disconnected): "));
+  CHECK(c.exit_code == 1);
+}
+
+TEST_CASE("a server that never answers runs into --timeout, exit 1", "[cli]") {
+  SilentListener silent;
+  Completed c = run_process({REMOTEABLE_CLI_PATH, "--timeout", "0.5", silent.address(), "eval", "five"},
+                            "", 40s);
+  REQUIRE_FALSE(c.timed_out);
+  CHECK(starts_with(c.err, "error (timeout): no reply from " + silent.address() + " within 0.5 s"));
+  CHECK(c.exit_code == 1);
+}
+
+TEST_CASE("without a command, statements are read from stdin one per line", "[cli]") {
+  WalkthroughServer server;
+  Completed c = cli({server.address()},
+                    "five + 1\n"
+                    "\n"
+                    "# a comment\n"
+                    "root.value = 10\n"
+                    "root.value\n"
+                    "str(root.value)\r\n"
+                    "root.child(0).value + 4\n");
+  CHECK(c.out == "6\n10\n10\n6\n");
+  CHECK(c.err.empty());  // no prompt when stdin is not a terminal
+  CHECK(c.exit_code == 0);
+}
+
+TEST_CASE("the prompt goes on after an error and exits with the worst status", "[cli]") {
+  WalkthroughServer server;
+  Completed remote = cli({server.address()}, "root.nope\nfive\n");
+  CHECK(remote.out == "5\n");
+  CHECK(starts_with(remote.err, "error (attribute): "));
+  CHECK(remote.exit_code == 1);
+
+  Completed syntax = cli({server.address()}, "five +\nfive\nroot.nope\n");
+  CHECK(syntax.out == "5\n");
+  CHECK(starts_with(syntax.err, "error (syntax): expected an expression (column 7)\n"
+                                "five +\n"
+                                "      ^\n"));
+  CHECK(syntax.exit_code == 2);
+}
+
+TEST_CASE("attach exports an object under a name until detach", "[cli]") {
+  WalkthroughServer server;
+  Completed c = cli({server.address()},
+                    "attach(Node(9), 'nine')\n"
+                    "nine.value\n"
+                    "browse()\n"
+                    "detach('nine')\n"
+                    "nine.value\n");
+  CHECK(c.out == "9\nNode\nchild\nfive\nnine\nroot\n");
+  CHECK(starts_with(c.err, "error (name): "));
+  CHECK(c.exit_code == 1);
+}
+
+TEST_CASE("item access reads through the server, and item assignment reaches it", "[cli]") {
+  WalkthroughServer server;
+  Completed c = cli({server.address()},
+                    "attach(store([1, 2, 3]), 'items')\n"
+                    "items[1]\n"
+                    "items[0] + items[2]\n"
+                    "len(items)\n"
+                    "items\n");
+  CHECK(c.out == "2\n4\n3\n[1, 2, 3]\n");
+  CHECK(c.err.empty());
+  CHECK(c.exit_code == 0);
+
+  // A stored list is a value on the server: the write arrives and is refused there.
+  Completed write = cli({server.address(), "eval", "store([1, 2, 3])[1] = 20"});
+  CHECK(starts_with(write.err, "error (type): "));
+  CHECK(write.exit_code == 1);
+}
