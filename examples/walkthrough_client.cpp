@@ -18,7 +18,8 @@ std::string join(const std::vector<std::string>& names) {
 
 asio::awaitable<void> walkthrough(remoteable::Endpoint endpoint) {
   using remoteable::Client;
-  auto client = co_await Client::connect(co_await asio::this_coro::executor, endpoint);
+  auto executor = co_await asio::this_coro::executor;
+  auto client = co_await Client::connect(executor, endpoint);
   auto step = [](const std::string& what, const auto& result) { std::cout << what << "  ->  " << result << std::endl; };
 
   auto root = client.fetch("root");

@@ -2,6 +2,7 @@
 // Test support: a walkthrough server on a free loopback port, and a bounded way to await.
 
 #include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <asio/io_context.hpp>
 #include <catch2/catch.hpp>
 #include <chrono>

@@ -96,17 +96,25 @@ struct ArgConv<D> {
   template <class P> static P pass(Held& h) { return h; }
 };
 
-template <class D>
-  requires(std::same_as<D, std::string> || std::same_as<D, std::string_view>)
-struct ArgConv<D> {
-  using Held = std::string_view;  // the argument Object outlives the call
+template <>
+struct ArgConv<std::string> {
+  using Held = std::string;  // pass() hands out references into this, so it must own the text
   static constexpr std::string_view kind = "text";
   static bool accepts(const Registry&, const Object& o) { return o.is(builtin::text_type()); }
   static Held from(const Registry&, const Object& o) { return o.as<std::string>(); }
   template <class P> static P pass(Held& h) {
-    if constexpr (std::same_as<std::remove_cvref_t<P>, std::string_view>) return h;
-    else return std::string(h);
+    if constexpr (std::is_rvalue_reference_v<P> || !std::is_reference_v<P>) return std::move(h);
+    else return h;
   }
+};
+
+template <>
+struct ArgConv<std::string_view> {
+  using Held = std::string_view;  // views the argument Object, which outlives the call
+  static constexpr std::string_view kind = "text";
+  static bool accepts(const Registry&, const Object& o) { return o.is(builtin::text_type()); }
+  static Held from(const Registry&, const Object& o) { return o.as<std::string>(); }
+  template <class P> static P pass(Held& h) { return h; }
 };
 
 template <>
