@@ -27,6 +27,16 @@ struct Session : WalkthroughServer {
     client->clear_wire_trace();
   }
 
+  // Lets the connection finish closing on the context before the context goes away.
+  ~Session() {
+    client->close();
+    evaluator.reset();
+    client.reset();
+    context.restart();
+    while (context.poll() > 0) {
+    }
+  }
+
   Outcome run(std::string_view source) {
     Statement statement = parse(source);
     return await(context, evaluator->evaluate(statement));
