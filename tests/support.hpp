@@ -83,6 +83,11 @@ inline remoteable::Client connect(asio::io_context& context, remoteable::Endpoin
 /// A walkthrough server and a client connected to it.
 struct Connected : WalkthroughServer {
   explicit Connected(remoteable::ClientOptions options = {}) : client(connect(context, endpoint(), options)) {}
+  ~Connected() {
+    client.close();
+    context.restart();
+    context.poll();  // runs the close; nothing here waits
+  }
   template <class T> T run(asio::awaitable<T> aw) { return await(context, std::move(aw)); }
   void run(asio::awaitable<void> aw) { await(context, std::move(aw)); }
 

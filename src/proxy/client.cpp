@@ -50,7 +50,14 @@ ClientConnection::ClientConnection(asio::any_io_executor executor, ClientOptions
       options_(std::move(options)),
       counters_(std::make_shared<WireCounters>(options_.trace_wire)) {}
 
-ClientConnection::~ClientConnection() = default;
+ClientConnection::~ClientConnection() {
+  // Normally close_now() ran on the loop. If the executor never ran it (the Client was dropped
+  // and its io_context not run again), tear down here, with the loop current.
+  if (rpc_ == nullptr || !loop_->can_enter()) return;
+  KjLoop::Scope scope(*loop_);
+  close_now();
+  loop_->drain();
+}
 
 void ClientConnection::start(asio::ip::tcp::socket socket) {
   capnp::ReaderOptions reader;
@@ -60,13 +67,15 @@ void ClientConnection::start(asio::ip::tcp::socket socket) {
   KJ_IF_MAYBE(rpc, rpc_) {
     registry_ = rpc->bootstrap().castAs<wire::Registry>();
     open_ = true;
-    auto self = shared_from_this();
     // The peer went away: pending calls fail with disconnected on their own; free the rest
-    // from a fresh handler, never from inside the RPC system's own callback.
+    // from a fresh handler, never from inside the RPC system's own callback. (A weak pointer:
+    // tasks_ belongs to this connection and must not keep it alive.)
     KJ_IF_MAYBE(tasks, tasks_) {
-      tasks->add(rpc->on_disconnect().then([self] {
-        self->open_ = false;
-        self->loop_->post([self] { self->close_now(); });
+      tasks->add(rpc->on_disconnect().then([this, weak = weak_from_this(), loop = loop_] {
+        open_ = false;  // the task belongs to tasks_, a member: `this` is alive here
+        loop->post([weak] {
+          if (auto self = weak.lock()) self->close_now();
+        });
       }));
     }
   }

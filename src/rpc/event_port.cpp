@@ -15,6 +15,11 @@ KjLoop::KjLoop(asio::any_io_executor executor) : strand_(asio::make_strand(std::
 KjLoop::~KjLoop() = default;
 
 bool KjLoop::in_loop() const noexcept { return current_loop == this; }
+bool KjLoop::can_enter() const noexcept { return current_loop == nullptr || current_loop == this; }
+
+void KjLoop::drain() {
+  for (int i = 0; i < 1000 && loop_.isRunnable(); ++i) loop_.run(max_turns_per_handler);
+}
 
 KjLoop::Scope::Scope(KjLoop& loop) : previous_(current_loop) {
   if (previous_ == &loop) return;  // nested: already current

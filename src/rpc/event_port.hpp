@@ -31,6 +31,10 @@ class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<K
 
   const Strand& strand() const noexcept { return strand_; }
   bool in_loop() const noexcept;
+  /// True when this thread may open a Scope on the loop (no other loop is current).
+  bool can_enter() const noexcept;
+  /// Runs KJ until nothing is runnable (bounded). Must be called with the loop current.
+  void drain();
 
   /// Runs `f` with the loop current, then lets KJ run what became ready. Inline when already on
   /// the strand, else posted.

@@ -155,7 +155,8 @@ asio::awaitable<T> ClientConnection::evaluate(Build build) {
             tasks->add(promise
                            .then([completion](T&& value) { completion->complete(nullptr, std::move(value)); },
                                  [completion](kj::Exception&& e) { completion->fail(to_exception_ptr(e)); })
-                           .attach(kj::defer([self, id] { self->live_.erase(id); })));
+                           // The task belongs to tasks_, a member: `this` outlives it.
+                           .attach(kj::defer([connection = self.get(), id] { connection->live_.erase(id); })));
           }
         });
       },
