@@ -324,6 +324,14 @@ const TypeInfo& function_type() {
   return t;
 }
 
+const TypeInfo& pending_type() {
+  static TypeInfo t = make_type("pending");
+  return t;
+}
+Object pending(asio::awaitable<Object> run) {
+  return Object{std::make_shared<Pending>(Pending{std::move(run)}), &pending_type()};
+}
+
 Object none() {
   static const std::shared_ptr<void> sentinel = std::make_shared<None>();
   return Object{sentinel, &none_type()};

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <asio/awaitable.hpp>
+
 #include "actors/object.hpp"
 
 namespace remoteable::builtin {
@@ -35,6 +37,14 @@ const TypeInfo& list_type();
 const TypeInfo& map_type();
 const TypeInfo& class_type();
 const TypeInfo& function_type();
+
+/// The result of a coroutine method that has not finished: the server runs it on the actor's
+/// strand and answers when it completes. Never reaches a client.
+struct Pending {
+  asio::awaitable<Object> run;
+};
+const TypeInfo& pending_type();
+Object pending(asio::awaitable<Object> run);
 
 Object none();
 Object box(bool v);

@@ -15,6 +15,8 @@
 #include <type_traits>
 #include <typeindex>
 
+#include <asio/awaitable.hpp>
+
 #include "actors/builtins.hpp"
 #include "actors/object.hpp"
 
@@ -23,6 +25,9 @@ namespace remoteable {
 class Registry;
 
 namespace detail {
+
+template <class T> struct is_awaitable : std::false_type {};
+template <class T, class E> struct is_awaitable<asio::awaitable<T, E>> : std::true_type {};
 
 template <class T> struct is_shared_ptr : std::false_type {};
 template <class T> struct is_shared_ptr<std::shared_ptr<T>> : std::true_type {};
@@ -33,7 +38,7 @@ concept user_class = std::is_class_v<T> && !std::same_as<T, std::string> &&
                      !std::same_as<T, std::string_view> && !std::same_as<T, Bytes> &&
                      !std::same_as<T, None> && !std::same_as<T, Object> && !std::same_as<T, Plain> &&
                      !is_vector<T>::value && !is_string_map<T>::value && !is_optional<T>::value &&
-                     !is_shared_ptr<T>::value;
+                     !is_shared_ptr<T>::value && !is_awaitable<T>::value;
 
 template <class T>
 concept shares_from_this = requires(T& t) {
@@ -300,11 +305,32 @@ Object to_object(Ctx& ctx, V&& v, const Object& owner, bool borrowed) {
   }
 }
 
+/// Finishes a coroutine method: awaits it (on the actor's strand) and converts its result.
+/// The owner is held by the frame, so the object stays alive across suspensions.
+template <class U>
+asio::awaitable<Object> finish_awaitable(const Registry* registry, Object owner, asio::awaitable<U> run) {
+  Ctx ctx{*registry};
+  if constexpr (std::is_void_v<U>) {
+    co_await std::move(run);
+    co_return builtin::none();
+  } else {
+    U value = co_await std::move(run);
+    Object result = to_object(ctx, std::move(value), owner, false);
+    co_return result;
+  }
+}
+
 /// Calls `f(args...)` and converts what it returns; references returned count as borrowed.
+/// A coroutine method (returning asio::awaitable<U>) gives a pending object that the server
+/// runs to completion on the actor's strand.
 template <class F, class... A>
 Object invoke_to_object(Ctx& ctx, const Object& owner, F&& f, A&&... args) {
   using R = std::invoke_result_t<F, A...>;
-  if constexpr (std::is_void_v<R>) {
+  if constexpr (is_awaitable<std::remove_cvref_t<R>>::value) {
+    using U = typename std::remove_cvref_t<R>::value_type;
+    return builtin::pending(finish_awaitable<U>(&ctx.registry, owner,
+                                                std::invoke(std::forward<F>(f), std::forward<A>(args)...)));
+  } else if constexpr (std::is_void_v<R>) {
     std::invoke(std::forward<F>(f), std::forward<A>(args)...);
     return builtin::none();
   } else {

@@ -122,9 +122,20 @@ Overload make_overload(const Registry& r, Fn fn) {
   return o;
 }
 
+/// asio::awaitable frames start later and outlive the call's argument storage, so a coroutine
+/// must own its arguments.
+template <class R, class... P>
+constexpr void check_coroutine_params() {
+  if constexpr (is_awaitable<std::remove_cvref_t<R>>::value)
+    static_assert((!std::is_reference_v<P> && ...),
+                  "remoteable: a coroutine method or function (returning asio::awaitable) must take its "
+                  "parameters by value; use std::shared_ptr<T> for registered objects");
+}
+
 template <class T> struct fn_traits;
 template <class R, class... P> struct fn_traits<R (*)(P...)> {
   template <class F> static Overload make(const Registry& r, F f) {
+    check_coroutine_params<R, P...>();
     return make_overload<P...>(r, [f](Ctx& ctx, const Object& self, P... p) {
       return invoke_to_object(ctx, self, f, std::forward<P>(p)...);
     });
@@ -277,12 +288,14 @@ class ClassBuilder {
  private:
   template <class R, class C, class... P>
   Overload make_method(R (C::*fn)(P...)) {
+    detail::check_coroutine_params<R, P...>();
     return detail::make_overload<P...>(registry_, [fn](Ctx& ctx, const Object& self, P... p) {
       return detail::invoke_to_object(ctx, self, fn, self.as<T>(), std::forward<P>(p)...);
     });
   }
   template <class R, class C, class... P>
   Overload make_method(R (C::*fn)(P...) const) {
+    detail::check_coroutine_params<R, P...>();
     return detail::make_overload<P...>(registry_, [fn](Ctx& ctx, const Object& self, P... p) {
       return detail::invoke_to_object(ctx, self, fn, self.as<const T>(), std::forward<P>(p)...);
     });

@@ -5,6 +5,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <asio/co_spawn.hpp>
+
 #include <algorithm>
 #include <cstdlib>
 
@@ -325,12 +327,21 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Actor>& actor, W
   auto paf = kj::newPromiseAndFulfiller<Outcome>();
   auto id = k.next_id++;
   k.pending.emplace(id, kj::mv(paf.fulfiller));
-  actor->post([core = shared_from_this(), id, work = std::move(work)]() mutable {
+  actor->post([core = shared_from_this(), actor, id, work = std::move(work)]() mutable {
     Ctx ctx{core->registry};
     Outcome outcome;
     std::exception_ptr error;
     try {
       outcome = work(ctx);
+      if (auto* obj = std::get_if<Object>(&outcome); obj && obj->is(builtin::pending_type())) {
+        // A coroutine method: run it on this actor's strand; other calls to the actor may run
+        // while it is suspended (reentrancy at co_await, DESIGN §4 rule 5).
+        auto run = std::move(obj->as<builtin::Pending>().run);
+        asio::co_spawn(actor->strand(), std::move(run), [core, id](std::exception_ptr e, Object result) {
+          core->complete(id, Outcome(std::move(result)), e);
+        });
+        return;
+      }
       if (auto* obj = std::get_if<Object>(&outcome); obj && ctx.fresh_actor) outcome = FreshObject{*obj};
     } catch (...) {
       error = std::current_exception();

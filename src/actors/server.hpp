@@ -77,6 +77,12 @@ class Server {
   void export_value(V&& value, std::string name) {
     export_ref(registry_.box(std::forward<V>(value)), std::move(name), nullptr);
   }
+  /// Exports a free function (a function pointer or captureless lambda): calling the handle
+  /// runs it. It runs in an actor of its own, one call at a time.
+  template <class F>
+  void export_function(std::string name, F function) {
+    export_ref(registry_.function(name, function), std::move(name), nullptr);
+  }
   /// Removes an export. Returns false if there was none by that name.
   bool unexport(std::string_view name);
 
