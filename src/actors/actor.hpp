@@ -4,10 +4,13 @@
 #include <asio/post.hpp>
 #include <asio/strand.hpp>
 #include <asio/thread_pool.hpp>
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "actors/object.hpp"
 
@@ -16,22 +19,67 @@ namespace remoteable::detail {
 /// An actor: a strand on the server's thread pool. Every operation on an object the actor owns
 /// runs on this strand, one at a time, in the order the operations were posted.
 ///
-/// Ownership and threads: shared by the exports and capabilities of its objects; destroying the
-/// last reference lets queued work finish (the strand keeps itself alive) and frees the strand.
-class Actor {
+/// An actor can be merged into another (merge_and_post): from then on it forwards all its work
+/// to the other's strand, so objects that reference each other are serialized by one strand.
+///
+/// Ownership and threads: shared by the exports and capabilities of its objects, and by actors
+/// merged into it. Thread-safe. Destroying the last reference lets queued work finish.
+class Actor : public std::enable_shared_from_this<Actor> {
  public:
   using Strand = asio::strand<asio::thread_pool::executor_type>;
-  explicit Actor(asio::thread_pool& pool) : strand_(asio::make_strand(pool.get_executor())) {}
+  explicit Actor(asio::thread_pool& pool);
 
+  /// Runs `f` on this actor's strand, or on the strand of the actor it was merged into.
   template <class F>
   void post(F&& f) {
-    asio::post(strand_, std::forward<F>(f));
+    asio::post(strand_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable {
+      // Work queued before a merge is forwarded when it comes up.
+      if (auto target = self->forwarded_to()) target->post(std::move(f));
+      else f();
+    });
   }
   const Strand& strand() const noexcept { return strand_; }
+  std::uint64_t id() const noexcept { return id_; }
+
+  /// The actor that really runs this actor's work (itself unless merged).
+  std::shared_ptr<Actor> root();
+
+  /// Merges the roots of `self` and of `others` into one (the oldest), then runs `f` on it once
+  /// every merged actor has finished the work it was running (DESIGN §4 rule 4).
+  template <class F>
+  static void merge_and_post(const std::shared_ptr<Actor>& self, const std::vector<std::shared_ptr<Actor>>& others, F&& f);
 
  private:
+  std::shared_ptr<Actor> forwarded_to();
+  /// Sets the forwarding of every root in `actors` but the oldest; returns {winner, losers}.
+  static std::pair<std::shared_ptr<Actor>, std::vector<std::shared_ptr<Actor>>> merge(
+      std::vector<std::shared_ptr<Actor>> actors);
+
+  const std::uint64_t id_;
   Strand strand_;
+  std::atomic<bool> merged_{false};
+  // Guards forward_: read by every post (from any thread), written once by a merge. A strand
+  // cannot guard it: the readers are other actors' strands and the network thread.
+  std::mutex mutex_;
+  std::shared_ptr<Actor> forward_;
 };
+
+template <class F>
+void Actor::merge_and_post(const std::shared_ptr<Actor>& self, const std::vector<std::shared_ptr<Actor>>& others, F&& f) {
+  std::vector<std::shared_ptr<Actor>> all{self};
+  all.insert(all.end(), others.begin(), others.end());
+  auto [winner, losers] = merge(std::move(all));
+  if (losers.empty()) return winner->post(std::forward<F>(f));
+  // A barrier on each loser's own strand (not forwarded): when it runs, whatever the loser was
+  // running has finished. The last barrier hands the work to the winner.
+  auto remaining = std::make_shared<std::atomic<std::size_t>>(losers.size());
+  auto work = std::make_shared<std::decay_t<F>>(std::forward<F>(f));
+  for (auto& loser : losers) {
+    asio::post(loser->strand_, [remaining, work, winner = winner] {
+      if (remaining->fetch_sub(1) == 1) winner->post(std::move(*work));
+    });
+  }
+}
 
 /// Which actor owns an object, by the object's address (DESIGN §4 rule 1).
 ///

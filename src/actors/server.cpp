@@ -94,7 +94,7 @@ class HandleServer final : public wire::Handle::Server {
       return core_.on_actor(actor_, [self = object_, name, value](Ctx& ctx) -> Outcome {
         ops::set_attr(ctx, self, name, value);
         return None{};
-      });
+      }, {value});
     }).ignoreResult();
   }
 
@@ -102,24 +102,26 @@ class HandleServer final : public wire::Handle::Server {
     auto params = context.getParams();
     auto name = text(params.getName());
     return core_.decode(params.getArgs()).then([this, context, name = std::move(name)](std::vector<Object> args) mutable {
+      auto touched = args;
       return finish(core_.on_actor(actor_, [self = object_, name, args = std::move(args)](Ctx& ctx) -> Outcome {
-        auto result = ops::call(ctx, self, name, args);
-        return result;
-      }), context);
+        return ops::call(ctx, self, name, args);
+      }, std::move(touched)), context);
     });
   }
 
   kj::Promise<void> invoke(InvokeContext context) override {
     return core_.decode(context.getParams().getArgs()).then([this, context](std::vector<Object> args) mutable {
+      auto touched = args;
       return finish(core_.on_actor(actor_, [self = object_, args = std::move(args)](Ctx& ctx) -> Outcome {
         return ops::invoke(ctx, self, args);
-      }), context);
+      }, std::move(touched)), context);
     });
   }
 
   kj::Promise<void> item(ItemContext context) override {
     return core_.decode(context.getParams().getKey()).then([this, context](Object key) mutable {
-      return finish(core_.on_actor(actor_, [self = object_, key](Ctx& ctx) -> Outcome { return ops::item(ctx, self, key); }),
+      return finish(core_.on_actor(actor_, [self = object_, key](Ctx& ctx) -> Outcome { return ops::item(ctx, self, key); },
+                                   {key}),
                     context);
     });
   }
@@ -133,7 +135,7 @@ class HandleServer final : public wire::Handle::Server {
       return core_.on_actor(actor_, [self = object_, key = kv[0], value = kv[1]](Ctx& ctx) -> Outcome {
         ops::set_item(ctx, self, key, value);
         return None{};
-      });
+      }, {kv[0], kv[1]});
     }).ignoreResult();
   }
 
@@ -148,7 +150,7 @@ class HandleServer final : public wire::Handle::Server {
     return core_.decode(params.getOperand()).then([this, context, op, reflected](Object other) mutable {
       return finish(core_.on_actor(actor_, [self = object_, other, op, reflected](Ctx& ctx) -> Outcome {
         return ops::binary(ctx, op, self, other, reflected);
-      }), context);
+      }, {other}), context);
     });
   }
 
@@ -321,13 +323,26 @@ ServerCore::ServerCore(Endpoint endpoint, const Registry& types, ServerOptions o
 
 ServerCore::~ServerCore() = default;
 
+namespace {
+/// Objects that no strand needs to guard: immutable boxed values, classes and functions.
+bool immutable(const Object& o) {
+  return builtin::is_plain(o) || o.is(builtin::class_type()) || o.is(builtin::function_type());
+}
+}  // namespace
+
 template <class Work>
-kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Actor>& actor, Work work) {
+kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Actor>& actor, Work work, std::vector<Object> touched) {
   auto& k = kj();
   auto paf = kj::newPromiseAndFulfiller<Outcome>();
   auto id = k.next_id++;
   k.pending.emplace(id, kj::mv(paf.fulfiller));
-  actor->post([core = shared_from_this(), actor, id, work = std::move(work)]() mutable {
+  // Arguments owned by other actors: merge them with this one first (DESIGN §4 rule 4).
+  std::vector<std::shared_ptr<Actor>> others;
+  for (auto& o : touched) {
+    if (immutable(o)) continue;
+    if (auto owner = identities.owner(o); owner && owner->root() != actor->root()) others.push_back(std::move(owner));
+  }
+  auto job = [core = shared_from_this(), actor, id, work = std::move(work)]() mutable {
     Ctx ctx{core->registry};
     Outcome outcome;
     std::exception_ptr error;
@@ -337,7 +352,7 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Actor>& actor, W
         // A coroutine method: run it on this actor's strand; other calls to the actor may run
         // while it is suspended (reentrancy at co_await, DESIGN §4 rule 5).
         auto run = std::move(obj->as<builtin::Pending>().run);
-        asio::co_spawn(actor->strand(), std::move(run), [core, id](std::exception_ptr e, Object result) {
+        asio::co_spawn(actor->root()->strand(), std::move(run), [core, id](std::exception_ptr e, Object result) {
           core->complete(id, Outcome(std::move(result)), e);
         });
         return;
@@ -347,7 +362,13 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Actor>& actor, W
       error = std::current_exception();
     }
     core->complete(id, std::move(outcome), error);
-  });
+  };
+  if (others.empty()) {
+    actor->post(std::move(job));
+  } else {
+    log->debug("merging {} actor(s) on contact", others.size());
+    Actor::merge_and_post(actor, others, std::move(job));
+  }
   return kj::mv(paf.promise);
 }
 
@@ -367,7 +388,12 @@ void ServerCore::complete(std::uint64_t id, Outcome outcome, std::exception_ptr 
 wire::Handle::Client ServerCore::wrap(const Object& object, const std::shared_ptr<Actor>& actor, bool fresh) {
   std::shared_ptr<Actor> owner = actor;
   if (fresh || !owner) owner = std::make_shared<Actor>(pool);
-  if (!builtin::is_plain(object)) owner = identities.claim(object, owner);
+  if (!immutable(object)) {
+    auto existing = identities.claim(object, owner);
+    // Reached from this actor but owned by another: they now share state (DESIGN §4 rule 2).
+    if (existing != owner && !fresh && existing->root() != owner->root()) Actor::merge_and_post(owner, {existing}, [] {});
+    owner = std::move(existing);
+  }
   return kj().caps.add(kj::heap<HandleServer>(*this, object, std::move(owner)));
 }
 
@@ -583,6 +609,14 @@ void Server::run() {
 }
 
 void Server::stop() { core_->stop(); }
+
+bool Server::same_actor(std::string_view a, std::string_view b) const {
+  std::lock_guard lock(core_->exports_mutex);
+  auto x = core_->exports.find(a);
+  auto y = core_->exports.find(b);
+  if (x == core_->exports.end() || y == core_->exports.end()) return false;
+  return x->second.actor->root() == y->second.actor->root();
+}
 
 std::size_t Server::live_handles() const { return core_->live_handles.load(); }
 std::size_t Server::connections() const { return core_->open_connections.load(); }

@@ -95,6 +95,10 @@ class Server {
   /// every connection and makes run() return. Thread-safe and idempotent.
   void stop();
 
+  /// True when the exports `a` and `b` are served by one actor (introspection, for tests and
+  /// diagnostics: actors merge when their objects meet, DESIGN §4).
+  bool same_actor(std::string_view a, std::string_view b) const;
+
   /// Live server objects held by clients through capabilities (for leak checks).
   std::size_t live_handles() const;
   /// Open client connections.

@@ -107,3 +107,41 @@ TEST_CASE("an exported free function is callable") {
   CHECK(t.run(t.client.fetch("add")(40, 2).as<std::int64_t>()) == 42);
   CHECK(test::error_of(t.context, t.client.fetch("add")(1).get()) == ErrorKind::type);
 }
+
+TEST_CASE("the same object reached two ways is one object in one actor") {
+  ActorsFixture t;
+  // "child" was exported with same_actor_as root; exporting it again finds its owner by address.
+  auto child = std::make_shared<example::Node>(9);
+  t.server->server().export_object(child, "loose");
+  t.server->server().export_object(child, "loose_again");
+  CHECK(t.server->server().same_actor("loose", "loose_again"));
+  CHECK(t.run((t.client.fetch("loose") == t.client.fetch("loose_again")).truthy()));
+  CHECK(t.server->server().same_actor("root", "child"));
+  CHECK_FALSE(t.server->server().same_actor("root", "loose"));
+}
+
+TEST_CASE("an argument owned by another actor merges the two actors") {
+  ActorsFixture t;
+  t.server->server().export_object(std::make_shared<example::Node>(7), "stray");
+  REQUIRE_FALSE(t.server->server().same_actor("root", "stray"));
+  auto root = t.client.fetch("root");
+  t.run(root.call("add_child", t.client.fetch("stray")).get());
+  CHECK(t.server->server().same_actor("root", "stray"));
+  CHECK(t.run(root.call("child", 1).attr("value").as<std::int64_t>()) == 7);
+  // Work sent to either handle afterwards still runs, in order.
+  auto stray = t.client.fetch("stray");
+  t.run(stray.set("value", 8));
+  CHECK(t.run(root.call("child", 1).attr("value").as<std::int64_t>()) == 8);
+}
+
+TEST_CASE("an object reached from an actor but owned by another merges them") {
+  ActorsFixture t;
+  auto parent = std::make_shared<example::Node>(1);
+  auto kid = std::make_shared<example::Node>(2);
+  parent->add_child(kid);  // linked before export, behind the library's back
+  t.server->server().export_object(parent, "parent");
+  t.server->server().export_object(kid, "kid");
+  REQUIRE_FALSE(t.server->server().same_actor("parent", "kid"));
+  CHECK(t.run(t.client.fetch("parent").call("child", 0).attr("value").as<std::int64_t>()) == 2);
+  CHECK(t.server->server().same_actor("parent", "kid"));
+}

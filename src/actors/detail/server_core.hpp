@@ -69,9 +69,10 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   std::atomic<std::size_t> open_connections{0};
   std::atomic<bool> stopping{false};
 
-  /// Runs `work(ctx)` on `actor`'s strand and resolves with its outcome on the loop. [loop]
+  /// Runs `work(ctx)` on `actor`'s strand and resolves with its outcome on the loop. Objects in
+  /// `touched` that other actors own are merged into this actor first. [loop]
   template <class Work>
-  kj::Promise<Outcome> on_actor(const std::shared_ptr<Actor>& actor, Work work);
+  kj::Promise<Outcome> on_actor(const std::shared_ptr<Actor>& actor, Work work, std::vector<Object> touched = {});
 
   /// A capability for `object`, owned by `actor` (or a new actor when `fresh`). [loop]
   wire::Handle::Client wrap(const Object& object, const std::shared_ptr<Actor>& actor, bool fresh = false);
