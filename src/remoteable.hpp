@@ -8,6 +8,7 @@
 #include "actors/registry.hpp"
 #include "actors/server.hpp"
 #include "proxy/client.hpp"
+#include "proxy/deadline.hpp"
 #include "proxy/handle.hpp"
 #include "proxy/sync.hpp"
 #include "proxy/value.hpp"

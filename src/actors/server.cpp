@@ -7,7 +7,10 @@
 
 #include <asio/co_spawn.hpp>
 
+#include <asio/bind_cancellation_slot.hpp>
+
 #include <algorithm>
+#include <list>
 #include <cstdlib>
 
 #include "actors/builtins.hpp"
@@ -42,6 +45,8 @@ T take(Outcome& o) {
 
 // ---- the loop-side state --------------------------------------------------------------------
 
+class PendingCall;
+
 struct ServerCore::Kj {
   Kj() : tasks(errors) {}
 
@@ -52,9 +57,48 @@ struct ServerCore::Kj {
     }
   } errors;
   capnp::CapabilityServerSet<wire::Handle> caps;
-  std::unordered_map<std::uint64_t, kj::Own<kj::PromiseFulfiller<Outcome>>> pending;
+  std::unordered_map<std::uint64_t, PendingCall*> pending;  // calls running on actors
   std::uint64_t next_id = 1;
+  std::list<ServerConnection*> connections;  // for the sweep; each removes itself
   kj::TaskSet tasks;  // one task per connection: onDisconnect().attach(connection)
+};
+
+/// A call handed to an actor, as the promise KJ holds. Destroying it before it completed means
+/// the client cancelled (or the connection went): the actor is told, so that a call not yet
+/// started is skipped and a coroutine method stops at its next co_await.
+class PendingCall {
+ public:
+  PendingCall(kj::PromiseFulfiller<Outcome>& fulfiller, ServerCore::Kj& kj, std::uint64_t id,
+              std::shared_ptr<Budget> budget, std::shared_ptr<CallCancel> cancel, std::shared_ptr<Actor> actor)
+      : fulfiller_(fulfiller), kj_(kj), id_(id), budget_(std::move(budget)), cancel_(std::move(cancel)), actor_(std::move(actor)) {
+    kj_.pending.emplace(id_, this);
+    ++budget_->in_flight;
+  }
+  ~PendingCall() {
+    kj_.pending.erase(id_);
+    --budget_->in_flight;
+    if (!done_) {
+      cancel_->cancelled = true;
+      asio::post(actor_->root()->strand(), [cancel = cancel_] { cancel->signal.emit(asio::cancellation_type::all); });
+    }
+  }
+  void fulfill(Outcome&& outcome) {
+    done_ = true;
+    fulfiller_.fulfill(std::move(outcome));
+  }
+  void reject(kj::Exception&& e) {
+    done_ = true;
+    fulfiller_.reject(kj::mv(e));
+  }
+
+ private:
+  kj::PromiseFulfiller<Outcome>& fulfiller_;
+  ServerCore::Kj& kj_;
+  std::uint64_t id_;
+  std::shared_ptr<Budget> budget_;
+  std::shared_ptr<CallCancel> cancel_;
+  std::shared_ptr<Actor> actor_;
+  bool done_ = false;
 };
 
 ServerCore::Kj& ServerCore::kj() {
@@ -71,27 +115,33 @@ ServerCore::Kj& ServerCore::kj() {
 /// destroys every capability (teardown) before it goes away.
 class HandleServer final : public wire::Handle::Server {
  public:
-  HandleServer(ServerCore& core, Object object, std::shared_ptr<Actor> actor)
-      : core_(core), object_(std::move(object)), actor_(std::move(actor)) {
+  HandleServer(ServerCore& core, Object object, std::shared_ptr<Actor> actor, std::shared_ptr<Budget> budget)
+      : core_(core), object_(std::move(object)), actor_(std::move(actor)), budget_(std::move(budget)) {
     core_.live_handles.fetch_add(1, std::memory_order_relaxed);
+    ++budget_->handles;
   }
-  ~HandleServer() noexcept(false) { core_.live_handles.fetch_sub(1, std::memory_order_relaxed); }
+  ~HandleServer() noexcept(false) {
+    core_.live_handles.fetch_sub(1, std::memory_order_relaxed);
+    --budget_->handles;
+  }
 
   const Object& object() const { return object_; }
   const std::shared_ptr<Actor>& actor() const { return actor_; }
 
  protected:
   kj::Promise<void> attr(AttrContext context) override {
+    context.allowCancellation();
     auto name = text(context.getParams().getName());
     return run([name = std::move(name)](Ctx& ctx, const Object& self) -> Outcome { return ops::attr(ctx, self, name); },
                context);
   }
 
   kj::Promise<void> setAttr(SetAttrContext context) override {
+    context.allowCancellation();
     auto params = context.getParams();
     auto name = text(params.getName());
     return core_.decode(params.getValue()).then([this, name = std::move(name)](Object value) {
-      return core_.on_actor(actor_, [self = object_, name, value](Ctx& ctx) -> Outcome {
+      return core_.on_actor(budget_, actor_, [self = object_, name, value](Ctx& ctx) -> Outcome {
         ops::set_attr(ctx, self, name, value);
         return None{};
       }, {value});
@@ -99,40 +149,44 @@ class HandleServer final : public wire::Handle::Server {
   }
 
   kj::Promise<void> call(CallContext context) override {
+    context.allowCancellation();
     auto params = context.getParams();
     auto name = text(params.getName());
     return core_.decode(params.getArgs()).then([this, context, name = std::move(name)](std::vector<Object> args) mutable {
       auto touched = args;
-      return finish(core_.on_actor(actor_, [self = object_, name, args = std::move(args)](Ctx& ctx) -> Outcome {
+      return finish(core_.on_actor(budget_, actor_, [self = object_, name, args = std::move(args)](Ctx& ctx) -> Outcome {
         return ops::call(ctx, self, name, args);
       }, std::move(touched)), context);
     });
   }
 
   kj::Promise<void> invoke(InvokeContext context) override {
+    context.allowCancellation();
     return core_.decode(context.getParams().getArgs()).then([this, context](std::vector<Object> args) mutable {
       auto touched = args;
-      return finish(core_.on_actor(actor_, [self = object_, args = std::move(args)](Ctx& ctx) -> Outcome {
+      return finish(core_.on_actor(budget_, actor_, [self = object_, args = std::move(args)](Ctx& ctx) -> Outcome {
         return ops::invoke(ctx, self, args);
       }, std::move(touched)), context);
     });
   }
 
   kj::Promise<void> item(ItemContext context) override {
+    context.allowCancellation();
     return core_.decode(context.getParams().getKey()).then([this, context](Object key) mutable {
-      return finish(core_.on_actor(actor_, [self = object_, key](Ctx& ctx) -> Outcome { return ops::item(ctx, self, key); },
+      return finish(core_.on_actor(budget_, actor_, [self = object_, key](Ctx& ctx) -> Outcome { return ops::item(ctx, self, key); },
                                    {key}),
                     context);
     });
   }
 
   kj::Promise<void> setItem(SetItemContext context) override {
+    context.allowCancellation();
     auto params = context.getParams();
     auto values = kj::heapArrayBuilder<kj::Promise<Object>>(2);
     values.add(core_.decode(params.getKey()));
     values.add(core_.decode(params.getValue()));
     return kj::joinPromises(values.finish()).then([this](kj::Array<Object> kv) {
-      return core_.on_actor(actor_, [self = object_, key = kv[0], value = kv[1]](Ctx& ctx) -> Outcome {
+      return core_.on_actor(budget_, actor_, [self = object_, key = kv[0], value = kv[1]](Ctx& ctx) -> Outcome {
         ops::set_item(ctx, self, key, value);
         return None{};
       }, {kv[0], kv[1]});
@@ -140,44 +194,51 @@ class HandleServer final : public wire::Handle::Server {
   }
 
   kj::Promise<void> len(LenContext context) override {
+    context.allowCancellation();
     return run([](Ctx& ctx, const Object& self) -> Outcome { return ops::len(ctx, self); }, context);
   }
 
   kj::Promise<void> binary(BinaryContext context) override {
+    context.allowCancellation();
     auto params = context.getParams();
     auto op = from_wire(params.getOp());
     bool reflected = params.getReflected();
     return core_.decode(params.getOperand()).then([this, context, op, reflected](Object other) mutable {
-      return finish(core_.on_actor(actor_, [self = object_, other, op, reflected](Ctx& ctx) -> Outcome {
+      return finish(core_.on_actor(budget_, actor_, [self = object_, other, op, reflected](Ctx& ctx) -> Outcome {
         return ops::binary(ctx, op, self, other, reflected);
       }, {other}), context);
     });
   }
 
   kj::Promise<void> unary(UnaryContext context) override {
+    context.allowCancellation();
     auto op = from_wire(context.getParams().getOp());
     return run([op](Ctx& ctx, const Object& self) -> Outcome { return ops::unary(ctx, op, self); }, context);
   }
 
   kj::Promise<void> get(GetContext context) override {
-    return core_.on_actor(actor_, [self = object_](Ctx&) -> Outcome { return ops::get(self); })
+    context.allowCancellation();
+    return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::get(self); })
         .then([this, context](Outcome o) mutable {
-          core_.encode(context.getResults().initValue(), take<Plain>(o), actor_);
+          core_.encode(context.getResults().initValue(), take<Plain>(o), actor_, budget_);
         });
   }
 
   kj::Promise<void> str(StrContext context) override {
-    return core_.on_actor(actor_, [self = object_](Ctx&) -> Outcome { return ops::str(self); })
+    context.allowCancellation();
+    return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::str(self); })
         .then([context](Outcome o) mutable { context.getResults().setText(take<std::string>(o)); });
   }
 
   kj::Promise<void> truthy(TruthyContext context) override {
-    return core_.on_actor(actor_, [self = object_](Ctx&) -> Outcome { return ops::truthy(self); })
+    context.allowCancellation();
+    return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::truthy(self); })
         .then([context](Outcome o) mutable { context.getResults().setValue(take<bool>(o)); });
   }
 
   kj::Promise<void> describe(DescribeContext context) override {
-    return core_.on_actor(actor_, [self = object_](Ctx&) -> Outcome { return ops::describe(self); })
+    context.allowCancellation();
+    return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::describe(self); })
         .then([context](Outcome o) mutable {
           auto d = take<Description>(o);
           auto results = context.getResults();
@@ -194,26 +255,27 @@ class HandleServer final : public wire::Handle::Server {
   /// Runs an operation whose result is a new handle, and sets it as the call's result.
   template <class Work, class Context>
   kj::Promise<void> run(Work work, Context& context) {
-    return finish(core_.on_actor(actor_, [self = object_, work = std::move(work)](Ctx& ctx) { return work(ctx, self); }),
+    return finish(core_.on_actor(budget_, actor_, [self = object_, work = std::move(work)](Ctx& ctx) { return work(ctx, self); }),
                   context);
   }
   template <class Context>
   kj::Promise<void> finish(kj::Promise<Outcome> outcome, Context& context) {
     return outcome.then([this, context](Outcome o) mutable {
-      if (auto* fresh = std::get_if<FreshObject>(&o)) context.getResults().setResult(core_.wrap(fresh->object, nullptr, true));
-      else context.getResults().setResult(core_.wrap(take<Object>(o), actor_));
+      if (auto* fresh = std::get_if<FreshObject>(&o)) context.getResults().setResult(core_.wrap(fresh->object, nullptr, budget_, true));
+      else context.getResults().setResult(core_.wrap(take<Object>(o), actor_, budget_));
     });
   }
 
   ServerCore& core_;
   Object object_;
   std::shared_ptr<Actor> actor_;
+  std::shared_ptr<Budget> budget_;
 };
 
 /// The bootstrap capability: the export registry, one per connection.
 class RegistryServer final : public wire::Registry::Server {
  public:
-  explicit RegistryServer(ServerCore& core) : core_(core) {}
+  RegistryServer(ServerCore& core, std::shared_ptr<Budget> budget) : core_(core), budget_(std::move(budget)) {}
 
  protected:
   kj::Promise<void> fetch(FetchContext context) override {
@@ -225,7 +287,8 @@ class RegistryServer final : public wire::Registry::Server {
       if (it == core_.exports.end()) throw to_kj(RemoteError(ErrorKind::name, "no export named '" + name + "'"));
       e = it->second;
     }
-    context.getResults().setHandle(core_.wrap(e.object, e.actor));
+    budget_->touch();
+    context.getResults().setHandle(core_.wrap(e.object, e.actor, budget_));
     return kj::READY_NOW;
   }
 
@@ -243,7 +306,7 @@ class RegistryServer final : public wire::Registry::Server {
   kj::Promise<void> store(StoreContext context) override {
     return core_.decode(context.getParams().getValue()).then([this, context](Object value) mutable {
       auto owner = core_.identities.owner(value);
-      context.getResults().setHandle(core_.wrap(value, owner, owner == nullptr));
+      context.getResults().setHandle(core_.wrap(value, owner, budget_, owner == nullptr));
     });
   }
 
@@ -272,23 +335,27 @@ class RegistryServer final : public wire::Registry::Server {
 
  private:
   ServerCore& core_;
+  std::shared_ptr<Budget> budget_;
 };
 
 /// One accepted client connection. Owned by the task that waits for its disconnect.
 class ServerConnection {
  public:
   ServerConnection(ServerCore& core, asio::ip::tcp::socket socket, std::string peer)
-      : core_(core), peer_(std::move(peer)) {
+      : core_(core), peer_(std::move(peer)), budget_(std::make_shared<Budget>()) {
     capnp::ReaderOptions options;
     options.traversalLimitInWords = core.options.max_message_words;
     options.nestingLimit = core.options.max_nesting;
     rpc_.emplace(core.loop, std::move(socket), capnp::rpc::twoparty::Side::SERVER,
-                 capnp::Capability::Client(kj::heap<RegistryServer>(core)), options,
+                 capnp::Capability::Client(kj::heap<RegistryServer>(core, budget_)), options,
                  std::make_shared<WireCounters>(false));
     core_.open_connections.fetch_add(1);
+    auto& list = core_.kj().connections;
+    self_ = list.insert(list.end(), this);
     core_.log->info("connection from {}", peer_);
   }
   ~ServerConnection() {
+    core_.kj().connections.erase(self_);
     rpc_ = nullptr;
     core_.open_connections.fetch_sub(1);
     core_.log->info("connection from {} closed", peer_);
@@ -297,11 +364,26 @@ class ServerConnection {
     KJ_IF_MAYBE(r, rpc_) { return r->on_disconnect(); }
     return kj::READY_NOW;
   }
+  /// Closes the connection if it broke a limit: idle too long, or not reading its answers.
+  void check(std::chrono::steady_clock::time_point now) {
+    KJ_IF_MAYBE(r, rpc_) {
+      auto& o = core_.options;
+      if (r->queued_bytes() > o.max_outbound_bytes) {
+        core_.log->warn("disconnecting {}: {} bytes of answers unread (limit {})", peer_, r->queued_bytes(), o.max_outbound_bytes);
+        r->abort();
+      } else if (o.idle_timeout.count() > 0 && budget_->in_flight == 0 && now - budget_->last_activity > o.idle_timeout) {
+        core_.log->info("disconnecting {}: idle", peer_);
+        r->abort();
+      }
+    }
+  }
 
  private:
   ServerCore& core_;
   std::string peer_;
+  std::shared_ptr<Budget> budget_;
   kj::Maybe<RpcConnection> rpc_;
+  std::list<ServerConnection*>::iterator self_;
 };
 
 // ---- ServerCore -----------------------------------------------------------------------------
@@ -331,18 +413,25 @@ bool immutable(const Object& o) {
 }  // namespace
 
 template <class Work>
-kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Actor>& actor, Work work, std::vector<Object> touched) {
+kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget, const std::shared_ptr<Actor>& actor,
+                                          Work work, std::vector<Object> touched) {
   auto& k = kj();
-  auto paf = kj::newPromiseAndFulfiller<Outcome>();
+  budget->touch();
+  if (stopping) throw to_kj(RemoteError(ErrorKind::disconnected, "the server is stopping"));
+  if (budget->in_flight >= options.max_calls_per_connection)
+    throw to_kj(RemoteError(ErrorKind::overloaded, "too many calls in flight on this connection (limit " +
+                                                       std::to_string(options.max_calls_per_connection) + ")"));
   auto id = k.next_id++;
-  k.pending.emplace(id, kj::mv(paf.fulfiller));
+  auto cancel = std::make_shared<CallCancel>();
+  auto promise = kj::newAdaptedPromise<Outcome, PendingCall>(k, id, budget, cancel, actor);
   // Arguments owned by other actors: merge them with this one first (DESIGN §4 rule 4).
   std::vector<std::shared_ptr<Actor>> others;
   for (auto& o : touched) {
     if (immutable(o)) continue;
     if (auto owner = identities.owner(o); owner && owner->root() != actor->root()) others.push_back(std::move(owner));
   }
-  auto job = [core = shared_from_this(), actor, id, work = std::move(work)]() mutable {
+  auto job = [core = shared_from_this(), actor, id, cancel, work = std::move(work)]() mutable {
+    if (cancel->cancelled) return core->complete(id, None{}, std::make_exception_ptr(RemoteError(ErrorKind::cancelled, "cancelled")));
     Ctx ctx{core->registry};
     Outcome outcome;
     std::exception_ptr error;
@@ -350,11 +439,13 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Actor>& actor, W
       outcome = work(ctx);
       if (auto* obj = std::get_if<Object>(&outcome); obj && obj->is(builtin::pending_type())) {
         // A coroutine method: run it on this actor's strand; other calls to the actor may run
-        // while it is suspended (reentrancy at co_await, DESIGN §4 rule 5).
+        // while it is suspended (reentrancy at co_await, DESIGN §4 rule 5). A cancelled call
+        // stops at its next co_await.
         auto run = std::move(obj->as<builtin::Pending>().run);
-        asio::co_spawn(actor->root()->strand(), std::move(run), [core, id](std::exception_ptr e, Object result) {
-          core->complete(id, Outcome(std::move(result)), e);
-        });
+        asio::co_spawn(actor->root()->strand(), std::move(run),
+                       asio::bind_cancellation_slot(cancel->signal.slot(), [core, id, cancel](std::exception_ptr e, Object result) {
+                         core->complete(id, Outcome(std::move(result)), e);
+                       }));
         return;
       }
       if (auto* obj = std::get_if<Object>(&outcome); obj && ctx.fresh_actor) outcome = FreshObject{*obj};
@@ -369,7 +460,7 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Actor>& actor, W
     log->debug("merging {} actor(s) on contact", others.size());
     Actor::merge_and_post(actor, others, std::move(job));
   }
-  return kj::mv(paf.promise);
+  return promise;
 }
 
 void ServerCore::complete(std::uint64_t id, Outcome outcome, std::exception_ptr error) {
@@ -377,15 +468,19 @@ void ServerCore::complete(std::uint64_t id, Outcome outcome, std::exception_ptr 
   loop->post([core = shared_from_this(), id, outcome = std::move(outcome), error]() mutable {
     if (!core->kj_) return;
     auto it = core->kj_->pending.find(id);
-    if (it == core->kj_->pending.end()) return;  // torn down meanwhile
-    auto fulfiller = kj::mv(it->second);
-    core->kj_->pending.erase(it);
-    if (error) fulfiller->reject(to_kj(to_remote_error(error)));
-    else fulfiller->fulfill(std::move(outcome));
+    if (it != core->kj_->pending.end()) {  // else cancelled or torn down meanwhile
+      if (error) it->second->reject(to_kj(to_remote_error(error)));
+      else it->second->fulfill(std::move(outcome));
+    }
+    core->maybe_finish_stop();
   });
 }
 
-wire::Handle::Client ServerCore::wrap(const Object& object, const std::shared_ptr<Actor>& actor, bool fresh) {
+wire::Handle::Client ServerCore::wrap(const Object& object, const std::shared_ptr<Actor>& actor,
+                                      const std::shared_ptr<Budget>& budget, bool fresh) {
+  if (budget->handles >= options.max_handles_per_connection)
+    throw to_kj(RemoteError(ErrorKind::overloaded, "too many live handles on this connection (limit " +
+                                                       std::to_string(options.max_handles_per_connection) + ")"));
   std::shared_ptr<Actor> owner = actor;
   if (fresh || !owner) owner = std::make_shared<Actor>(pool);
   if (!immutable(object)) {
@@ -394,7 +489,7 @@ wire::Handle::Client ServerCore::wrap(const Object& object, const std::shared_pt
     if (existing != owner && !fresh && existing->root() != owner->root()) Actor::merge_and_post(owner, {existing}, [] {});
     owner = std::move(existing);
   }
-  return kj().caps.add(kj::heap<HandleServer>(*this, object, std::move(owner)));
+  return kj().caps.add(kj::heap<HandleServer>(*this, object, std::move(owner), budget));
 }
 
 kj::Promise<std::pair<Object, std::shared_ptr<Actor>>> ServerCore::unwrap(wire::Handle::Client cap) {
@@ -474,7 +569,8 @@ kj::Promise<std::vector<Object>> ServerCore::decode(capnp::List<wire::Value>::Re
   });
 }
 
-void ServerCore::encode(wire::Value::Builder out, const Plain& value, const std::shared_ptr<Actor>& actor) {
+void ServerCore::encode(wire::Value::Builder out, const Plain& value, const std::shared_ptr<Actor>& actor,
+                        const std::shared_ptr<Budget>& budget) {
   std::visit(
       [&](const auto& x) {
         using X = std::decay_t<decltype(x)>;
@@ -487,21 +583,24 @@ void ServerCore::encode(wire::Value::Builder out, const Plain& value, const std:
           out.setBytes(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(x.data()), x.size()));
         else if constexpr (std::same_as<X, Plain::List>) {
           auto list = out.initList(static_cast<unsigned>(x.size()));
-          for (unsigned i = 0; i < x.size(); ++i) encode(list[i], x[i], actor);
+          for (unsigned i = 0; i < x.size(); ++i) encode(list[i], x[i], actor, budget);
         } else if constexpr (std::same_as<X, Plain::Map>) {
           auto map = out.initMap(static_cast<unsigned>(x.size()));
           unsigned i = 0;
           for (auto& [k, e] : x) {
             map[i].setKey(k);
-            encode(map[i].initValue(), e, actor);
+            encode(map[i].initValue(), e, actor, budget);
             ++i;
           }
-        } else if constexpr (std::same_as<X, Object>) out.setHandle(wrap(x, actor));
+        } else if constexpr (std::same_as<X, Object>) out.setHandle(wrap(x, actor, budget));
       },
       value.storage());
 }
 
-void ServerCore::start_accepting() { accept_one(); }
+void ServerCore::start_accepting() {
+  accept_one();
+  schedule_sweep();
+}
 
 void ServerCore::accept_one() {
   acceptor.async_accept([core = shared_from_this()](std::error_code ec, asio::ip::tcp::socket socket) {
@@ -515,6 +614,10 @@ void ServerCore::accept_one() {
     auto peer = remote.address().to_string() + ":" + std::to_string(remote.port());
     core->loop->run([core, socket = std::move(socket), peer = std::move(peer)]() mutable {
       if (core->stopping) return;
+      if (core->open_connections.load() >= core->options.max_connections) {
+        core->log->warn("refusing {}: {} connections open (limit)", peer, core->options.max_connections);
+        return;  // the socket closes here
+      }
       try {
         auto conn = kj::heap<ServerConnection>(*core, std::move(socket), std::move(peer));
         auto done = conn->on_disconnect();
@@ -527,24 +630,61 @@ void ServerCore::accept_one() {
   });
 }
 
+void ServerCore::schedule_sweep() {
+  sweep_timer_.expires_after(options.sweep_interval);
+  sweep_timer_.async_wait([core = shared_from_this()](std::error_code ec) {
+    if (ec || core->stopping) return;
+    core->loop->run([core] { core->sweep(); });
+    core->schedule_sweep();
+  });
+}
+
+void ServerCore::sweep() {
+  if (!kj_) return;
+  auto now = std::chrono::steady_clock::now();
+  auto connections = kj_->connections;  // check() may end a connection, which unlinks itself later
+  for (auto* c : connections) c->check(now);
+}
+
 void ServerCore::stop() {
   if (stopping.exchange(true)) return;
   asio::post(io, [core = shared_from_this()] {
     std::error_code ignored;
     core->acceptor.close(ignored);
+    core->sweep_timer_.cancel();
     core->loop->run([core] {
-      core->teardown();
-      core->keep_running_.reset();
+      core->draining_ = true;
+      if (!core->kj_ || core->kj_->pending.empty()) return core->maybe_finish_stop();
+      core->log->info("stopping: waiting up to {} ms for {} call(s)", core->options.stop_grace.count(), core->kj_->pending.size());
+      core->grace_timer_.expires_after(core->options.stop_grace);
+      core->grace_timer_.async_wait([core](std::error_code) {
+        core->loop->run([core] {
+          core->teardown();
+          core->keep_running_.reset();
+        });
+      });
     });
+  });
+}
+
+void ServerCore::maybe_finish_stop() {
+  if (!draining_ || (kj_ && !kj_->pending.empty())) return;
+  draining_ = false;
+  grace_timer_.cancel();
+  // From a fresh handler: this may run inside a call's own continuation.
+  loop->post([core = shared_from_this()] {
+    core->teardown();
+    core->keep_running_.reset();
   });
 }
 
 void ServerCore::teardown() {
   if (!kj_) return;
+  draining_ = false;
+  auto calls = kj_->pending;  // rejecting unlinks nothing: only destruction does
+  for (auto& [id, call] : calls) call->reject(to_kj(RemoteError(ErrorKind::disconnected, "the server is stopping")));
   auto k = std::move(kj_);
-  for (auto& [id, f] : k->pending) f->reject(to_kj(RemoteError(ErrorKind::disconnected, "the server is stopping")));
-  k->pending.clear();
-  k.reset();  // tasks (and with them every connection and capability), then the capability set
+  k.reset();  // tasks first (every connection, capability and call), then the capability set
 }
 
 }  // namespace detail

@@ -30,6 +30,19 @@ struct ServerOptions {
   int max_nesting = 64;
   /// How long stop() lets in-flight calls finish before it closes connections.
   std::chrono::milliseconds stop_grace{2000};
+  /// Open connections at most; a connection past the limit is closed at once.
+  std::size_t max_connections = 1024;
+  /// Live handles (capabilities) one connection may hold; past it, operations that would make
+  /// a handle fail with an overloaded error.
+  std::size_t max_handles_per_connection = 100'000;
+  /// Calls one connection may have in flight; past it, calls fail with an overloaded error.
+  std::size_t max_calls_per_connection = 10'000;
+  /// Bytes of answers queued for a connection that does not read; past it, it is disconnected.
+  std::size_t max_outbound_bytes = 64 * 1024 * 1024;
+  /// A connection with no call for this long is closed. Zero turns the timeout off.
+  std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};
+  /// How often idle and outbound limits are checked.
+  std::chrono::milliseconds sweep_interval{250};
   /// The logger; by default one named "remoteable.server" whose level comes from the
   /// REMOTEABLE_LOG environment variable (trace, debug, info, warn, error, off; default warn).
   std::shared_ptr<spdlog::logger> logger;

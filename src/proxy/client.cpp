@@ -1,6 +1,8 @@
 #include "proxy/client.hpp"
 
 #include <asio/connect.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/use_awaitable.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -9,6 +11,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 #include "proxy/detail/client_connection.hpp"
 
@@ -45,9 +48,20 @@ std::exception_ptr disconnected_error(const char* why) {
   return std::make_exception_ptr(RemoteError(ErrorKind::disconnected, why));
 }
 
+namespace {
+std::shared_ptr<spdlog::logger> client_logger(const ClientOptions& options) {
+  if (options.logger) return options.logger;
+  auto logger = std::make_shared<spdlog::logger>("remoteable.client", std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+  const char* env = std::getenv("REMOTEABLE_LOG");
+  logger->set_level(env ? spdlog::level::from_str(env) : spdlog::level::warn);
+  return logger;
+}
+}  // namespace
+
 ClientConnection::ClientConnection(asio::any_io_executor executor, ClientOptions options)
     : loop_(std::make_shared<KjLoop>(std::move(executor))),
       options_(std::move(options)),
+      log_(client_logger(options_)),
       counters_(std::make_shared<WireCounters>(options_.trace_wire)) {}
 
 ClientConnection::~ClientConnection() {
@@ -62,6 +76,9 @@ ClientConnection::~ClientConnection() {
 void ClientConnection::start(asio::ip::tcp::socket socket) {
   capnp::ReaderOptions reader;
   reader.traversalLimitInWords = options_.max_message_words;
+  std::error_code ignored;
+  auto peer = socket.remote_endpoint(ignored);
+  log_->info("connected to {}:{}", peer.address().to_string(), peer.port());
   rpc_.emplace(loop_, std::move(socket), capnp::rpc::twoparty::Side::CLIENT, nullptr, reader, counters_);
   tasks_.emplace(errors_);
   KJ_IF_MAYBE(rpc, rpc_) {
@@ -88,13 +105,19 @@ void ClientConnection::close() {
 
 void ClientConnection::close_now() {
   open_ = false;
+  if (rpc_ != nullptr) log_->info("connection closed");
   auto live = std::move(live_);
   live_.clear();
-  for (auto& [id, c] : live) c->fail(disconnected_error("the connection was closed"));
+  for (auto& [id, l] : live) l.completion->fail(disconnected_error("the connection was closed"));
   tasks_ = nullptr;
   caps_.clear();
   registry_ = nullptr;
   rpc_ = nullptr;
+}
+
+void ClientConnection::cancel(std::uint64_t id) {
+  auto it = live_.find(id);
+  if (it != live_.end()) it->second.cancel->fulfill();
 }
 
 std::shared_ptr<HandleState> ClientConnection::new_handle() {
@@ -195,25 +218,60 @@ Value ClientConnection::decode(wire::Value::Reader v) {
 
 // ---- Client ---------------------------------------------------------------------------------
 
-/// Closes the connection when the last Client copy goes.
+/// Closes the connection when the last Client copy goes; reconnect() swaps the connection.
 struct Client::Owner {
-  explicit Owner(std::shared_ptr<detail::ClientConnection> c) : connection(std::move(c)) {}
-  ~Owner() { connection->close(); }
-  std::shared_ptr<detail::ClientConnection> connection;
+  Owner(std::shared_ptr<detail::ClientConnection> c, asio::any_io_executor ex, Endpoint ep, ClientOptions opts)
+      : executor(std::move(ex)), endpoint(std::move(ep)), options(std::move(opts)), connection_(std::move(c)) {}
+  ~Owner() { connection_->close(); }
+
+  std::shared_ptr<detail::ClientConnection> connection() const {
+    std::lock_guard lock(mutex_);
+    return connection_;
+  }
+  void replace(std::shared_ptr<detail::ClientConnection> c) {
+    std::shared_ptr<detail::ClientConnection> old;
+    {
+      std::lock_guard lock(mutex_);
+      old = std::exchange(connection_, std::move(c));
+    }
+    old->close();
+  }
+
+  const asio::any_io_executor executor;
+  const Endpoint endpoint;
+  const ClientOptions options;
+
+ private:
+  // Guards connection_: Client copies on any thread read it, reconnect() replaces it. A strand
+  // cannot serve the synchronous accessors.
+  mutable std::mutex mutex_;
+  std::shared_ptr<detail::ClientConnection> connection_;
 };
 
 Client::Client(std::shared_ptr<Owner> owner) : owner_(std::move(owner)) {}
 
-asio::awaitable<Client> Client::connect(asio::any_io_executor executor, Endpoint endpoint, ClientOptions options) {
+namespace {
+
+/// One attempt: resolve, connect with a deadline, and set up RPC on the new connection.
+asio::awaitable<std::shared_ptr<detail::ClientConnection>> connect_once(asio::any_io_executor executor,
+                                                                          const Endpoint& endpoint,
+                                                                          const ClientOptions& options) {
+  using namespace asio::experimental::awaitable_operators;
   asio::ip::tcp::socket socket(executor);
   try {
     asio::ip::tcp::resolver resolver(executor);
     auto results = co_await resolver.async_resolve(endpoint.host, std::to_string(endpoint.port), asio::use_awaitable);
-    co_await asio::async_connect(socket, results, asio::use_awaitable);
+    asio::steady_timer timer(executor, options.connect_timeout);
+    auto connecting = asio::async_connect(socket, results, asio::use_awaitable);
+    auto waited = timer.async_wait(asio::use_awaitable);
+    auto outcome = co_await (std::move(connecting) || std::move(waited));
+    if (outcome.index() == 1)
+      throw RemoteError(ErrorKind::timeout, "connecting to " + endpoint.to_string() + " took longer than " +
+                                                std::to_string(options.connect_timeout.count()) + " ms");
   } catch (const std::system_error& e) {
     throw RemoteError(ErrorKind::disconnected, "cannot connect to " + endpoint.to_string() + ": " + e.code().message());
   }
-  auto connection = std::make_shared<detail::ClientConnection>(executor, std::move(options));
+  auto connection = std::make_shared<detail::ClientConnection>(executor, options);
   // Set up the RPC system on the connection's loop, then carry on here. (The awaitable is made
   // outside the co_await operand: GCC 12 destroys lambda temporaries there twice.)
   auto started = connection->evaluate<None>([socket = std::make_shared<asio::ip::tcp::socket>(std::move(socket))](
@@ -222,11 +280,42 @@ asio::awaitable<Client> Client::connect(asio::any_io_executor executor, Endpoint
     return None{};
   });
   co_await std::move(started);
-  co_return Client(std::make_shared<Owner>(std::move(connection)));
+  co_return connection;
+}
+
+asio::awaitable<std::shared_ptr<detail::ClientConnection>> connect_with_retries(asio::any_io_executor executor,
+                                                                                 const Endpoint& endpoint,
+                                                                                 const ClientOptions& options) {
+  auto backoff = options.retry_backoff;
+  for (int attempt = 1;; ++attempt) {
+    std::exception_ptr failure;
+    try {
+      auto connection = co_await connect_once(executor, endpoint, options);
+      co_return connection;
+    } catch (const RemoteError&) {
+      if (attempt >= options.connect_attempts) throw;
+      failure = std::current_exception();
+    }
+    asio::steady_timer pause(executor, backoff);
+    co_await pause.async_wait(asio::use_awaitable);
+    backoff = std::min(backoff * 2, options.retry_backoff_max);
+  }
+}
+
+}  // namespace
+
+asio::awaitable<Client> Client::connect(asio::any_io_executor executor, Endpoint endpoint, ClientOptions options) {
+  auto connection = co_await connect_with_retries(executor, endpoint, options);
+  co_return Client(std::make_shared<Owner>(std::move(connection), executor, std::move(endpoint), std::move(options)));
+}
+
+asio::awaitable<void> Client::reconnect() const {
+  auto connection = co_await connect_with_retries(owner_->executor, owner_->endpoint, owner_->options);
+  owner_->replace(std::move(connection));
 }
 
 Handle Client::fetch(std::string_view name) const {
-  auto& c = owner_->connection;
+  auto c = owner_->connection();
   auto state = c->new_handle();
   c->loop()->run([c, id = state->id, name = std::string(name)] {
     try {
@@ -240,7 +329,7 @@ Handle Client::fetch(std::string_view name) const {
 }
 
 asio::awaitable<std::vector<std::string>> Client::browse() const {
-  return owner_->connection->evaluate<std::vector<std::string>>([](detail::ClientConnection& c) {
+  return owner_->connection()->evaluate<std::vector<std::string>>([](detail::ClientConnection& c) {
     return c.registry().browseRequest().send().then([](auto response) {
       std::vector<std::string> names;
       for (auto n : response.getNames()) names.emplace_back(n.cStr(), n.size());
@@ -250,7 +339,7 @@ asio::awaitable<std::vector<std::string>> Client::browse() const {
 }
 
 Handle Client::store(Value value) const {
-  auto& c = owner_->connection;
+  auto c = owner_->connection();
   auto state = c->new_handle();
   c->loop()->run([c, id = state->id, value = std::move(value)] {
     try {
@@ -266,7 +355,7 @@ Handle Client::store(Value value) const {
 }
 
 asio::awaitable<void> Client::attach(const Handle& handle, std::string_view name) const {
-  return detail::discard(owner_->connection->evaluate<None>([h = handle, name = std::string(name)](detail::ClientConnection& c) {
+  return detail::discard(owner_->connection()->evaluate<None>([h = handle, name = std::string(name)](detail::ClientConnection& c) {
     auto request = c.registry().attachRequest();
     request.setName(name);
     request.setHandle(c.cap_of(h));
@@ -275,17 +364,17 @@ asio::awaitable<void> Client::attach(const Handle& handle, std::string_view name
 }
 
 asio::awaitable<void> Client::detach(std::string_view name) const {
-  return detail::discard(owner_->connection->evaluate<None>([name = std::string(name)](detail::ClientConnection& c) {
+  return detail::discard(owner_->connection()->evaluate<None>([name = std::string(name)](detail::ClientConnection& c) {
     auto request = c.registry().detachRequest();
     request.setName(name);
     return request.send().then([](auto) { return None{}; });
   }));
 }
 
-void Client::close() const { owner_->connection->close(); }
-bool Client::connected() const { return owner_->connection->open(); }
-WireStats Client::wire_stats() const { return owner_->connection->counters()->stats(); }
-std::vector<WireEvent> Client::wire_trace() const { return owner_->connection->counters()->trace(); }
-void Client::clear_wire_trace() const { owner_->connection->counters()->clear_trace(); }
+void Client::close() const { owner_->connection()->close(); }
+bool Client::connected() const { return owner_->connection()->open(); }
+WireStats Client::wire_stats() const { return owner_->connection()->counters()->stats(); }
+std::vector<WireEvent> Client::wire_trace() const { return owner_->connection()->counters()->trace(); }
+void Client::clear_wire_trace() const { owner_->connection()->counters()->clear_trace(); }
 
 }  // namespace remoteable

@@ -22,8 +22,15 @@ struct ClientOptions {
   bool trace_wire = false;
   /// The largest message accepted from the server, in 8-byte words.
   std::uint64_t max_message_words = 64 * 1024 * 1024;
-  /// The logger; by default a logger named "remoteable.client" with its level taken from the
-  /// REMOTEABLE_LOG environment variable (off when unset).
+  /// How long one connection attempt may take.
+  std::chrono::milliseconds connect_timeout{5000};
+  /// Connection attempts before connect() gives up (at least 1).
+  int connect_attempts = 1;
+  /// The wait after the first failed attempt; it doubles after each, up to retry_backoff_max.
+  std::chrono::milliseconds retry_backoff{100};
+  std::chrono::milliseconds retry_backoff_max{2000};
+  /// The logger; by default one named "remoteable.client" whose level comes from the
+  /// REMOTEABLE_LOG environment variable (trace, debug, info, warn, error, off; default warn).
   std::shared_ptr<spdlog::logger> logger;
 };
 
@@ -54,6 +61,10 @@ class Client {
 
   /// Closes the connection now. Pending awaits end with a disconnected error. Idempotent.
   void close() const;
+  /// Connects again to the same endpoint, with the same options, replacing a closed or lost
+  /// connection for every copy of this Client. Handles from the old connection stay broken;
+  /// fetch names again.
+  [[nodiscard]] asio::awaitable<void> reconnect() const;
   /// False once the connection is closed or lost.
   bool connected() const;
 

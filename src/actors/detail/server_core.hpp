@@ -3,7 +3,9 @@
 
 #include <capnp/capability.h>
 
+#include <asio/cancellation_signal.hpp>
 #include <asio/executor_work_guard.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/thread_pool.hpp>
@@ -42,6 +44,22 @@ struct Export {
 };
 
 class HandleServer;
+class ServerConnection;
+
+/// What one connection uses, checked against the ServerOptions limits. [loop]
+struct Budget {
+  std::size_t handles = 0;    ///< live capabilities made for this connection
+  std::size_t in_flight = 0;  ///< operations accepted and not yet answered
+  std::chrono::steady_clock::time_point last_activity = std::chrono::steady_clock::now();
+  void touch() { last_activity = std::chrono::steady_clock::now(); }
+};
+
+/// One call's cancellation, shared by the loop (which learns that the client cancelled) and the
+/// actor (which stops a coroutine method). The signal is only emitted on the actor's strand.
+struct CallCancel {
+  std::atomic<bool> cancelled{false};
+  asio::cancellation_signal signal;
+};
 
 /// Shared state of one server.
 ///
@@ -72,10 +90,13 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   /// Runs `work(ctx)` on `actor`'s strand and resolves with its outcome on the loop. Objects in
   /// `touched` that other actors own are merged into this actor first. [loop]
   template <class Work>
-  kj::Promise<Outcome> on_actor(const std::shared_ptr<Actor>& actor, Work work, std::vector<Object> touched = {});
+  kj::Promise<Outcome> on_actor(const std::shared_ptr<Budget>& budget, const std::shared_ptr<Actor>& actor, Work work,
+                                std::vector<Object> touched = {});
 
-  /// A capability for `object`, owned by `actor` (or a new actor when `fresh`). [loop]
-  wire::Handle::Client wrap(const Object& object, const std::shared_ptr<Actor>& actor, bool fresh = false);
+  /// A capability for `object`, owned by `actor` (or a new actor when `fresh`), counted in the
+  /// connection's budget. [loop]
+  wire::Handle::Client wrap(const Object& object, const std::shared_ptr<Actor>& actor,
+                            const std::shared_ptr<Budget>& budget, bool fresh = false);
   /// The object behind a capability that this server created; throws a type error for others. [loop]
   kj::Promise<std::pair<Object, std::shared_ptr<Actor>>> unwrap(wire::Handle::Client cap);
 
@@ -83,17 +104,27 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   kj::Promise<std::vector<Object>> decode(capnp::List<wire::Value>::Reader values);
   kj::Promise<Object> decode(wire::Value::Reader value);
   /// Encodes a plain value; objects inside become capabilities owned by `actor`. [loop]
-  void encode(wire::Value::Builder out, const Plain& value, const std::shared_ptr<Actor>& actor);
+  void encode(wire::Value::Builder out, const Plain& value, const std::shared_ptr<Actor>& actor,
+              const std::shared_ptr<Budget>& budget);
 
   void start_accepting();
   void stop();
   void teardown();  ///< drops every Cap'n Proto object. [loop]
 
- private:
   struct Kj;  // the loop-side state, created on first use in the loop
   Kj& kj();
+
+ private:
+  friend class PendingCall;
   void accept_one();
   void complete(std::uint64_t id, Outcome outcome, std::exception_ptr error);
+  void sweep();            ///< closes idle connections and those that do not read. [loop]
+  void schedule_sweep();
+  void maybe_finish_stop();  ///< tears down once a stopping server has no call left. [loop]
+
+  asio::steady_timer sweep_timer_{io};
+  asio::steady_timer grace_timer_{io};
+  bool draining_ = false;  // [loop]
 
   std::unique_ptr<Kj> kj_;  // [loop]
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> keep_running_;

@@ -5,6 +5,7 @@
 #include <kj/async.h>
 
 #include <asio/any_io_executor.hpp>
+#include <asio/associated_cancellation_slot.hpp>
 #include <asio/async_result.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/ip/tcp.hpp>
@@ -13,6 +14,8 @@
 #include <atomic>
 #include <memory>
 #include <unordered_map>
+
+#include <spdlog/spdlog.h>
 
 #include "proxy/client.hpp"
 #include "proxy/handle.hpp"
@@ -99,7 +102,11 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   /// Decodes a wire value; capabilities in it become new handles. [loop]
   Value decode(wire::Value::Reader value);
 
-  /// Runs `build(*this) -> kj::Promise<T>` on the loop and awaits its result.
+  /// Cancels the evaluation `id` if it is still pending. [loop]
+  void cancel(std::uint64_t id);
+
+  /// Runs `build(*this) -> kj::Promise<T>` on the loop and awaits its result. Cancelling the
+  /// await (Asio per-operation cancellation) cancels the call.
   template <class T, class Build>
   asio::awaitable<T> evaluate(Build build);
 
@@ -108,6 +115,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
 
   std::shared_ptr<KjLoop> loop_;
   ClientOptions options_;
+  std::shared_ptr<spdlog::logger> log_;
   std::shared_ptr<WireCounters> counters_;
   std::atomic<bool> open_{true};  // until closed or lost
   std::atomic<std::uint64_t> next_handle_{1};
@@ -118,8 +126,12 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   kj::Maybe<RpcConnection> rpc_;                                    // [loop]
   kj::Maybe<wire::Registry::Client> registry_;                      // [loop]
   std::unordered_map<std::uint64_t, wire::Handle::Client> caps_;    // [loop]
-  std::unordered_map<std::uint64_t, std::shared_ptr<CompletionBase>> live_;  // [loop]
-  std::uint64_t next_op_ = 1;                                       // [loop]
+  struct Live {
+    std::shared_ptr<CompletionBase> completion;
+    kj::Own<kj::PromiseFulfiller<void>> cancel;
+  };
+  std::unordered_map<std::uint64_t, Live> live_;                    // [loop]
+  std::atomic<std::uint64_t> next_op_{1};
   kj::Maybe<kj::TaskSet> tasks_;                                    // [loop]
 };
 
@@ -138,8 +150,16 @@ asio::awaitable<T> ClientConnection::evaluate(Build build) {
   auto self = shared_from_this();
   return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, T)>(
       [self, build = std::move(build)](auto handler) mutable {
+        auto slot = asio::get_associated_cancellation_slot(handler);
         auto completion = std::make_shared<CompletionImpl<T, decltype(handler)>>(std::move(handler));
-        self->loop_->run([self, build = std::move(build), completion]() mutable {
+        auto id = self->next_op_.fetch_add(1);
+        if (slot.is_connected()) {
+          // Cancelling the await (a timeout, a parallel group) cancels the call on the wire.
+          slot.assign([weak = std::weak_ptr<ClientConnection>(self), id](asio::cancellation_type) {
+            if (auto c = weak.lock()) c->loop_->run([c, id] { c->cancel(id); });
+          });
+        }
+        self->loop_->run([self, build = std::move(build), completion, id]() mutable {
           if (!self->open_) return completion->fail(disconnected_error("the connection is closed"));
           kj::Promise<T> promise = nullptr;
           try {
@@ -149,10 +169,15 @@ asio::awaitable<T> ClientConnection::evaluate(Build build) {
           } catch (...) {
             return completion->fail(std::current_exception());
           }
-          auto id = self->next_op_++;
-          self->live_.emplace(id, completion);
+          auto stop = kj::newPromiseAndFulfiller<void>();
+          self->live_.emplace(id, Live{completion, kj::mv(stop.fulfiller)});
           KJ_IF_MAYBE(tasks, self->tasks_) {
-            tasks->add(promise
+            // Whichever comes first: the answer, or a cancellation (which drops the call, and
+            // Cap'n Proto sends Finish so that the server can stop it).
+            auto cancelled = stop.promise.then([]() -> T {
+              throw to_kj(RemoteError(ErrorKind::cancelled, "the call was cancelled"));
+            });
+            tasks->add(promise.exclusiveJoin(kj::mv(cancelled))
                            .then([completion](T&& value) { completion->complete(nullptr, std::move(value)); },
                                  [completion](kj::Exception&& e) { completion->fail(to_exception_ptr(e)); })
                            // The task belongs to tasks_, a member: `this` outlives it.
