@@ -48,12 +48,13 @@ Plain map_to_plain(const Object& self) {
 }
 
 std::int64_t index_of(const Object& self, const Object& key, std::size_t size) {
-  if (!key.is(int64_type())) throw_error(ErrorKind::type, "list index must be int64, got " + std::string(type_name(key)));
+  auto kind = std::string(type_name(self));
+  if (!key.is(int64_type())) throw_error(ErrorKind::type, kind + " index must be int64, got " + std::string(type_name(key)));
   auto i = key.as<std::int64_t>();
   auto n = static_cast<std::int64_t>(size);
   if (i < 0) i += n;
-  if (i < 0 || i >= n) throw_error(ErrorKind::index, "list index " + std::to_string(key.as<std::int64_t>()) + " out of range for size " + std::to_string(n));
-  (void)self;
+  if (i < 0 || i >= n)
+    throw_error(ErrorKind::index, kind + " index " + std::to_string(key.as<std::int64_t>()) + " out of range for size " + std::to_string(n));
   return i;
 }
 
@@ -299,6 +300,11 @@ const TypeInfo& bytes_type() {
     };
     t.truthy = [](const Object& o) { return !o.as<Bytes>().empty(); };
     t.len = [](const Object& o) { return o.as<Bytes>().size(); };
+    t.item = [](Ctx&, const Object& s, const Object& key) {
+      auto& bytes = s.as<Bytes>();
+      auto b = bytes[static_cast<std::size_t>(index_of(s, key, bytes.size()))];
+      return box(static_cast<std::int64_t>(std::to_integer<unsigned char>(b)));
+    };
     return t;
   }();
   return t;

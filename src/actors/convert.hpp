@@ -1,7 +1,8 @@
 #pragma once
 // Conversions between C++ values and server-side Objects, used by the binding templates.
 //
-// Arguments: ArgConv<D>::accepts checks an Object's kind without converting; from() converts;
+// Arguments: ArgConv<D>::match rates how well an Object's kind fits without converting it (-1:
+// not at all, 0: exactly, 1: with a conversion such as int64 to float64); from() converts;
 // pass<P>() hands the converted value to a parameter of type P.
 // Results: to_object() boxes plain values by copy and turns registered classes into references:
 // by value → a new object; shared_ptr → that object; reference or pointer → the live object,
@@ -54,6 +55,9 @@ const TypeInfo& info_of(const Registry& r) {
   return registry_info(r, typeid(U), typeid(U).name());
 }
 
+/// Combines two match ratings: the worse one wins, and -1 (no match) beats everything.
+constexpr int worse(int a, int b) noexcept { return (a < 0 || b < 0) ? -1 : (a > b ? a : b); }
+
 template <class D> struct ArgConv;
 
 template <class D>
@@ -61,7 +65,7 @@ template <class D>
 struct ArgConv<D> {
   using Held = Object;
   static constexpr std::string_view kind = "any";
-  static bool accepts(const Registry&, const Object&) { return true; }
+  static int match(const Registry&, const Object&) { return 0; }
   static Held from(const Registry&, const Object& o) { return o; }
   template <class P> static P pass(Held& h) { return h; }
 };
@@ -70,7 +74,7 @@ template <>
 struct ArgConv<bool> {
   using Held = bool;
   static constexpr std::string_view kind = "bool";
-  static bool accepts(const Registry&, const Object& o) { return o.is(builtin::bool_type()); }
+  static int match(const Registry&, const Object& o) { return o.is(builtin::bool_type()) ? 0 : -1; }
   static Held from(const Registry&, const Object& o) { return o.as<bool>(); }
   template <class P> static P pass(Held& h) { return h; }
 };
@@ -79,7 +83,7 @@ template <plain_integer D>
 struct ArgConv<D> {
   using Held = D;
   static constexpr std::string_view kind = "int64";
-  static bool accepts(const Registry&, const Object& o) { return o.is(builtin::int64_type()); }
+  static int match(const Registry&, const Object& o) { return o.is(builtin::int64_type()) ? 0 : -1; }
   static Held from(const Registry&, const Object& o) {
     auto v = o.as<std::int64_t>();
     if (!std::in_range<D>(v)) throw_error(ErrorKind::value, std::to_string(v) + " is out of range for the parameter");
@@ -92,8 +96,8 @@ template <std::floating_point D>
 struct ArgConv<D> {
   using Held = D;
   static constexpr std::string_view kind = "float64";
-  static bool accepts(const Registry&, const Object& o) {
-    return o.is(builtin::float64_type()) || o.is(builtin::int64_type());
+  static int match(const Registry&, const Object& o) {
+    return o.is(builtin::float64_type()) ? 0 : o.is(builtin::int64_type()) ? 1 : -1;
   }
   static Held from(const Registry&, const Object& o) {
     return o.is(builtin::float64_type()) ? static_cast<D>(o.as<double>()) : static_cast<D>(o.as<std::int64_t>());
@@ -105,7 +109,7 @@ template <>
 struct ArgConv<std::string> {
   using Held = std::string;  // pass() hands out references into this, so it must own the text
   static constexpr std::string_view kind = "text";
-  static bool accepts(const Registry&, const Object& o) { return o.is(builtin::text_type()); }
+  static int match(const Registry&, const Object& o) { return o.is(builtin::text_type()) ? 0 : -1; }
   static Held from(const Registry&, const Object& o) { return o.as<std::string>(); }
   template <class P> static P pass(Held& h) {
     if constexpr (std::is_rvalue_reference_v<P> || !std::is_reference_v<P>) return std::move(h);
@@ -117,7 +121,7 @@ template <>
 struct ArgConv<std::string_view> {
   using Held = std::string_view;  // views the argument Object, which outlives the call
   static constexpr std::string_view kind = "text";
-  static bool accepts(const Registry&, const Object& o) { return o.is(builtin::text_type()); }
+  static int match(const Registry&, const Object& o) { return o.is(builtin::text_type()) ? 0 : -1; }
   static Held from(const Registry&, const Object& o) { return o.as<std::string>(); }
   template <class P> static P pass(Held& h) { return h; }
 };
@@ -126,7 +130,7 @@ template <>
 struct ArgConv<Bytes> {
   using Held = const Bytes*;
   static constexpr std::string_view kind = "bytes";
-  static bool accepts(const Registry&, const Object& o) { return o.is(builtin::bytes_type()); }
+  static int match(const Registry&, const Object& o) { return o.is(builtin::bytes_type()) ? 0 : -1; }
   static Held from(const Registry&, const Object& o) { return &o.as<Bytes>(); }
   template <class P> static P pass(Held& h) { return *h; }
 };
@@ -135,7 +139,7 @@ template <>
 struct ArgConv<None> {
   using Held = None;
   static constexpr std::string_view kind = "none";
-  static bool accepts(const Registry&, const Object& o) { return o.is(builtin::none_type()); }
+  static int match(const Registry&, const Object& o) { return o.is(builtin::none_type()) ? 0 : -1; }
   static Held from(const Registry&, const Object&) { return {}; }
   template <class P> static P pass(Held& h) { return h; }
 };
@@ -146,11 +150,11 @@ struct ArgConv<D> {
   using E = ArgConv<std::remove_cvref_t<typename D::value_type>>;
   using Held = D;
   static constexpr std::string_view kind = "list";
-  static bool accepts(const Registry& r, const Object& o) {
-    if (!o.is(builtin::list_type())) return false;
-    for (auto& e : o.as<builtin::ObjectList>())
-      if (!E::accepts(r, e)) return false;
-    return true;
+  static int match(const Registry& r, const Object& o) {
+    if (!o.is(builtin::list_type())) return -1;
+    int worst = 0;
+    for (auto& e : o.as<builtin::ObjectList>()) worst = worse(worst, E::match(r, e));
+    return worst;
   }
   static Held from(const Registry& r, const Object& o) {
     D out;
@@ -160,7 +164,10 @@ struct ArgConv<D> {
     }
     return out;
   }
-  template <class P> static P pass(Held& h) { return std::move(h); }
+  template <class P> static P pass(Held& h) {
+    if constexpr (std::is_lvalue_reference_v<P>) return h;
+    else return std::move(h);
+  }
 };
 
 template <class D>
@@ -169,11 +176,11 @@ struct ArgConv<D> {
   using E = ArgConv<std::remove_cvref_t<typename D::mapped_type>>;
   using Held = D;
   static constexpr std::string_view kind = "map";
-  static bool accepts(const Registry& r, const Object& o) {
-    if (!o.is(builtin::map_type())) return false;
-    for (auto& [k, e] : o.as<builtin::ObjectMap>())
-      if (!E::accepts(r, e)) return false;
-    return true;
+  static int match(const Registry& r, const Object& o) {
+    if (!o.is(builtin::map_type())) return -1;
+    int worst = 0;
+    for (auto& [k, e] : o.as<builtin::ObjectMap>()) worst = worse(worst, E::match(r, e));
+    return worst;
   }
   static Held from(const Registry& r, const Object& o) {
     D out;
@@ -183,7 +190,10 @@ struct ArgConv<D> {
     }
     return out;
   }
-  template <class P> static P pass(Held& h) { return std::move(h); }
+  template <class P> static P pass(Held& h) {
+    if constexpr (std::is_lvalue_reference_v<P>) return h;
+    else return std::move(h);
+  }
 };
 
 template <class D>
@@ -192,15 +202,18 @@ struct ArgConv<D> {
   using E = ArgConv<std::remove_cvref_t<typename D::value_type>>;
   using Held = D;
   static constexpr std::string_view kind = "optional";
-  static bool accepts(const Registry& r, const Object& o) {
-    return o.is(builtin::none_type()) || E::accepts(r, o);
+  static int match(const Registry& r, const Object& o) {
+    return o.is(builtin::none_type()) ? 0 : E::match(r, o);
   }
   static Held from(const Registry& r, const Object& o) {
     if (o.is(builtin::none_type())) return std::nullopt;
     auto h = E::from(r, o);
     return E::template pass<typename D::value_type>(h);
   }
-  template <class P> static P pass(Held& h) { return std::move(h); }
+  template <class P> static P pass(Held& h) {
+    if constexpr (std::is_lvalue_reference_v<P>) return h;
+    else return std::move(h);
+  }
 };
 
 /// Registered classes, taken as T&, const T&, T (a copy), T* or std::shared_ptr<T>.
@@ -208,9 +221,9 @@ template <class U>
 struct ClassArg {
   using Held = std::shared_ptr<U>;
   static constexpr std::string_view kind = "object";
-  static bool accepts(const Registry& r, const Object& o) {
+  static int match(const Registry& r, const Object& o) {
     auto* t = registry_find(r, typeid(U));
-    return t && o.type == t;
+    return t && o.type == t ? 0 : -1;
   }
   static Held from(const Registry&, const Object& o) { return std::static_pointer_cast<U>(o.ptr); }
   template <class P> static P pass(Held& h) {
@@ -225,8 +238,8 @@ struct ArgConv<D> : ClassArg<D> {};
 
 template <class U>
 struct ArgConv<U*> : ClassArg<std::remove_const_t<U>> {
-  static bool accepts(const Registry& r, const Object& o) {
-    return o.is(builtin::none_type()) || ClassArg<std::remove_const_t<U>>::accepts(r, o);
+  static int match(const Registry& r, const Object& o) {
+    return o.is(builtin::none_type()) ? 0 : ClassArg<std::remove_const_t<U>>::match(r, o);
   }
   static typename ClassArg<std::remove_const_t<U>>::Held from(const Registry& r, const Object& o) {
     if (o.is(builtin::none_type())) return nullptr;
@@ -241,7 +254,78 @@ struct ArgConv<std::shared_ptr<U>> : ArgConv<std::remove_const_t<U>*> {};
 template <class P>
 using arg_conv = ArgConv<std::remove_cvref_t<P>>;
 
+/// Whether `o` can be passed to a parameter of type P.
+template <class P>
+bool accepts(const Registry& r, const Object& o) {
+  return arg_conv<P>::match(r, o) >= 0;
+}
+
+// ---- callables --------------------------------------------------------------------------------
+
+template <class... P> struct type_list {};
+
+/// What the binding templates need to know about a callable: its result, its parameters and, for
+/// member functions, the class. Lambdas and other function objects count as free functions.
+template <class F> struct callable;
+template <class R, class... P>
+struct callable<R (*)(P...)> {
+  using result = R;
+  using params = type_list<P...>;
+  static constexpr bool member = false;
+};
+template <class R, class... P> struct callable<R (*)(P...) noexcept> : callable<R (*)(P...)> {};
+template <class R, class... P> struct callable<R(P...)> : callable<R (*)(P...)> {};
+template <class R, class... P> struct callable<R(P...) noexcept> : callable<R (*)(P...)> {};
+
+template <class R, class C, class... P>
+struct member_callable {
+  using result = R;
+  using params = type_list<P...>;
+  using cls = C;
+  static constexpr bool member = true;
+};
+template <class R, class C, class... P> struct callable<R (C::*)(P...)> : member_callable<R, C, P...> {};
+template <class R, class C, class... P> struct callable<R (C::*)(P...) const> : member_callable<R, const C, P...> {};
+template <class R, class C, class... P> struct callable<R (C::*)(P...) noexcept> : member_callable<R, C, P...> {};
+template <class R, class C, class... P>
+struct callable<R (C::*)(P...) const noexcept> : member_callable<R, const C, P...> {};
+template <class R, class C, class... P> struct callable<R (C::*)(P...) &> : member_callable<R, C, P...> {};
+template <class R, class C, class... P> struct callable<R (C::*)(P...) const&> : member_callable<R, const C, P...> {};
+
+/// A function object's call operator, seen as a free function.
+template <class M> struct call_operator;
+template <class R, class L, class... P> struct call_operator<R (L::*)(P...)> : callable<R (*)(P...)> {};
+template <class R, class L, class... P> struct call_operator<R (L::*)(P...) const> : callable<R (*)(P...)> {};
+template <class R, class L, class... P> struct call_operator<R (L::*)(P...) noexcept> : callable<R (*)(P...)> {};
+template <class R, class L, class... P>
+struct call_operator<R (L::*)(P...) const noexcept> : callable<R (*)(P...)> {};
+template <class F>
+  requires std::is_class_v<F> && requires { &F::operator(); }
+struct callable<F> : call_operator<decltype(&F::operator())> {};
+
+/// A callable whose signature can be read: not a generic lambda nor an overload set.
+template <class F>
+concept readable_callable = requires { typename callable<std::remove_cvref_t<F>>::result; };
+
 // ---- results --------------------------------------------------------------------------------
+
+/// Whether to_object() can convert a D (so that an operator returning one can be offered).
+template <class D>
+constexpr bool is_sendable() {
+  if constexpr (std::is_void_v<D> || std::same_as<D, Object> || std::same_as<D, Plain> || std::same_as<D, bool> ||
+                plain_integer<D> || std::floating_point<D> || std::same_as<D, Bytes> || std::same_as<D, None> ||
+                std::is_convertible_v<D, std::string_view>)
+    return true;
+  else if constexpr (is_vector<D>::value) return is_sendable<std::remove_cvref_t<typename D::value_type>>();
+  else if constexpr (is_string_map<D>::value) return is_sendable<std::remove_cvref_t<typename D::mapped_type>>();
+  else if constexpr (is_optional<D>::value) return is_sendable<std::remove_cvref_t<typename D::value_type>>();
+  else if constexpr (is_shared_ptr<D>::value) return user_class<std::remove_cv_t<typename D::element_type>>;
+  else if constexpr (std::is_pointer_v<D>) return user_class<std::remove_cv_t<std::remove_pointer_t<D>>>;
+  else if constexpr (is_awaitable<D>::value) return is_sendable<typename D::value_type>();
+  else return user_class<D>;
+}
+template <class R>
+concept sendable = is_sendable<std::remove_cvref_t<R>>();
 
 template <class U>
 Object ref_to(Ctx& ctx, U& u, const Object& owner) {
@@ -273,6 +357,9 @@ Object to_object(Ctx& ctx, V&& v, const Object& owner, bool borrowed) {
     return builtin::box(static_cast<double>(v));
   } else if constexpr (std::same_as<D, std::string> || std::same_as<D, std::string_view> ||
                        std::is_convertible_v<D, std::string_view>) {
+    if constexpr (std::is_pointer_v<D>) {
+      if (!v) return builtin::none();  // a null const char*
+    }
     return builtin::box(std::string(std::string_view(v)));
   } else if constexpr (std::same_as<D, Bytes>) {
     return builtin::box(Bytes(v));

@@ -2,6 +2,7 @@
 
 #include <cxxabi.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 
@@ -70,11 +71,21 @@ RemoteError to_remote_error(std::exception_ptr error) {
 namespace ops {
 
 const Overload& select(const Registry& reg, const std::vector<Overload>& overloads, Args args, std::string_view what) {
-  for (auto& o : overloads)
-    if (o.arity == args.size() && o.accepts(reg, args)) return o;
-  std::string expected;
-  for (auto& o : overloads) expected += (expected.empty() ? "" : " or ") + o.signature;
+  const Overload* best = nullptr;
+  int best_match = -1;
+  for (auto& o : overloads) {
+    if (o.arity != args.size()) continue;
+    int m = o.match(reg, args);
+    if (m >= 0 && (!best || m < best_match)) {
+      best = &o;
+      best_match = m;
+    }
+    if (best_match == 0) break;
+  }
+  if (best) return *best;
   if (overloads.empty()) throw_error(ErrorKind::type, std::string(what) + " cannot be called");
+  std::string expected;
+  for (auto& o : overloads) expected += (expected.empty() ? "" : " or ") + o.signature(reg);
   throw_error(ErrorKind::type, std::string(what) + " expects " + expected + ", got " + arg_kinds(args));
 }
 
@@ -187,8 +198,13 @@ bool truthy(const Object& self) {
 Description describe(const Object& self) {
   Description d;
   d.type_name = self.type->name;
-  if (self.is(builtin::class_type())) d.type_name = "class " + self.as<builtin::ClassObject>().type->name;
-  for (auto& [name, m] : self.type->members) d.members.push_back({name, std::string(to_string(m.kind))});
+  const TypeInfo* members = self.type;
+  if (self.is(builtin::class_type())) {
+    // A class describes what its instances offer.
+    members = self.as<builtin::ClassObject>().type;
+    d.type_name = "class " + members->name;
+  }
+  for (auto& [name, m] : members->members) d.members.push_back({name, std::string(to_string(m.kind))});
   return d;
 }
 

@@ -48,10 +48,13 @@ struct Ctx {
 
 /// One callable signature of a method, constructor or function.
 struct Overload {
-  std::string signature;  ///< "(int64, Node)", for error messages
+  /// "(int64, Node)", for error messages. Computed when needed: classes registered after this
+  /// overload still show their names.
+  std::function<std::string(const Registry&)> signature;
   std::size_t arity = 0;
-  /// Whether `args` fit this overload's parameter kinds (arity already checked).
-  std::function<bool(const Registry&, Args)> accepts;
+  /// How well `args` fit this overload's parameter kinds (arity already checked): -1 not at all,
+  /// 0 exactly, 1 with conversions (int64 to float64).
+  std::function<int(const Registry&, Args)> match;
   std::function<Object(Ctx&, const Object& self, Args)> invoke;
 };
 
@@ -97,7 +100,8 @@ Plain get(const Object& self);
 std::string str(const Object& self);
 bool truthy(const Object& self);
 Description describe(const Object& self);
-/// Picks the overload that fits `args`, or throws a type error naming `what` and the choices.
+/// Picks the overload that fits `args` best (exact kinds before conversions, then the first
+/// registered), or throws a type error naming `what`, the signatures it takes and what it got.
 const Overload& select(const Registry&, const std::vector<Overload>&, Args args, std::string_view what);
 }  // namespace ops
 

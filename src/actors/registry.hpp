@@ -2,6 +2,8 @@
 // remoteable::Registry: which C++ types a server exposes, and how (a binding API in the spirit of
 // pybind11). Only what is registered here can be reached by a client.
 
+#include <fmt/format.h>
+
 #include <concepts>
 #include <functional>
 #include <map>
@@ -9,6 +11,7 @@
 #include <ostream>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <typeindex>
 #include <utility>
 
@@ -19,6 +22,19 @@
 namespace remoteable {
 
 template <class T> class ClassBuilder;
+
+/// Several callables exported under one name, chosen per call by arity and argument kinds.
+/// Made by `remoteable::overloads(f, g, ...)`.
+template <class... F>
+struct Overloads {
+  std::tuple<F...> callables;
+};
+/// Groups callables (function pointers or function objects with one call signature) into one
+/// overloaded function: `server.export_function("area", remoteable::overloads(&square, &rect))`.
+template <class... F>
+Overloads<std::decay_t<F>...> overloads(F&&... f) {
+  return {{std::forward<F>(f)...}};
+}
 
 /// The set of registered types.
 ///
@@ -51,10 +67,9 @@ class Registry {
   /// The class object of registered type T: calling it constructs a T.
   template <class T>
   Object class_ref() const {
-    auto& t = info<T>();
     auto it = classes_.find(typeid(T));
+    if (it == classes_.end()) (void)info<T>();  // throws: T is not registered
     return Object{it->second, &builtin::class_type()};
-    (void)t;
   }
   /// Boxes a plain C++ value (or wraps a shared_ptr to a registered object).
   template <class V>
@@ -62,7 +77,9 @@ class Registry {
     Ctx ctx{*this};
     return detail::to_object(ctx, std::forward<V>(value), Object{}, false);
   }
-  /// A free function as an object: calling it runs `f`. Overloads come from repeated `add`s.
+  /// A free function as an object: calling it runs `f`. `f` is a function pointer or a function
+  /// object with one call signature (called as const, possibly from several threads), or
+  /// `overloads(f, g, ...)` for several signatures under one name.
   template <class F>
   Object function(std::string name, F f) const;
 
@@ -80,16 +97,26 @@ class Registry {
 
 namespace detail {
 
+template <class F> struct is_overloads : std::false_type {};
+template <class... F> struct is_overloads<Overloads<F...>> : std::true_type {};
+
 inline const TypeInfo* registry_find(const Registry& r, std::type_index t) noexcept { return r.find(t); }
 inline const TypeInfo& registry_info(const Registry& r, std::type_index t, std::string_view cpp_name) {
   if (auto* info = r.find(t)) return *info;
   throw_error(ErrorKind::type, "C++ type " + std::string(cpp_name) + " is not registered");
 }
 
+/// How a parameter of type P is named in messages: "int64", "list of text", "Node", ...
 template <class P>
 std::string kind_name(const Registry& r) {
-  using D = std::remove_cvref_t<std::remove_pointer_t<std::remove_cvref_t<P>>>;
-  if constexpr (is_shared_ptr<D>::value) return r.template name_of<std::remove_const_t<typename D::element_type>>();
+  using D = std::remove_cvref_t<P>;
+  if constexpr (std::same_as<D, Bytes>) return "bytes";
+  else if constexpr (std::is_pointer_v<D> && user_class<std::remove_cv_t<std::remove_pointer_t<D>>>)
+    return r.template name_of<std::remove_cv_t<std::remove_pointer_t<D>>>() + " or none";
+  else if constexpr (is_shared_ptr<D>::value) return r.template name_of<std::remove_const_t<typename D::element_type>>() + " or none";
+  else if constexpr (is_vector<D>::value) return "list of " + kind_name<typename D::value_type>(r);
+  else if constexpr (is_string_map<D>::value) return "map of " + kind_name<typename D::mapped_type>(r);
+  else if constexpr (is_optional<D>::value) return kind_name<typename D::value_type>(r) + " or none";
   else if constexpr (user_class<D>) return r.template name_of<D>();
   else return std::string(arg_conv<P>::kind);
 }
@@ -104,13 +131,16 @@ std::string signature(const Registry& r) {
 
 /// Builds an Overload from `fn(ctx, self, P...) -> Object`.
 template <class... P, class Fn>
-Overload make_overload(const Registry& r, Fn fn) {
+Overload make_overload(Fn fn) {
   Overload o;
-  o.signature = signature<P...>(r);
+  // Computed when an error needs it, so that classes registered later show their names.
+  o.signature = [](const Registry& r) { return signature<P...>(r); };
   o.arity = sizeof...(P);
-  o.accepts = [](const Registry& reg, Args a) {
+  o.match = [](const Registry& reg, Args a) {
     return [&]<std::size_t... I>(std::index_sequence<I...>) {
-      return (arg_conv<P>::accepts(reg, a[I]) && ...);
+      int m = 0;
+      ((m = worse(m, arg_conv<P>::match(reg, a[I]))), ...);
+      return m;
     }(std::index_sequence_for<P...>{});
   };
   o.invoke = [fn = std::move(fn)](Ctx& ctx, const Object& self, Args a) -> Object {
@@ -123,31 +153,81 @@ Overload make_overload(const Registry& r, Fn fn) {
 }
 
 /// asio::awaitable frames start later and outlive the call's argument storage, so a coroutine
-/// must own its arguments.
-template <class R, class... P>
-constexpr void check_coroutine_params() {
-  if constexpr (is_awaitable<std::remove_cvref_t<R>>::value)
+/// must own its arguments; and a function object may go away while its coroutine runs, so it
+/// must capture nothing.
+template <class F, class R, class... P>
+constexpr void check_coroutine() {
+  if constexpr (is_awaitable<std::remove_cvref_t<R>>::value) {
     static_assert((!std::is_reference_v<P> && ...),
                   "remoteable: a coroutine method or function (returning asio::awaitable) must take its "
                   "parameters by value; use std::shared_ptr<T> for registered objects");
+    static_assert(!std::is_class_v<F> || std::is_empty_v<F>,
+                  "remoteable: a coroutine function object must not capture anything");
+  }
 }
 
-template <class T> struct fn_traits;
-template <class R, class... P> struct fn_traits<R (*)(P...)> {
-  template <class F> static Overload make(const Registry& r, F f) {
-    check_coroutine_params<R, P...>();
-    return make_overload<P...>(r, [f](Ctx& ctx, const Object& self, P... p) {
-      return invoke_to_object(ctx, self, f, std::forward<P>(p)...);
-    });
+/// A free function's overload: f(P...).
+template <class F, class R, class... P>
+Overload function_overload(F f, type_list<P...>) {
+  check_coroutine<F, R, P...>();
+  return make_overload<P...>([f = std::move(f)](Ctx& ctx, const Object& self, P... p) {
+    return invoke_to_object(ctx, self, f, std::forward<P>(p)...);
+  });
+}
+template <class F>
+Overload function_overload(F f) {
+  static_assert(readable_callable<F>,
+                "remoteable: a function must be a function pointer or a function object with one call "
+                "signature (not a generic lambda); use remoteable::overloads(...) for several");
+  using C = callable<F>;
+  return function_overload<F, typename C::result>(std::move(f), typename C::params{});
+}
+
+/// A method's overload on objects of T: a member function of T (or of a base), or a callable
+/// taking T& or const T& first.
+template <class T, class F, class R, class Self, class... P>
+Overload method_overload_free(F f, type_list<Self, P...>) {
+  static_assert(std::is_same_v<std::remove_cvref_t<Self>, T> && std::is_lvalue_reference_v<Self>,
+                "remoteable: a method given as a function must take the object as T& or const T& first");
+  check_coroutine<F, R, P...>();
+  return make_overload<P...>([f = std::move(f)](Ctx& ctx, const Object& self, P... p) {
+    return invoke_to_object(ctx, self, f, self.as<T>(), std::forward<P>(p)...);
+  });
+}
+template <class T, class F, class R, class... P>
+Overload method_overload_member(F f, type_list<P...>) {
+  check_coroutine<F, R, P...>();
+  return make_overload<P...>([f](Ctx& ctx, const Object& self, P... p) {
+    return invoke_to_object(ctx, self, f, self.as<T>(), std::forward<P>(p)...);
+  });
+}
+template <class T, class F>
+Overload method_overload(F f) {
+  static_assert(readable_callable<F>,
+                "remoteable: a method must be a member function pointer, a function pointer or a function "
+                "object with one call signature (not a generic lambda)");
+  using C = callable<F>;
+  if constexpr (C::member) {
+    static_assert(std::is_base_of_v<std::remove_const_t<typename C::cls>, T>,
+                  "remoteable: the member function belongs to another class");
+    return method_overload_member<T, F, typename C::result>(f, typename C::params{});
+  } else {
+    return method_overload_free<T, F, typename C::result>(std::move(f), typename C::params{});
   }
-};
-template <class R, class... P> struct fn_traits<R (*)(P...) noexcept> : fn_traits<R (*)(P...)> {};
+}
+
+/// The single parameter a property setter takes: `void (T::*)(V)` or a callable `(T&, V)`.
+template <class F, class Params, bool member> struct setter_value;
+template <class F, class V> struct setter_value<F, type_list<V>, true> { using type = V; };
+template <class F, class Self, class V> struct setter_value<F, type_list<Self, V>, false> { using type = V; };
 
 // ---- user operators, detected with concepts ----------------------------------------------------
 
-#define REMOTEABLE_OP_CASE(op, sym)                                                     \
-  case BinaryOp::op:                                                                   \
-    if constexpr (requires(L& l, R& rr) { l sym rr; }) return invoke_to_object(ctx, owner, [&]() -> decltype(auto) { return l sym r; }); \
+// An operator is offered when `l op r` compiles and its result can be sent.
+#define REMOTEABLE_OP_CASE(op, sym)                                                                        \
+  case BinaryOp::op:                                                                                      \
+    if constexpr (requires(L& l, R& rr) { { l sym rr } -> sendable; })                                   \
+      return invoke_to_object(ctx, owner, [&]() -> decltype(auto) { return l sym r; });                 \
     break;
 
 template <class L, class R>
@@ -177,6 +257,127 @@ std::optional<Object> user_binary(Ctx& ctx, BinaryOp op, const Object& self, con
   return std::nullopt;
 }
 
+// ---- items: operator[] and size() --------------------------------------------------------------
+
+template <class T, class K>
+concept subscriptable = requires(T& t, const K& k) {
+  { t[k] } -> sendable;
+};
+/// Associative containers: whether a key is present can be asked without inserting it.
+template <class T, class K>
+concept keyed = requires(T& t, const K& k) {
+  { t.contains(k) } -> std::convertible_to<bool>;
+} || requires(T& t, const K& k) {
+  { t.find(k) != t.end() } -> std::convertible_to<bool>;
+};
+template <class T>
+concept sized = requires(const T& t) {
+  { t.size() } -> std::integral;
+};
+/// `t[k] = value` writes into t: operator[] gives a non-const lvalue of a type arguments convert to.
+template <class T, class K>
+concept item_assignable = requires(T& t, const K& k) {
+  requires std::is_lvalue_reference_v<decltype(t[k])>;
+  requires !std::is_const_v<std::remove_reference_t<decltype(t[k])>>;
+  requires std::is_assignable_v<decltype(t[k]), std::remove_cvref_t<decltype(t[k])>>;
+  typename arg_conv<std::remove_cvref_t<decltype(t[k])>>::Held;
+};
+
+template <class T, class K>
+bool has_key(T& t, const K& k) {
+  if constexpr (requires { t.contains(k); }) return t.contains(k);
+  else return t.find(k) != t.end();
+}
+
+/// The key that `t[key]` will be given, checked first: a present key for associative types, an
+/// index within size() (negative ones count from the end) for sequences. Other types get the
+/// key as it is, and their operator[] decides.
+template <class T>
+std::int64_t checked_index(const Object& self, T& t, std::int64_t i, bool for_write) {
+  if constexpr (keyed<T, std::int64_t>) {
+    if (!for_write && !has_key(t, i)) throw_error(ErrorKind::index, "'" + self.type->name + "' has no key " + std::to_string(i));
+  } else if constexpr (sized<T>) {
+    auto n = static_cast<std::int64_t>(t.size());
+    auto original = i;
+    if (i < 0) i += n;
+    if (i < 0 || i >= n)
+      throw_error(ErrorKind::index, "'" + self.type->name + "' index " + std::to_string(original) +
+                                        " out of range for size " + std::to_string(n));
+  }
+  return i;
+}
+template <class T>
+void checked_text_key(const Object& self, T& t, const std::string& k, bool for_write) {
+  if constexpr (keyed<T, std::string>) {
+    if (!for_write && !has_key(t, k)) throw_error(ErrorKind::index, "'" + self.type->name + "' has no key '" + k + "'");
+  }
+  (void)self, (void)t, (void)k, (void)for_write;
+}
+
+template <class T>
+std::string expected_keys() {
+  std::string s;
+  if constexpr (subscriptable<T, std::int64_t>) s = "int64";
+  if constexpr (subscriptable<T, std::string>) s += s.empty() ? "text" : " or text";
+  return s;
+}
+
+template <class T>
+Object user_item(Ctx& ctx, const Object& self, const Object& key) {
+  T& t = self.as<T>();
+  if constexpr (subscriptable<T, std::int64_t>) {
+    if (key.is(builtin::int64_type())) {
+      const std::int64_t i = checked_index(self, t, key.as<std::int64_t>(), false);
+      return invoke_to_object(ctx, self, [&]() -> decltype(auto) { return t[i]; });
+    }
+  }
+  if constexpr (subscriptable<T, std::string>) {
+    if (key.is(builtin::text_type())) {
+      const std::string& k = key.as<std::string>();
+      checked_text_key(self, t, k, false);
+      return invoke_to_object(ctx, self, [&]() -> decltype(auto) { return t[k]; });
+    }
+  }
+  throw_error(ErrorKind::type, "'" + self.type->name + "' indices must be " + expected_keys<T>() + ", got " +
+                                   std::string(builtin::type_name(key)));
+}
+
+template <class T, class K>
+void assign_item(Ctx& ctx, const Object& self, T& t, const K& k, const Object& value) {
+  using E = std::remove_cvref_t<decltype(t[k])>;
+  using C = arg_conv<E>;
+  if (C::match(ctx.registry, value) < 0)
+    throw_error(ErrorKind::type, "items of '" + self.type->name + "' expect " + kind_name<E>(ctx.registry) + ", got " +
+                                     std::string(builtin::type_name(value)));
+  auto held = C::from(ctx.registry, value);
+  t[k] = C::template pass<E>(held);
+}
+
+template <class T>
+void user_set_item(Ctx& ctx, const Object& self, const Object& key, const Object& value) {
+  T& t = self.as<T>();
+  if constexpr (item_assignable<T, std::int64_t>) {
+    if (key.is(builtin::int64_type())) {
+      const std::int64_t i = checked_index(self, t, key.as<std::int64_t>(), true);
+      return assign_item(ctx, self, t, i, value);
+    }
+  }
+  if constexpr (item_assignable<T, std::string>) {
+    if (key.is(builtin::text_type())) {
+      const std::string& k = key.as<std::string>();
+      checked_text_key(self, t, k, true);
+      return assign_item(ctx, self, t, k, value);
+    }
+  }
+  std::string keys;
+  if constexpr (item_assignable<T, std::int64_t>) keys = "int64";
+  if constexpr (item_assignable<T, std::string>) keys += keys.empty() ? "text" : " or text";
+  throw_error(ErrorKind::type, "'" + self.type->name + "' item keys must be " + keys + ", got " +
+                                   std::string(builtin::type_name(key)));
+}
+
+// ---- the protocol of a registered class ---------------------------------------------------------
+
 template <class T>
 void fill_protocol(TypeInfo& t) {
   t.binary = [](Ctx& ctx, BinaryOp op, const Object& self, const Object& other, bool reflected) -> Object {
@@ -187,18 +388,24 @@ void fill_protocol(TypeInfo& t) {
     T& s = self.as<T>();
     switch (op) {
       case UnaryOp::neg:
-        if constexpr (requires(T& x) { -x; }) return invoke_to_object(ctx, self, [&]() -> decltype(auto) { return -s; });
+        if constexpr (requires(T& x) { { -x } -> sendable; })
+          return invoke_to_object(ctx, self, [&]() -> decltype(auto) { return -s; });
         break;
       case UnaryOp::invert:
-        if constexpr (requires(T& x) { ~x; }) return invoke_to_object(ctx, self, [&]() -> decltype(auto) { return ~s; });
+        if constexpr (requires(T& x) { { ~x } -> sendable; })
+          return invoke_to_object(ctx, self, [&]() -> decltype(auto) { return ~s; });
         break;
       case UnaryOp::logical_not:
-        if constexpr (requires(T& x) { !x; }) return invoke_to_object(ctx, self, [&]() -> decltype(auto) { return !s; });
+        if constexpr (requires(T& x) { { !x } -> sendable; })
+          return invoke_to_object(ctx, self, [&]() -> decltype(auto) { return !s; });
         break;
     }
     return Object{};
   };
-  if constexpr (requires(std::ostream& os, const T& x) { os << x; }) {
+  // A formatter written for fmt is the type's own choice of text; operator<< comes second.
+  if constexpr (fmt::is_formattable<T>::value) {
+    t.str = [](const Object& self) { return fmt::format("{}", self.as<const T>()); };
+  } else if constexpr (requires(std::ostream& os, const T& x) { os << x; }) {
     t.str = [](const Object& self) {
       std::ostringstream os;
       os << self.as<const T>();
@@ -208,9 +415,27 @@ void fill_protocol(TypeInfo& t) {
   if constexpr (std::is_constructible_v<bool, const T&>) {
     t.truthy = [](const Object& self) { return static_cast<bool>(self.as<const T>()); };
   }
-  if constexpr (requires(const T& x) { x.size(); }) {
+  if constexpr (sized<T>) {
     t.len = [](const Object& self) { return static_cast<std::size_t>(self.as<const T>().size()); };
   }
+  if constexpr (subscriptable<T, std::int64_t> || subscriptable<T, std::string>) {
+    t.item = [](Ctx& ctx, const Object& self, const Object& key) { return user_item<T>(ctx, self, key); };
+  }
+  if constexpr (item_assignable<T, std::int64_t> || item_assignable<T, std::string>) {
+    t.set_item = [](Ctx& ctx, const Object& self, const Object& key, const Object& value) {
+      user_set_item<T>(ctx, self, key, value);
+    };
+  }
+}
+
+/// Converts `value` for a field or property of kind V, or throws a type error naming it.
+template <class V>
+auto convert_for(Ctx& ctx, const Object& self, const std::string& name, const Object& value) {
+  using C = arg_conv<V>;
+  if (C::match(ctx.registry, value) < 0)
+    throw_error(ErrorKind::type, "'" + self.type->name + "." + name + "' expects " + kind_name<V>(ctx.registry) +
+                                     ", got " + std::string(builtin::type_name(value)));
+  return C::from(ctx.registry, value);
 }
 
 }  // namespace detail
@@ -225,38 +450,39 @@ class ClassBuilder {
   template <class... P>
   ClassBuilder& constructor() {
     registry_.classes_.at(typeid(T))->constructors.push_back(detail::make_overload<P...>(
-        registry_, [](Ctx& ctx, const Object&, P... p) {
+        [](Ctx& ctx, const Object&, P... p) {
           ctx.fresh_actor = true;
           return Object{std::make_shared<T>(std::forward<P>(p)...), &detail::info_of<T>(ctx.registry)};
         }));
     return *this;
   }
 
-  /// A data member. Read/write, or read-only if it is const. Plain values are read by copy;
-  /// registered objects by reference.
-  template <class F>
-  ClassBuilder& field(std::string name, F T::*member) {
+  /// A data member (of T or of a base). Read/write, or read-only if it is const. Plain values are
+  /// read by copy; registered objects by reference, except const ones, which are read as copies
+  /// (a client could otherwise write to a const object).
+  template <class F, class C>
+  ClassBuilder& field(std::string name, F C::*member) {
+    static_assert(!std::is_function_v<F>, "remoteable: field() takes a data member; use method() for functions");
+    static_assert(std::is_base_of_v<C, T>, "remoteable: the data member belongs to another class");
     Member m;
     m.kind = std::is_const_v<F> ? Member::Kind::readonly_field : Member::Kind::field;
     m.get = [member](Ctx& ctx, const Object& self) {
-      return detail::to_object(ctx, self.as<T>().*member, self, true);
+      return detail::to_object(ctx, self.as<T>().*member, self, !std::is_const_v<F>);
     };
     if constexpr (!std::is_const_v<F>) {
+      static_assert(std::is_copy_assignable_v<F> || std::is_move_assignable_v<F>,
+                    "remoteable: a writable field must be assignable; make it const to expose it read-only");
       m.set = [member, name](Ctx& ctx, const Object& self, const Object& value) {
-        using C = detail::arg_conv<F>;
-        if (!C::accepts(ctx.registry, value))
-          throw_error(ErrorKind::type, "field '" + name + "' expects " + detail::kind_name<F>(ctx.registry) +
-                                           ", got " + std::string(builtin::type_name(value)));
-        auto held = C::from(ctx.registry, value);
-        self.as<T>().*member = C::template pass<F>(held);
+        auto held = detail::convert_for<F>(ctx, self, name, value);
+        self.as<T>().*member = detail::arg_conv<F>::template pass<F>(held);
       };
     }
     type_.members[std::move(name)] = std::move(m);
     return *this;
   }
 
-  /// A property from a getter and, optionally, a setter (member functions or callables taking
-  /// T& first).
+  /// A read-only property from a getter: a member function of T (usually const), or a callable
+  /// taking const T& (or T&).
   template <class G>
   ClassBuilder& property(std::string name, G getter) {
     Member m;
@@ -267,62 +493,49 @@ class ClassBuilder {
     type_.members[std::move(name)] = std::move(m);
     return *this;
   }
+  /// A read/write property from a getter and a setter: `void T::set(V)` (any result, const or
+  /// noexcept), or a callable taking (T&, V).
   template <class G, class S>
   ClassBuilder& property(std::string name, G getter, S setter) {
+    static_assert(detail::readable_callable<S>, "remoteable: a setter must have one call signature");
+    using Traits = detail::callable<S>;
+    using V = typename detail::setter_value<S, typename Traits::params, Traits::member>::type;
     property(name, getter);
     Member& m = type_.members[name];
     m.kind = Member::Kind::property;
-    m.set = make_setter(name, setter);
+    m.set = [setter, name](Ctx& ctx, const Object& self, const Object& value) {
+      auto held = detail::convert_for<V>(ctx, self, name, value);
+      std::invoke(setter, self.as<T>(), detail::arg_conv<V>::template pass<V>(held));
+    };
     return *this;
   }
 
-  /// A method (const or not); register several under one name to overload by arity and kinds.
+  /// A method: a member function (const or not, of T or a base), or a callable taking T& or
+  /// const T& first. Register several under one name to overload by arity and argument kinds.
   template <class M>
   ClassBuilder& method(std::string name, M method) {
     Member& m = type_.members[name];
     m.kind = Member::Kind::method;
-    m.overloads.push_back(make_method(method));
+    m.overloads.push_back(detail::method_overload<T>(std::move(method)));
+    return *this;
+  }
+
+  /// What calling an object of T itself does (`h(args...)`): usually `&T::operator()`, or a
+  /// callable taking T& first. Register several to overload.
+  template <class M>
+  ClassBuilder& call_operator(M method) {
+    type_.call.push_back(detail::method_overload<T>(std::move(method)));
     return *this;
   }
 
  private:
-  template <class R, class C, class... P>
-  Overload make_method(R (C::*fn)(P...)) {
-    detail::check_coroutine_params<R, P...>();
-    return detail::make_overload<P...>(registry_, [fn](Ctx& ctx, const Object& self, P... p) {
-      return detail::invoke_to_object(ctx, self, fn, self.as<T>(), std::forward<P>(p)...);
-    });
-  }
-  template <class R, class C, class... P>
-  Overload make_method(R (C::*fn)(P...) const) {
-    detail::check_coroutine_params<R, P...>();
-    return detail::make_overload<P...>(registry_, [fn](Ctx& ctx, const Object& self, P... p) {
-      return detail::invoke_to_object(ctx, self, fn, self.as<const T>(), std::forward<P>(p)...);
-    });
-  }
-  template <class R, class C, class... P>
-  Overload make_method(R (C::*fn)(P...) noexcept) { return make_method(reinterpret_cast<R (C::*)(P...)>(fn)); }
-  template <class R, class C, class... P>
-  Overload make_method(R (C::*fn)(P...) const noexcept) { return make_method(reinterpret_cast<R (C::*)(P...) const>(fn)); }
-
-  template <class C, class V>
-  static auto make_setter(const std::string& name, void (C::*fn)(V)) {
-    return [fn, name](Ctx& ctx, const Object& self, const Object& value) {
-      using Conv = detail::arg_conv<V>;
-      if (!Conv::accepts(ctx.registry, value))
-        throw_error(ErrorKind::type, "property '" + name + "' expects " + detail::kind_name<V>(ctx.registry) +
-                                         ", got " + std::string(builtin::type_name(value)));
-      auto held = Conv::from(ctx.registry, value);
-      (self.as<T>().*fn)(Conv::template pass<V>(held));
-    };
-  }
-
   Registry& registry_;
   TypeInfo& type_;
 };
 
 template <class T>
 ClassBuilder<T> Registry::class_(std::string name) {
+  static_assert(detail::user_class<T>, "remoteable: only classes can be registered");
   auto& slot = types_[typeid(T)];
   if (!slot) slot = std::make_unique<TypeInfo>();
   slot->name = name;
@@ -336,7 +549,11 @@ template <class F>
 Object Registry::function(std::string name, F f) const {
   auto fn = std::make_shared<builtin::Function>();
   fn->name = std::move(name);
-  fn->overloads.push_back(detail::fn_traits<std::decay_t<decltype(+f)>>::make(*this, +f));
+  if constexpr (detail::is_overloads<F>::value) {
+    std::apply([&](auto&... each) { (fn->overloads.push_back(detail::function_overload(each)), ...); }, f.callables);
+  } else {
+    fn->overloads.push_back(detail::function_overload(std::move(f)));
+  }
   return Object{fn, &builtin::function_type()};
 }
 

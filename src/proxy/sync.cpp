@@ -5,17 +5,18 @@
 namespace remoteable::sync {
 
 Client::Client(Endpoint endpoint, ClientOptions options)
-    : context_(std::make_shared<asio::io_context>(1)), work_(std::in_place, context_->get_executor()) {
-  thread_ = std::thread([context = context_] { context->run(); });
+    : runner_(std::make_shared<detail::Runner>()), work_(std::in_place, runner_->context.get_executor()) {
+  thread_ = std::thread([runner = runner_] { runner->context.run(); });
+  runner_->set_thread(thread_.get_id());
   try {
+    // co_spawn needs a default-constructible result, hence the optional.
     auto connect = [](asio::any_io_executor ex, Endpoint ep,
                       ClientOptions opts) -> asio::awaitable<std::optional<remoteable::Client>> {
       co_return co_await remoteable::Client::connect(ex, std::move(ep), std::move(opts));
     };
-    client_ = asio::co_spawn(*context_, connect(context_->get_executor(), std::move(endpoint), std::move(options)),
-                             asio::use_future)
-                  .get();
+    client_ = runner_->wait(connect(runner_->context.get_executor(), std::move(endpoint), std::move(options)));
   } catch (...) {
+    runner_->close();
     work_.reset();
     thread_.join();
     throw;
@@ -28,23 +29,32 @@ void Client::close() {
   if (client_) {
     client_->close();
     // Let the loop run the close before the thread goes.
-    asio::co_spawn(*context_, []() -> asio::awaitable<void> { co_return; }, asio::use_future).get();
+    runner_->wait([]() -> asio::awaitable<void> { co_return; }());
     client_.reset();
   }
+  runner_->close();
   work_.reset();
   if (thread_.joinable()) thread_.join();
 }
 
 std::vector<std::string> Client::browse() const {
-  return asio::co_spawn(*context_, client_->browse(), asio::use_future).get();
+  if (!client_) throw RemoteError(ErrorKind::disconnected, "the sync client is closed");
+  return runner_->wait(client_->browse());
 }
 
 void Client::attach(const Handle& handle, std::string_view name) const {
-  asio::co_spawn(*context_, client_->attach(handle.async(), name), asio::use_future).get();
+  if (!client_) throw RemoteError(ErrorKind::disconnected, "the sync client is closed");
+  runner_->wait(client_->attach(handle.async(), name));
 }
 
 void Client::detach(std::string_view name) const {
-  asio::co_spawn(*context_, client_->detach(name), asio::use_future).get();
+  if (!client_) throw RemoteError(ErrorKind::disconnected, "the sync client is closed");
+  runner_->wait(client_->detach(name));
+}
+
+const remoteable::Client& Client::async() const {
+  if (!client_) throw RemoteError(ErrorKind::disconnected, "the sync client is closed");
+  return *client_;
 }
 
 }  // namespace remoteable::sync

@@ -59,7 +59,17 @@ class BasicValue {
   BasicValue() = default;
   BasicValue(None) {}
   BasicValue(std::nullopt_t) {}
+  BasicValue(std::nullptr_t) {}
   BasicValue(bool b) : v_(b) {}
+  /// A character or a pointer would otherwise become a bool: say std::string(1, c), or pass
+  /// the value itself.
+  template <class C>
+    requires std::same_as<C, char> || std::same_as<C, wchar_t> || std::same_as<C, char8_t> ||
+             std::same_as<C, char16_t> || std::same_as<C, char32_t>
+  BasicValue(C) = delete;
+  template <class P>
+    requires(!std::same_as<std::remove_cv_t<P>, char>)
+  BasicValue(P*) = delete;
   template <detail::plain_integer I>
   BasicValue(I i) : v_(checked_int64(i)) {}
   template <std::floating_point F>
