@@ -158,9 +158,11 @@ Overload make_overload(Fn fn) {
 template <class F, class R, class... P>
 constexpr void check_coroutine() {
   if constexpr (is_awaitable<std::remove_cvref_t<R>>::value) {
-    static_assert((!std::is_reference_v<P> && ...),
-                  "remoteable: a coroutine method or function (returning asio::awaitable) must take its "
-                  "parameters by value; use std::shared_ptr<T> for registered objects");
+    static_assert(((!std::is_reference_v<P> && !std::is_pointer_v<P> &&
+                    !std::same_as<std::remove_cv_t<P>, std::string_view>) && ...),
+                  "remoteable: a coroutine method or function (returning asio::awaitable) must own its "
+                  "parameters: take them by value (std::string, not std::string_view), and registered "
+                  "objects as std::shared_ptr<T>");
     static_assert(!std::is_class_v<F> || std::is_empty_v<F>,
                   "remoteable: a coroutine function object must not capture anything");
   }
