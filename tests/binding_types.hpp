@@ -283,12 +283,12 @@ inline void register_types(remoteable::Registry& types) {
       .method("describe_self", [](const Shape& s, std::int64_t n) { return s.name + "#" + std::to_string(n); })
       .method("path_length", &S::path_length);
   // Registered after Shape, whose path_length takes one: error messages still name it.
-  types.class_<Path>("Path");
+  types.class_<Path>("Path").field("points", &Path::points);
 }
 
-/// Formats Money as "$1.23" (used by str(): the type has no operator<<).
 }  // namespace bt
 
+/// Formats Money as "$1.23" (str() uses it: Money has no operator<<).
 template <>
 struct fmt::formatter<bt::Money> {
   constexpr auto parse(fmt::format_parse_context& ctx) { return ctx.begin(); }

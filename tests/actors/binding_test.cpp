@@ -463,6 +463,10 @@ TEST_CASE("items that are registered objects are references into the container")
   t.run(path.set_item(1, t.client.fetch("vec")));  // copies the vec into the path
   CHECK(as_double(t, path.item(1).attr("y")) == 4);
   CHECK(t.error_of(path.set_item(1, 5)) == ErrorKind::type);
+  // A vector field of registered objects reads as a list of references into it.
+  t.run(path.attr("points").item(0).set("y", 6.0));
+  CHECK(as_double(t, path.item(0).attr("y")) == 6);
+  CHECK(as_int(t, path.attr("points").len()) == 2);
 }
 
 TEST_CASE("an object with a registered call operator can be called") {
