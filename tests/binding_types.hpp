@@ -60,6 +60,20 @@ struct Money {
   bool operator==(std::int64_t c) const { return cents == c; }
 };
 
+}  // namespace bt
+
+/// Formats Money as "$1.23" (str() uses it: Money has no operator<<).
+template <>
+struct fmt::formatter<bt::Money> {
+  constexpr auto parse(fmt::format_parse_context& ctx) { return ctx.begin(); }
+  template <class Context>
+  auto format(const bt::Money& m, Context& ctx) const {
+    return fmt::format_to(ctx.out(), "${}.{:02}", m.cents / 100, m.cents % 100);
+  }
+};
+
+namespace bt {
+
 /// Bit sets: & | ^ with Bits and with int64, << and >> with int64, reflected int64 & Bits.
 struct Bits {
   std::uint32_t v = 0;
@@ -286,19 +300,6 @@ inline void register_types(remoteable::Registry& types) {
   types.class_<Path>("Path").field("points", &Path::points);
 }
 
-}  // namespace bt
-
-/// Formats Money as "$1.23" (str() uses it: Money has no operator<<).
-template <>
-struct fmt::formatter<bt::Money> {
-  constexpr auto parse(fmt::format_parse_context& ctx) { return ctx.begin(); }
-  template <class Context>
-  auto format(const bt::Money& m, Context& ctx) const {
-    return fmt::format_to(ctx.out(), "${}.{:02}", m.cents / 100, m.cents % 100);
-  }
-};
-
-namespace bt {
 
 inline void export_objects(remoteable::Server& server) {
   server.export_object(std::make_shared<Shape>(), "shape");
