@@ -197,9 +197,9 @@ inline std::string store_amplified_list(std::uint32_t question, std::uint32_t bo
 
 /// One message from the server, with its words kept alive for the reader.
 struct Reply {
-  std::vector<capnp::word> words;
+  kj::Array<capnp::word> words;
   capnp::rpc::Message::Reader message() const {
-    if (!reader_) reader_ = std::make_shared<capnp::FlatArrayMessageReader>(kj::arrayPtr(words.data(), words.size()), options());
+    if (!reader_) reader_ = std::make_shared<capnp::FlatArrayMessageReader>(words.asPtr(), options());
     return reader_->getRoot<capnp::rpc::Message>();
   }
   static capnp::ReaderOptions options() {
@@ -391,8 +391,8 @@ class RawConnection {
     std::size_t bytes = (table_words + total) * 8;
     if (buffer_.size() < bytes) return std::nullopt;
     Reply reply;
-    reply.words.resize(table_words + total);
-    std::memcpy(reply.words.data(), buffer_.data(), bytes);
+    reply.words = kj::heapArray<capnp::word>(table_words + total);
+    std::memcpy(reply.words.begin(), buffer_.data(), bytes);
     buffer_.erase(0, bytes);
     return reply;
   }
