@@ -27,6 +27,10 @@ struct Gate {
     open_ = true;
     changed_.notify_all();
   }
+  std::int64_t entered() {
+    std::lock_guard lock(mutex_);
+    return entered_;
+  }
   /// Waits (bounded) until `n` calls are inside block().
   bool wait_entered(int n, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
     std::unique_lock lock(mutex_);
@@ -48,7 +52,7 @@ struct Faulty {
 };
 
 inline void register_test_types(remoteable::Registry& types) {
-  types.class_<Gate>("Gate").method("block", &Gate::block);
+  types.class_<Gate>("Gate").method("block", &Gate::block).method("entered", &Gate::entered);
   types.class_<Faulty>("Faulty")
       .field("fixed", &Faulty::fixed)
       .method("fail", &Faulty::fail)

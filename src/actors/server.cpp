@@ -360,20 +360,33 @@ class ServerConnection {
     core_.open_connections.fetch_sub(1);
     core_.log->info("connection from {} closed", peer_);
   }
+  /// Resolves when the peer disconnects or the server closes the connection.
   kj::Promise<void> on_disconnect() {
-    KJ_IF_MAYBE(r, rpc_) { return r->on_disconnect(); }
+    auto closed = kj::newPromiseAndFulfiller<void>();
+    close_ = kj::mv(closed.fulfiller);
+    KJ_IF_MAYBE(r, rpc_) { return r->on_disconnect().exclusiveJoin(kj::mv(closed.promise)); }
     return kj::READY_NOW;
   }
+  /// Closes the socket and ends the connection's task, whether or not RPC is reading now.
+  void close() {
+    KJ_IF_MAYBE(r, rpc_) { r->abort(); }
+    if (close_) close_->fulfill();
+  }
   /// Closes the connection if it broke a limit: idle too long, or not reading its answers.
+  /// True when nothing waits to be written to the peer.
+  bool flushed() {
+    KJ_IF_MAYBE(r, rpc_) { return r->queued_bytes() == 0; }
+    return true;
+  }
   void check(std::chrono::steady_clock::time_point now) {
     KJ_IF_MAYBE(r, rpc_) {
       auto& o = core_.options;
       if (r->queued_bytes() > o.max_outbound_bytes) {
         core_.log->warn("disconnecting {}: {} bytes of answers unread (limit {})", peer_, r->queued_bytes(), o.max_outbound_bytes);
-        r->abort();
+        this->close();
       } else if (o.idle_timeout.count() > 0 && budget_->in_flight == 0 && now - budget_->last_activity > o.idle_timeout) {
         core_.log->info("disconnecting {}: idle", peer_);
-        r->abort();
+        this->close();
       }
     }
   }
@@ -383,6 +396,7 @@ class ServerConnection {
   std::string peer_;
   std::shared_ptr<Budget> budget_;
   kj::Maybe<RpcConnection> rpc_;
+  kj::Own<kj::PromiseFulfiller<void>> close_;
   std::list<ServerConnection*>::iterator self_;
 };
 
@@ -417,7 +431,6 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget,
                                           Work work, std::vector<Object> touched) {
   auto& k = kj();
   budget->touch();
-  if (stopping) throw to_kj(RemoteError(ErrorKind::disconnected, "the server is stopping"));
   if (budget->in_flight >= options.max_calls_per_connection)
     throw to_kj(RemoteError(ErrorKind::overloaded, "too many calls in flight on this connection (limit " +
                                                        std::to_string(options.max_calls_per_connection) + ")"));
@@ -472,7 +485,9 @@ void ServerCore::complete(std::uint64_t id, Outcome outcome, std::exception_ptr 
       if (error) it->second->reject(to_kj(to_remote_error(error)));
       else it->second->fulfill(std::move(outcome));
     }
-    core->maybe_finish_stop();
+    // The answered call unregisters once KJ consumes its answer: check for the end of a
+    // graceful stop after that.
+    if (core->draining_) core->loop->post([core] { core->maybe_finish_stop(); });
   });
 }
 
@@ -527,7 +542,7 @@ Object build(wire::Value::Reader v, kj::ArrayPtr<std::pair<Object, std::shared_p
     case wire::Value::BYTES: {
       auto d = v.getBytes();
       Bytes b(d.size());
-      std::memcpy(b.data(), d.begin(), d.size());
+      if (!b.empty()) std::memcpy(b.data(), d.begin(), d.size());
       return builtin::box(std::move(b));
     }
     case wire::Value::LIST: {
@@ -669,16 +684,33 @@ void ServerCore::stop() {
 
 void ServerCore::maybe_finish_stop() {
   if (!draining_ || (kj_ && !kj_->pending.empty())) return;
-  draining_ = false;
-  grace_timer_.cancel();
-  // From a fresh handler: this may run inside a call's own continuation.
+  // From a fresh handler, after KJ has delivered what the last answer unblocked (calls
+  // pipelined on it are part of the same chain): stop only if still nothing is running.
   loop->post([core = shared_from_this()] {
+    if (!core->draining_ || (core->kj_ && !core->kj_->pending.empty())) return;
+    if (core->kj_ && core->flush_attempts_ < 50) {
+      // Let the last answers reach their clients first (at most ~100 ms).
+      for (auto* c : core->kj_->connections) {
+        if (!c->flushed()) {
+          ++core->flush_attempts_;
+          core->flush_timer_.expires_after(std::chrono::milliseconds(2));
+          core->flush_timer_.async_wait([core](std::error_code ec) {
+            if (!ec) core->loop->run([core] { core->maybe_finish_stop(); });
+          });
+          return;
+        }
+      }
+    }
+    core->draining_ = false;
+    core->flush_timer_.cancel();
+    core->grace_timer_.cancel();
     core->teardown();
     core->keep_running_.reset();
   });
 }
 
 void ServerCore::teardown() {
+  flush_timer_.cancel();
   if (!kj_) return;
   draining_ = false;
   auto calls = kj_->pending;  // rejecting unlinks nothing: only destruction does

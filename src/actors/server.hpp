@@ -94,7 +94,8 @@ class Server {
   /// runs it. It runs in an actor of its own, one call at a time.
   template <class F>
   void export_function(std::string name, F function) {
-    export_ref(registry_.function(name, function), std::move(name), nullptr);
+    auto object = registry_.function(name, std::move(function));  // before `name` is moved
+    export_ref(std::move(object), std::move(name), nullptr);
   }
   /// Removes an export. Returns false if there was none by that name.
   bool unexport(std::string_view name);

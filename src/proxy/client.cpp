@@ -1,7 +1,8 @@
 #include "proxy/client.hpp"
 
 #include <asio/connect.hpp>
-#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/experimental/deferred.hpp>
+#include <asio/experimental/parallel_group.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/use_awaitable.hpp>
@@ -191,7 +192,7 @@ Value ClientConnection::decode(wire::Value::Reader v) {
     case wire::Value::BYTES: {
       auto d = v.getBytes();
       Bytes b(d.size());
-      std::memcpy(b.data(), d.begin(), d.size());
+      if (!b.empty()) std::memcpy(b.data(), d.begin(), d.size());
       return b;
     }
     case wire::Value::LIST: {
@@ -256,18 +257,18 @@ namespace {
 asio::awaitable<std::shared_ptr<detail::ClientConnection>> connect_once(asio::any_io_executor executor,
                                                                           const Endpoint& endpoint,
                                                                           const ClientOptions& options) {
-  using namespace asio::experimental::awaitable_operators;
+  namespace ex = asio::experimental;
   asio::ip::tcp::socket socket(executor);
   try {
     asio::ip::tcp::resolver resolver(executor);
     auto results = co_await resolver.async_resolve(endpoint.host, std::to_string(endpoint.port), asio::use_awaitable);
     asio::steady_timer timer(executor, options.connect_timeout);
-    auto connecting = asio::async_connect(socket, results, asio::use_awaitable);
-    auto waited = timer.async_wait(asio::use_awaitable);
-    auto outcome = co_await (std::move(connecting) || std::move(waited));
-    if (outcome.index() == 1)
+    auto group = ex::make_parallel_group(asio::async_connect(socket, results, ex::deferred), timer.async_wait(ex::deferred));
+    auto [order, connect_error, connected_to, timer_error] = co_await group.async_wait(ex::wait_for_one(), asio::use_awaitable);
+    if (order[0] == 1)
       throw RemoteError(ErrorKind::timeout, "connecting to " + endpoint.to_string() + " took longer than " +
                                                 std::to_string(options.connect_timeout.count()) + " ms");
+    if (connect_error) throw std::system_error(connect_error);
   } catch (const std::system_error& e) {
     throw RemoteError(ErrorKind::disconnected, "cannot connect to " + endpoint.to_string() + ": " + e.code().message());
   }
@@ -309,9 +310,12 @@ asio::awaitable<Client> Client::connect(asio::any_io_executor executor, Endpoint
   co_return Client(std::make_shared<Owner>(std::move(connection), executor, std::move(endpoint), std::move(options)));
 }
 
-asio::awaitable<void> Client::reconnect() const {
-  auto connection = co_await connect_with_retries(owner_->executor, owner_->endpoint, owner_->options);
-  owner_->replace(std::move(connection));
+asio::awaitable<void> Client::reconnect() const { return reconnect_owner(owner_); }
+
+// Static, owning its Owner: the awaitable stays valid after this Client copy is gone.
+asio::awaitable<void> Client::reconnect_owner(std::shared_ptr<Owner> owner) {
+  auto connection = co_await connect_with_retries(owner->executor, owner->endpoint, owner->options);
+  owner->replace(std::move(connection));
 }
 
 Handle Client::fetch(std::string_view name) const {

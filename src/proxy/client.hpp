@@ -76,6 +76,7 @@ class Client {
  private:
   struct Owner;
   explicit Client(std::shared_ptr<Owner> owner);
+  static asio::awaitable<void> reconnect_owner(std::shared_ptr<Owner> owner);
   std::shared_ptr<Owner> owner_;
 };
 

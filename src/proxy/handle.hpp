@@ -103,10 +103,19 @@ class Handle {
   static Handle from_state(std::shared_ptr<detail::HandleState> state) { return Handle(std::move(state)); }
 };
 
+namespace detail {
+// A free coroutine that owns its Handle: the awaitable stays valid after the Handle it came
+// from is gone (a member coroutine would keep `this`).
+template <class T>
+asio::awaitable<T> evaluate_as(Handle handle) {
+  Value value = co_await handle.get();
+  co_return value.template as<T>();
+}
+}  // namespace detail
+
 template <class T>
 asio::awaitable<T> Handle::as() const {
-  Value value = co_await get();
-  co_return value.template as<T>();
+  return detail::evaluate_as<T>(*this);
 }
 
 namespace detail {

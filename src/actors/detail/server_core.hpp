@@ -124,7 +124,9 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
 
   asio::steady_timer sweep_timer_{io};
   asio::steady_timer grace_timer_{io};
-  bool draining_ = false;  // [loop]
+  asio::steady_timer flush_timer_{io};
+  bool draining_ = false;    // [loop]
+  int flush_attempts_ = 0;   // [loop]
 
   std::unique_ptr<Kj> kj_;  // [loop]
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> keep_running_;

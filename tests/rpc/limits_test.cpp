@@ -1,0 +1,271 @@
+// ServerOptions limits, graceful stop, cancellation and deadlines, connect retry and reconnect.
+
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <atomic>
+
+#include "support.hpp"
+#include "test_types.hpp"
+
+using remoteable::ErrorKind;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A server with chosen options, the walkthrough exports, a gate and a big-answer maker.
+struct LimitedServer {
+  explicit LimitedServer(remoteable::ServerOptions options) {
+    example::register_node(types);
+    test::register_test_types(types);
+    types.class_<Big>("Big").method("make", &Big::make);
+    types.class_<Sleeper>("Sleeper").method("nap", &Sleeper::nap).field("cancelled", &Sleeper::cancelled);
+    server.emplace(remoteable::Endpoint{"127.0.0.1", 0}, types, std::move(options));
+    example::export_walkthrough(server->server());
+    server->server().export_object(gate, "gate");
+    server->server().export_object(std::make_shared<Big>(), "big");
+    server->server().export_object(sleeper, "sleeper");
+  }
+  remoteable::Endpoint endpoint() const { return {"127.0.0.1", server->port()}; }
+
+  struct Big {
+    std::string make(std::int64_t bytes) { return std::string(static_cast<std::size_t>(bytes), 'x'); }
+  };
+  /// A coroutine method that waits long, and counts being cancelled.
+  struct Sleeper {
+    std::int64_t cancelled = 0;
+    asio::awaitable<std::int64_t> nap(std::int64_t ms) {
+      asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(ms));
+      try {
+        co_await timer.async_wait(asio::use_awaitable);
+      } catch (const std::system_error&) {
+        ++cancelled;
+        throw;
+      }
+      co_return ms;
+    }
+  };
+
+  remoteable::Registry types;
+  std::shared_ptr<test::Gate> gate = std::make_shared<test::Gate>();
+  std::shared_ptr<Sleeper> sleeper = std::make_shared<Sleeper>();
+  std::optional<remoteable::ThreadedServer> server;
+};
+
+/// Runs `context` until `pred()` or the limit (bounded; each step waits for an event).
+template <class Pred>
+bool run_until(asio::io_context& context, Pred pred, std::chrono::milliseconds limit = 20s) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  context.restart();
+  while (!pred() && std::chrono::steady_clock::now() < deadline) context.run_one_for(10ms);
+  return pred();
+}
+
+std::int64_t chain_value(asio::io_context& context, const remoteable::Client& client) {
+  return test::await(context, (client.fetch("root").call("child", 0).attr("value") + 4).as<std::int64_t>());
+}
+
+}  // namespace
+
+TEST_CASE("connections past max_connections are closed; the others are served") {
+  remoteable::ServerOptions options;
+  options.max_connections = 1;
+  LimitedServer s(options);
+  asio::io_context context;
+  auto first = test::connect(context, s.endpoint());
+  CHECK(chain_value(context, first) == 6);
+  auto second = test::connect(context, s.endpoint());
+  CHECK(test::error_of(context, second.browse()) == ErrorKind::disconnected);
+  CHECK(chain_value(context, first) == 6);
+}
+
+TEST_CASE("calls past max_calls_per_connection fail with overloaded") {
+  remoteable::ServerOptions options;
+  options.max_calls_per_connection = 2;
+  LimitedServer s(options);
+  asio::io_context context;
+  auto client = test::connect(context, s.endpoint());
+  auto gate = client.fetch("gate");
+  std::vector<std::optional<remoteable::Value>> results(2);
+  for (int i = 0; i < 2; ++i)
+    asio::co_spawn(context, [](remoteable::Handle h, std::optional<remoteable::Value>* out) -> asio::awaitable<void> {
+      *out = co_await h.get();
+    }(gate.call("block"), &results[static_cast<std::size_t>(i)]), asio::detached);
+  REQUIRE(run_until(context, [&] { return s.gate->wait_entered(1, 0ms); }));
+  CHECK(test::error_of(context, client.fetch("five").get()) == ErrorKind::overloaded);
+  s.gate->release();
+  REQUIRE(run_until(context, [&] { return results[0] && results[1]; }));
+  CHECK(test::await(context, client.fetch("five").as<std::int64_t>()) == 5);  // back under the limit
+}
+
+TEST_CASE("handles past max_handles_per_connection fail with overloaded until some are dropped") {
+  remoteable::ServerOptions options;
+  options.max_handles_per_connection = 8;
+  LimitedServer s(options);
+  asio::io_context context;
+  auto client = test::connect(context, s.endpoint());
+  std::vector<remoteable::Handle> held;
+  std::optional<ErrorKind> refused;
+  for (int i = 0; i < 20 && !refused; ++i) {
+    held.push_back(client.fetch("five"));
+    try {
+      test::await(context, held.back().get());
+    } catch (const remoteable::RemoteError& e) {
+      refused = e.kind();
+    }
+  }
+  CHECK(refused == ErrorKind::overloaded);
+  held.clear();
+  // Releases travel to the server; once they arrive, new handles are allowed again.
+  bool ok = false;
+  for (int i = 0; i < 200 && !ok; ++i) {
+    try {
+      ok = test::await(context, client.fetch("five").as<std::int64_t>()) == 5;
+    } catch (const remoteable::RemoteError& e) {
+      REQUIRE(e.kind() == ErrorKind::overloaded);
+    }
+  }
+  CHECK(ok);
+}
+
+TEST_CASE("an idle connection is closed after idle_timeout") {
+  remoteable::ServerOptions options;
+  options.idle_timeout = 200ms;
+  options.sweep_interval = 20ms;
+  LimitedServer s(options);
+  asio::io_context context;
+  auto client = test::connect(context, s.endpoint());
+  CHECK(chain_value(context, client) == 6);
+  CHECK(run_until(context, [&] { return !client.connected(); }));
+  CHECK(run_until(context, [&] { return s.server->server().connections() == 0; }));
+}
+
+TEST_CASE("a client that does not read its answers is disconnected; others are unaffected") {
+  remoteable::ServerOptions options;
+  options.max_outbound_bytes = 2 * 1024 * 1024;
+  options.sweep_interval = 20ms;
+  LimitedServer s(options);
+  asio::io_context reader_context;
+  auto reader = test::connect(reader_context, s.endpoint());
+  asio::io_context stalled_context;
+  auto stalled = test::connect(stalled_context, s.endpoint());
+  // Ask for 64 answers of 1 MiB each, then stop running the client: it never reads them.
+  std::vector<remoteable::Handle> answers;
+  for (int i = 0; i < 64; ++i) answers.push_back(stalled.fetch("big").call("make", 1024 * 1024));
+  for (auto& a : answers) asio::co_spawn(stalled_context, [](remoteable::Handle h) -> asio::awaitable<void> {
+      try { co_await h.get(); } catch (const remoteable::RemoteError&) {}
+    }(a), asio::detached);
+  // 64 fetches, 64 calls and 64 evaluations on the wire; then the client stops reading.
+  REQUIRE(run_until(stalled_context, [&] { return stalled.wire_stats().calls_sent >= 192; }));
+  // The server queues answers until the cap, then drops the connection.
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (s.server->server().connections() > 1 && std::chrono::steady_clock::now() < deadline)
+    CHECK(chain_value(reader_context, reader) == 6);
+  CHECK(s.server->server().connections() == 1);
+  CHECK(chain_value(reader_context, reader) == 6);
+  stalled.close();
+}
+
+TEST_CASE("stop lets in-flight calls finish within the grace period") {
+  remoteable::ServerOptions options;
+  options.stop_grace = 20s;
+  LimitedServer s(options);
+  asio::io_context context;
+  auto client = test::connect(context, s.endpoint());
+  std::optional<std::int64_t> result;
+  asio::co_spawn(context, [](remoteable::Handle h, std::optional<std::int64_t>* out) -> asio::awaitable<void> {
+    *out = co_await h.as<std::int64_t>();
+  }(client.fetch("gate").call("block"), &result), asio::detached);
+  REQUIRE(run_until(context, [&] { return s.gate->wait_entered(1, 0ms); }));
+  s.server->server().stop();
+  s.gate->release();
+  REQUIRE(run_until(context, [&] { return result.has_value(); }));
+  CHECK(*result == 1);
+  CHECK(run_until(context, [&] { return !client.connected(); }));
+  s.server->stop();  // joins
+}
+
+TEST_CASE("with_timeout ends an evaluation with a timeout error, and a fast one with its value") {
+  LimitedServer s({});
+  asio::io_context context;
+  auto client = test::connect(context, s.endpoint());
+  auto sleeper = client.fetch("sleeper");
+  CHECK(test::error_of(context, remoteable::with_timeout(sleeper.call("nap", 2'000).get(), 50ms)) == ErrorKind::timeout);
+  CHECK(test::await(context, remoteable::with_timeout(sleeper.call("nap", 1).as<std::int64_t>(), 20s)) == 1);
+  // An error is reported as itself, not as a timeout.
+  CHECK(test::error_of(context, remoteable::with_timeout(client.fetch("nope").get(), 20s)) == ErrorKind::name);
+}
+
+TEST_CASE("dropping every handle to a running coroutine method stops it at its next co_await") {
+  LimitedServer s({});
+  asio::io_context context;
+  auto client = test::connect(context, s.endpoint());
+  auto sleeper = client.fetch("sleeper");
+  auto nap = sleeper.call("nap", 60'000);
+  CHECK(chain_value(context, client) == 6);  // the nap call is on the server now
+  nap = {};
+  bool stopped = false;
+  for (int i = 0; i < 400 && !stopped; ++i)
+    stopped = test::await(context, sleeper.attr("cancelled").as<std::int64_t>()) == 1;
+  CHECK(stopped);
+}
+
+TEST_CASE("a cancelled call that has not started on the server never runs") {
+  LimitedServer s({});
+  auto node = std::make_shared<example::Node>(10);
+  s.server->server().export_object(node, "gated_node", remoteable::same_actor_as{"gate"});
+  asio::io_context context;
+  auto client = test::connect(context, s.endpoint());
+  std::optional<std::int64_t> first;
+  asio::co_spawn(context, [](remoteable::Handle h, std::optional<std::int64_t>* out) -> asio::awaitable<void> {
+    *out = co_await h.as<std::int64_t>();
+  }(client.fetch("gate").call("block"), &first), asio::detached);
+  REQUIRE(run_until(context, [&] { return s.gate->wait_entered(1, 0ms); }));
+  // Queued behind the blocked call on the same actor, then abandoned.
+  auto gated = client.fetch("gated_node");
+  CHECK(test::error_of(context, remoteable::with_timeout(gated.set("value", 99), 50ms)) == ErrorKind::timeout);
+  // A round trip on the same connection: the server has read the cancellation before it answers.
+  CHECK(chain_value(context, client) == 6);
+  s.gate->release();
+  REQUIRE(run_until(context, [&] { return first.has_value(); }));
+  CHECK(test::await(context, gated.attr("value").as<std::int64_t>()) == 10);
+}
+
+TEST_CASE("connect gives up after its attempts with a disconnected error") {
+  std::uint16_t port;
+  {
+    LimitedServer s({});
+    port = s.server->port();
+  }  // nothing listens there now
+  asio::io_context context;
+  remoteable::ClientOptions options;
+  options.connect_attempts = 3;
+  options.retry_backoff = 5ms;
+  auto attempt = [](asio::any_io_executor ex, std::uint16_t p, remoteable::ClientOptions o) -> asio::awaitable<bool> {
+    remoteable::Endpoint endpoint{"127.0.0.1", p};
+    co_await remoteable::Client::connect(ex, endpoint, o);
+    co_return true;
+  };
+  CHECK(test::error_of(context, attempt(context.get_executor(), port, options)) == ErrorKind::disconnected);
+}
+
+TEST_CASE("a lost connection can be re-established, and fetched names work again") {
+  remoteable::Registry types;
+  example::register_node(types);
+  std::optional<remoteable::ThreadedServer> server;
+  server.emplace(remoteable::Endpoint{"127.0.0.1", 0}, types);
+  example::export_walkthrough(server->server());
+  auto port = server->port();
+  asio::io_context context;
+  auto client = test::connect(context, {"127.0.0.1", port});
+  CHECK(chain_value(context, client) == 6);
+
+  server.reset();  // the server goes away
+  CHECK(run_until(context, [&] { return !client.connected(); }));
+  CHECK(test::error_of(context, client.fetch("root").get()) == ErrorKind::disconnected);
+
+  server.emplace(remoteable::Endpoint{"127.0.0.1", port}, types);  // back on the same port
+  example::export_walkthrough(server->server());
+  test::await(context, client.reconnect());
+  CHECK(client.connected());
+  CHECK(chain_value(context, client) == 6);
+}
