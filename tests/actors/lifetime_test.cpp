@@ -113,7 +113,7 @@ TEST_CASE("dropping the last client handle destroys the server object") {
   CHECK(t.run(counted(3).attr("value").as<std::int64_t>()) == 3);
 }
 
-TEST_CASE("a derived handle keeps the object its value came from only while it needs it") {
+TEST_CASE("an object returned by value is separate: dropping its source releases only the source") {
   LifetimeFixture t;
   std::optional<Handle> h = t.client->fetch("Counted")(20);
   // twin() returns a Counted by value: a second, separately owned server object.
