@@ -57,7 +57,11 @@ struct ServerCore::Kj {
     }
   } errors;
   capnp::CapabilityServerSet<wire::Handle> caps;
-  std::unordered_map<std::uint64_t, PendingCall*> pending;  // calls running on actors
+  // Calls running on actors. Shared with each PendingCall: KJ may destroy a call's promise
+  // (held in a fork for pipelining) after this state is gone.
+  using Pending = std::unordered_map<std::uint64_t, PendingCall*>;
+  std::shared_ptr<Pending> pending_calls = std::make_shared<Pending>();
+  Pending& pending = *pending_calls;
   std::uint64_t next_id = 1;
   std::list<ServerConnection*> connections;  // for the sweep; each removes itself
   kj::TaskSet tasks;  // one task per connection: onDisconnect().attach(connection)
@@ -70,12 +74,12 @@ class PendingCall {
  public:
   PendingCall(kj::PromiseFulfiller<Outcome>& fulfiller, ServerCore::Kj& kj, std::uint64_t id,
               std::shared_ptr<Budget> budget, std::shared_ptr<CallCancel> cancel, std::shared_ptr<Actor> actor)
-      : fulfiller_(fulfiller), kj_(kj), id_(id), budget_(std::move(budget)), cancel_(std::move(cancel)), actor_(std::move(actor)) {
-    kj_.pending.emplace(id_, this);
+      : fulfiller_(fulfiller), pending_(kj.pending_calls), id_(id), budget_(std::move(budget)), cancel_(std::move(cancel)), actor_(std::move(actor)) {
+    pending_->emplace(id_, this);
     ++budget_->in_flight;
   }
   ~PendingCall() {
-    kj_.pending.erase(id_);
+    pending_->erase(id_);
     --budget_->in_flight;
     if (!done_) {
       cancel_->cancelled = true;
@@ -93,7 +97,7 @@ class PendingCall {
 
  private:
   kj::PromiseFulfiller<Outcome>& fulfiller_;
-  ServerCore::Kj& kj_;
+  std::shared_ptr<ServerCore::Kj::Pending> pending_;
   std::uint64_t id_;
   std::shared_ptr<Budget> budget_;
   std::shared_ptr<CallCancel> cancel_;

@@ -1,6 +1,7 @@
 #include "proxy/client.hpp"
 
 #include <asio/connect.hpp>
+#include <asio/execution_context.hpp>
 #include <asio/experimental/deferred.hpp>
 #include <asio/experimental/parallel_group.hpp>
 #include <asio/steady_timer.hpp>
@@ -50,6 +51,39 @@ std::exception_ptr disconnected_error(const char* why) {
 }
 
 namespace {
+
+/// Tears down the connections bound to an io_context when that context is destroyed without
+/// being run again. An evaluation's awaiting coroutine is held by the connection, and the
+/// coroutine holds the connection through its handles: unless someone drops the Cap'n Proto
+/// side, neither is freed. Asio destroys unfinished handlers at shutdown; this does the same
+/// for ours.
+class ConnectionShutdown final : public asio::execution_context::service {
+ public:
+  using key_type = ConnectionShutdown;
+  static inline asio::execution_context::id id;
+  explicit ConnectionShutdown(asio::execution_context& context) : service(context) {}
+
+  void add(std::weak_ptr<ClientConnection> connection) {
+    std::lock_guard lock(mutex_);
+    std::erase_if(connections_, [](const auto& w) { return w.expired(); });
+    connections_.push_back(std::move(connection));
+  }
+
+ private:
+  void shutdown() override {
+    std::vector<std::weak_ptr<ClientConnection>> connections;
+    {
+      std::lock_guard lock(mutex_);
+      connections.swap(connections_);
+    }
+    for (auto& weak : connections)
+      if (auto c = weak.lock()) c->abandon();
+  }
+
+  std::mutex mutex_;
+  std::vector<std::weak_ptr<ClientConnection>> connections_;
+};
+
 std::shared_ptr<spdlog::logger> client_logger(const ClientOptions& options) {
   if (options.logger) return options.logger;
   auto logger = std::make_shared<spdlog::logger>("remoteable.client", std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
@@ -81,6 +115,8 @@ void ClientConnection::start(asio::ip::tcp::socket socket) {
   auto peer = socket.remote_endpoint(ignored);
   log_->info("connected to {}:{}", peer.address().to_string(), peer.port());
   rpc_.emplace(loop_, std::move(socket), capnp::rpc::twoparty::Side::CLIENT, nullptr, reader, counters_);
+  asio::use_service<ConnectionShutdown>(asio::query(loop_->strand().get_inner_executor(), asio::execution::context))
+      .add(weak_from_this());
   tasks_.emplace(errors_);
   KJ_IF_MAYBE(rpc, rpc_) {
     registry_ = rpc->bootstrap().castAs<wire::Registry>();
@@ -114,6 +150,20 @@ void ClientConnection::close_now() {
   caps_.clear();
   registry_ = nullptr;
   rpc_ = nullptr;
+}
+
+void ClientConnection::abandon() {
+  if (rpc_ == nullptr || !loop_->can_enter()) return;
+  KjLoop::Scope scope(*loop_);
+  open_ = false;
+  auto live = std::move(live_);
+  live_.clear();
+  tasks_ = nullptr;  // the evaluations' promises, each holding its completion
+  live.clear();      // destroys the awaiting handlers without calling them, as Asio does
+  caps_.clear();
+  registry_ = nullptr;
+  rpc_ = nullptr;
+  loop_->drain();
 }
 
 void ClientConnection::cancel(std::uint64_t id) {

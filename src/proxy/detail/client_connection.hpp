@@ -102,6 +102,10 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   /// Decodes a wire value; capabilities in it become new handles. [loop]
   Value decode(wire::Value::Reader value);
 
+  /// Drops everything, pending evaluations included, without completing them: their handlers
+  /// are destroyed. For an io_context that is destroyed (its thread, not a loop handler).
+  void abandon();
+
   /// Cancels the evaluation `id` if it is still pending. [loop]
   void cancel(std::uint64_t id);
 
