@@ -31,8 +31,17 @@ std::shared_ptr<spdlog::logger> default_logger(const char* name, spdlog::level::
   return logger;
 }
 
-BinaryOp from_wire(wire::BinaryOp op) { return static_cast<BinaryOp>(static_cast<int>(op)); }
-UnaryOp from_wire(wire::UnaryOp op) { return static_cast<UnaryOp>(static_cast<int>(op)); }
+// Enums arrive as raw 16-bit codes: a peer may send one this schema does not know.
+BinaryOp from_wire(wire::BinaryOp op) {
+  auto code = static_cast<unsigned>(op);
+  if (code > static_cast<unsigned>(BinaryOp::ge)) throw to_kj(RemoteError(ErrorKind::value, "unknown binary operator code " + std::to_string(code)));
+  return static_cast<BinaryOp>(code);
+}
+UnaryOp from_wire(wire::UnaryOp op) {
+  auto code = static_cast<unsigned>(op);
+  if (code > static_cast<unsigned>(UnaryOp::logical_not)) throw to_kj(RemoteError(ErrorKind::value, "unknown unary operator code " + std::to_string(code)));
+  return static_cast<UnaryOp>(code);
+}
 
 std::string text(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
 
@@ -523,61 +532,63 @@ kj::Promise<std::pair<Object, std::shared_ptr<Actor>>> ServerCore::unwrap(wire::
 }
 
 namespace {
-void collect_caps(wire::Value::Reader v, kj::Vector<wire::Handle::Client>& out) {
-  switch (v.which()) {
-    case wire::Value::HANDLE: out.add(v.getHandle()); break;
-    case wire::Value::LIST:
-      for (auto e : v.getList()) collect_caps(e, out);
-      break;
-    case wire::Value::MAP:
-      for (auto e : v.getMap()) collect_caps(e.getValue(), out);
-      break;
-    default: break;
-  }
-}
+/// A capability met while decoding, and the slot in the decoded tree it resolves into.
+struct Hole {
+  Object* slot;
+  wire::Handle::Client cap;
+};
 
-Object build(wire::Value::Reader v, kj::ArrayPtr<std::pair<Object, std::shared_ptr<Actor>>> caps, size_t& next) {
+/// Decodes `v` into `slot` in one pass over the message (Cap'n Proto charges every read against
+/// the traversal limit, so each pointer is read once). Capabilities are left as holes.
+void build(wire::Value::Reader v, Object& slot, kj::Vector<Hole>& holes) {
   switch (v.which()) {
-    case wire::Value::NONE: return builtin::none();
-    case wire::Value::BOOL: return builtin::box(v.getBool());
-    case wire::Value::INT64: return builtin::box(static_cast<std::int64_t>(v.getInt64()));
-    case wire::Value::FLOAT64: return builtin::box(v.getFloat64());
-    case wire::Value::TEXT: return builtin::box(text(v.getText()));
+    case wire::Value::NONE: slot = builtin::none(); return;
+    case wire::Value::BOOL: slot = builtin::box(v.getBool()); return;
+    case wire::Value::INT64: slot = builtin::box(static_cast<std::int64_t>(v.getInt64())); return;
+    case wire::Value::FLOAT64: slot = builtin::box(v.getFloat64()); return;
+    case wire::Value::TEXT: slot = builtin::box(text(v.getText())); return;
     case wire::Value::BYTES: {
       auto d = v.getBytes();
       Bytes b(d.size());
       if (!b.empty()) std::memcpy(b.data(), d.begin(), d.size());
-      return builtin::box(std::move(b));
+      slot = builtin::box(std::move(b));
+      return;
     }
     case wire::Value::LIST: {
-      builtin::ObjectList out;
-      out.reserve(v.getList().size());
-      for (auto e : v.getList()) out.push_back(build(e, caps, next));
-      return builtin::box(std::move(out));
+      auto list = v.getList();
+      builtin::ObjectList out(list.size());  // sized once: the holes point into it
+      for (unsigned i = 0; i < list.size(); ++i) build(list[i], out[i], holes);
+      slot = builtin::box(std::move(out));  // moving a vector keeps its elements in place
+      return;
     }
     case wire::Value::MAP: {
       builtin::ObjectMap out;
-      for (auto e : v.getMap()) out.insert_or_assign(text(e.getKey()), build(e.getValue(), caps, next));
-      return builtin::box(std::move(out));
+      for (auto e : v.getMap()) {
+        auto [it, inserted] = out.try_emplace(text(e.getKey()));
+        if (!inserted) throw to_kj(RemoteError(ErrorKind::value, "a map on the wire has the key '" + it->first + "' twice"));
+        build(e.getValue(), it->second, holes);
+      }
+      slot = builtin::box(std::move(out));  // map nodes stay in place
+      return;
     }
-    case wire::Value::HANDLE: return caps[next++].first;
+    case wire::Value::HANDLE: holes.add(Hole{&slot, v.getHandle()}); return;
   }
   throw to_kj(RemoteError(ErrorKind::type, "unknown value kind on the wire"));
 }
 }  // namespace
 
 kj::Promise<Object> ServerCore::decode(wire::Value::Reader value) {
-  kj::Vector<wire::Handle::Client> caps;
-  collect_caps(value, caps);
-  if (caps.empty()) {
-    size_t next = 0;
-    return build(value, nullptr, next);
-  }
-  auto unwrapped = KJ_MAP(c, caps) { return unwrap(kj::mv(c)); };
-  return kj::joinPromises(kj::mv(unwrapped)).then([value](kj::Array<std::pair<Object, std::shared_ptr<Actor>>> resolved) {
-    size_t next = 0;
-    return build(value, resolved, next);
-  });
+  auto root = kj::heap<Object>();
+  kj::Vector<Hole> holes;
+  build(value, *root, holes);
+  if (holes.empty()) return kj::mv(*root);
+  auto unwrapped = KJ_MAP(h, holes) { return unwrap(kj::mv(h.cap)); };
+  auto slots = KJ_MAP(h, holes) { return h.slot; };
+  return kj::joinPromises(kj::mv(unwrapped))
+      .then([root = kj::mv(root), slots = kj::mv(slots)](kj::Array<std::pair<Object, std::shared_ptr<Actor>>> resolved) mutable {
+        for (size_t i = 0; i < slots.size(); ++i) *slots[i] = kj::mv(resolved[i].first);
+        return kj::mv(*root);
+      });
 }
 
 kj::Promise<std::vector<Object>> ServerCore::decode(capnp::List<wire::Value>::Reader values) {

@@ -111,6 +111,7 @@ ClientConnection::~ClientConnection() {
 void ClientConnection::start(asio::ip::tcp::socket socket) {
   capnp::ReaderOptions reader;
   reader.traversalLimitInWords = options_.max_message_words;
+  reader.nestingLimit = options_.max_nesting;
   std::error_code ignored;
   auto peer = socket.remote_endpoint(ignored);
   log_->info("connected to {}:{}", peer.address().to_string(), peer.port());
@@ -203,7 +204,9 @@ wire::Handle::Client& ClientConnection::cap_of(const Handle& handle) {
   return cap(state->id);
 }
 
-void ClientConnection::encode(wire::Value::Builder out, const Value& value) {
+void ClientConnection::encode(wire::Value::Builder out, const Value& value, int depth) {
+  if (depth > options_.max_nesting)
+    throw RemoteError(ErrorKind::value, "a value nested more than " + std::to_string(options_.max_nesting) + " deep cannot be sent");
   std::visit(
       [&](const auto& x) {
         using X = std::decay_t<decltype(x)>;
@@ -216,13 +219,13 @@ void ClientConnection::encode(wire::Value::Builder out, const Value& value) {
           out.setBytes(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(x.data()), x.size()));
         else if constexpr (std::same_as<X, Value::List>) {
           auto list = out.initList(static_cast<unsigned>(x.size()));
-          for (unsigned i = 0; i < x.size(); ++i) encode(list[i], x[i]);
+          for (unsigned i = 0; i < x.size(); ++i) encode(list[i], x[i], depth + 1);
         } else if constexpr (std::same_as<X, Value::Map>) {
           auto map = out.initMap(static_cast<unsigned>(x.size()));
           unsigned i = 0;
           for (auto& [k, e] : x) {
             map[i].setKey(k);
-            encode(map[i].initValue(), e);
+            encode(map[i].initValue(), e, depth + 1);
             ++i;
           }
         } else if constexpr (std::same_as<X, Handle>) {

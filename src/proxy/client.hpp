@@ -22,6 +22,9 @@ struct ClientOptions {
   bool trace_wire = false;
   /// The largest message accepted from the server, in 8-byte words.
   std::uint64_t max_message_words = 64 * 1024 * 1024;
+  /// How deep a value may nest, both ways: deeper values to send fail with a value error, and a
+  /// message from the server nested deeper (in Cap'n Proto pointer levels) is refused.
+  int max_nesting = 64;
   /// How long one connection attempt may take.
   std::chrono::milliseconds connect_timeout{5000};
   /// Connection attempts before connect() gives up (at least 1).

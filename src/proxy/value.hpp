@@ -57,6 +57,15 @@ class BasicValue {
   using Storage = std::variant<None, bool, std::int64_t, double, std::string, Bytes, List, Map, H>;
 
   BasicValue() = default;
+  BasicValue(const BasicValue&) = default;
+  BasicValue(BasicValue&&) noexcept = default;
+  BasicValue& operator=(const BasicValue&) = default;
+  BasicValue& operator=(BasicValue&&) noexcept = default;
+  /// Not recursive: a value nested thousands deep is taken apart with a work list, not the stack.
+  ~BasicValue() {
+    if (holds<List>() || holds<Map>()) release_nested();
+  }
+
   BasicValue(None) {}
   BasicValue(std::nullopt_t) {}
   BasicValue(std::nullptr_t) {}
@@ -105,6 +114,32 @@ class BasicValue {
   template <class T> T as() const;
 
  private:
+  static bool nonempty_container(const BasicValue& v) noexcept {
+    if (auto* l = std::get_if<List>(&v.v_)) return !l->empty();
+    if (auto* m = std::get_if<Map>(&v.v_)) return !m->empty();
+    return false;
+  }
+  /// Moves every non-empty child container out into a work list and empties them there, so that
+  /// each destructor below this one finds only empty containers.
+  void release_nested() noexcept {
+    std::vector<BasicValue> work;
+    auto take = [&work](BasicValue& v) {
+      if (auto* l = std::get_if<List>(&v.v_)) {
+        for (auto& e : *l)
+          if (nonempty_container(e)) work.push_back(std::move(e));
+      } else if (auto* m = std::get_if<Map>(&v.v_)) {
+        for (auto& [k, e] : *m)
+          if (nonempty_container(e)) work.push_back(std::move(e));
+      }
+    };
+    take(*this);
+    while (!work.empty()) {
+      BasicValue v = std::move(work.back());
+      work.pop_back();
+      take(v);
+    }
+  }
+
   template <class I> static std::int64_t checked_int64(I i) {
     if constexpr (std::is_unsigned_v<I> && sizeof(I) >= sizeof(std::int64_t)) {
       if (i > static_cast<I>(std::numeric_limits<std::int64_t>::max()))

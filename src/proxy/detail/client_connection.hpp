@@ -98,7 +98,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   wire::Handle::Client& cap_of(const Handle& handle);
 
   /// Encodes a client Value; handles must belong to this connection. [loop]
-  void encode(wire::Value::Builder out, const Value& value);
+  void encode(wire::Value::Builder out, const Value& value, int depth = 0);
   /// Decodes a wire value; capabilities in it become new handles. [loop]
   Value decode(wire::Value::Reader value);
 
