@@ -52,7 +52,7 @@ struct Faulty {
 };
 
 inline void register_test_types(remoteable::Registry& types) {
-  types.class_<Gate>("Gate").method("block", &Gate::block).method("entered", &Gate::entered);
+  types.class_<Gate>("Gate").method("block", &Gate::block, remoteable::blocking).method("entered", &Gate::entered);
   types.class_<Faulty>("Faulty")
       .field("fixed", &Faulty::fixed)
       .method("fail", &Faulty::fail)

@@ -9,7 +9,7 @@ std::atomic<std::uint64_t> next_actor_id{1};
 std::mutex merge_mutex;
 }  // namespace
 
-Actor::Actor(asio::thread_pool& pool) : id_(next_actor_id.fetch_add(1)), strand_(asio::make_strand(pool.get_executor())) {}
+Actor::Actor(asio::thread_pool& pool) : id_(next_actor_id.fetch_add(1)), strand_(InlineOr<asio::thread_pool::executor_type>(pool.get_executor())) {}
 
 std::shared_ptr<Actor> Actor::forwarded_to() {
   if (!merged_.load(std::memory_order_acquire)) return nullptr;

@@ -1,7 +1,12 @@
 #pragma once
 // Actors: who owns which server objects, and the strand their operations run on (DESIGN §4).
 
+#include <asio/dispatch.hpp>
+#include <asio/execution/execute.hpp>
 #include <asio/post.hpp>
+#include <asio/prefer.hpp>
+#include <asio/query.hpp>
+#include <asio/require.hpp>
 #include <asio/strand.hpp>
 #include <asio/thread_pool.hpp>
 #include <atomic>
@@ -16,6 +21,53 @@
 
 namespace remoteable::detail {
 
+/// Set by Actor::dispatch on the network thread for the length of one dispatch: the next
+/// execute() on an InlineOr executor runs the work at once instead of posting it. Consumed by
+/// that execute(), so the strand's later work goes to the pool.
+inline thread_local bool inline_offer = false;
+
+/// An executor that posts to `Inner` (the actor pool), except for one execute() made while
+/// `inline_offer` is set, which runs inline. An actor's strand sits on it: when the strand is
+/// idle, Actor::dispatch runs the operation on the calling (network) thread, still inside the
+/// strand, so one-at-a-time holds; when it is busy, the operation queues behind the running one.
+template <class Inner>
+class InlineOr {
+ public:
+  explicit InlineOr(Inner inner) noexcept : inner_(std::move(inner)) {}
+
+  template <class F>
+  void execute(F&& f) const {
+    if (inline_offer) {
+      inline_offer = false;
+      std::forward<F>(f)();
+      return;
+    }
+    asio::execution::execute(inner_, std::forward<F>(f));
+  }
+
+  template <class P>
+    requires asio::can_query<const Inner&, const P&>::value
+  decltype(auto) query(const P& p) const noexcept(asio::is_nothrow_query<const Inner&, const P&>::value) {
+    return asio::query(inner_, p);
+  }
+  template <class P>
+    requires asio::can_require<const Inner&, const P&>::value
+  auto require(const P& p) const {
+    return InlineOr<std::decay_t<decltype(asio::require(inner_, p))>>(asio::require(inner_, p));
+  }
+  template <class P>
+    requires asio::can_prefer<const Inner&, const P&>::value
+  auto prefer(const P& p) const {
+    return InlineOr<std::decay_t<decltype(asio::prefer(inner_, p))>>(asio::prefer(inner_, p));
+  }
+
+  friend bool operator==(const InlineOr& a, const InlineOr& b) noexcept { return a.inner_ == b.inner_; }
+  friend bool operator!=(const InlineOr& a, const InlineOr& b) noexcept { return !(a == b); }
+
+ private:
+  Inner inner_;
+};
+
 /// An actor: a strand on the server's thread pool. Every operation on an object the actor owns
 /// runs on this strand, one at a time, in the order the operations were posted.
 ///
@@ -26,8 +78,25 @@ namespace remoteable::detail {
 /// merged into it. Thread-safe. Destroying the last reference lets queued work finish.
 class Actor : public std::enable_shared_from_this<Actor> {
  public:
-  using Strand = asio::strand<asio::thread_pool::executor_type>;
+  using Strand = asio::strand<InlineOr<asio::thread_pool::executor_type>>;
   explicit Actor(asio::thread_pool& pool);
+
+  /// Runs `f` on this actor (or the one it was merged into): inline on the calling thread when
+  /// the actor is idle, else queued like post(). For operations that do not block, called from
+  /// the network thread: it saves two thread hops per call.
+  template <class F>
+  void dispatch(F&& f) {
+    auto target = root();
+    struct Offer {
+      Offer() { inline_offer = true; }
+      ~Offer() { inline_offer = false; }
+    } offer;
+    asio::dispatch(target->strand_, [self = target, f = std::forward<F>(f)]() mutable {
+      inline_offer = false;  // whatever f does, nothing else runs inline on this offer
+      if (auto next = self->forwarded_to()) next->post(std::move(f));  // merged meanwhile
+      else f();
+    });
+  }
 
   /// Runs `f` on this actor's strand, or on the strand of the actor it was merged into.
   template <class F>

@@ -133,6 +133,27 @@ Object invoke(Ctx& ctx, const Object& self, Args args) {
   return select(ctx.registry, self.type->call, args, "'" + self.type->name + "'").invoke(ctx, self, args);
 }
 
+namespace {
+bool any_blocking(const std::vector<Overload>& overloads) {
+  for (auto& o : overloads)
+    if (o.blocking) return true;
+  return false;
+}
+}  // namespace
+
+bool blocking(const Object& self, std::string_view name) {
+  if (!self.type) return false;
+  auto it = self.type->members.find(name);
+  return it != self.type->members.end() && it->second.kind == Member::Kind::method && any_blocking(it->second.overloads);
+}
+
+bool blocking(const Object& self) {
+  if (!self.type) return false;
+  if (self.is(builtin::function_type())) return any_blocking(self.as<builtin::Function>().overloads);
+  if (self.is(builtin::class_type())) return any_blocking(self.as<builtin::ClassObject>().constructors);
+  return any_blocking(self.type->call);
+}
+
 Object item(Ctx& ctx, const Object& self, const Object& key) {
   if (!self.type->item) throw_error(ErrorKind::type, "'" + self.type->name + "' object is not subscriptable");
   return self.type->item(ctx, self, key);

@@ -56,6 +56,9 @@ struct Overload {
   /// 0 exactly, 1 with conversions (int64 to float64).
   std::function<int(const Registry&, Args)> match;
   std::function<Object(Ctx&, const Object& self, Args)> invoke;
+  /// Registered with remoteable::blocking: always runs on the actor pool, never inline on the
+  /// network thread.
+  bool blocking = false;
 };
 
 /// A named member of a registered type.
@@ -100,6 +103,10 @@ Plain get(const Object& self);
 std::string str(const Object& self);
 bool truthy(const Object& self);
 Description describe(const Object& self);
+/// Whether calling the method `name` of `self`, or `self` itself, may block (any overload was
+/// registered with remoteable::blocking). Reads only registration data: any thread.
+bool blocking(const Object& self, std::string_view name);
+bool blocking(const Object& self);
 /// Picks the overload that fits `args` best (exact kinds before conversions, then the first
 /// registered), or throws a type error naming `what`, the signatures it takes and what it got.
 const Overload& select(const Registry&, const std::vector<Overload>&, Args args, std::string_view what);

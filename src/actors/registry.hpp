@@ -36,6 +36,15 @@ Overloads<std::decay_t<F>...> overloads(F&&... f) {
   return {{std::forward<F>(f)...}};
 }
 
+/// Marks a method or function that may block (sleeps, waits on I/O or a lock, runs long):
+/// `.method("load", &Store::load, remoteable::blocking)`. Its calls always run on the actor
+/// pool. Unmarked operations on an idle actor run inline on the server's network thread, which
+/// saves two thread hops per call but holds up other connections while they run.
+struct Blocking {
+  explicit constexpr Blocking() = default;
+};
+inline constexpr Blocking blocking{};
+
 /// The set of registered types.
 ///
 /// Ownership and threads: register every type before constructing a Server with the registry,
@@ -82,6 +91,13 @@ class Registry {
   /// `overloads(f, g, ...)` for several signatures under one name.
   template <class F>
   Object function(std::string name, F f) const;
+  /// The same, for a function that may block (see remoteable::blocking).
+  template <class F>
+  Object function(std::string name, F f, Blocking) const {
+    Object object = function(std::move(name), std::move(f));
+    for (auto& o : object.as<builtin::Function>().overloads) o.blocking = true;
+    return object;
+  }
 
   /// The C++ type's registered name, or its implementation name if it is not registered.
   template <class T> std::string name_of() const {
@@ -521,12 +537,25 @@ class ClassBuilder {
     m.overloads.push_back(detail::method_overload<T>(std::move(method)));
     return *this;
   }
+  /// The same, for a method that may block (see remoteable::blocking).
+  template <class M>
+  ClassBuilder& method(std::string name, M method, Blocking) {
+    this->method(name, std::move(method));
+    type_.members[name].overloads.back().blocking = true;
+    return *this;
+  }
 
   /// What calling an object of T itself does (`h(args...)`): usually `&T::operator()`, or a
   /// callable taking T& first. Register several to overload.
   template <class M>
   ClassBuilder& call_operator(M method) {
     type_.call.push_back(detail::method_overload<T>(std::move(method)));
+    return *this;
+  }
+  template <class M>
+  ClassBuilder& call_operator(M method, Blocking) {
+    call_operator(std::move(method));
+    type_.call.back().blocking = true;
     return *this;
   }
 

@@ -167,9 +167,10 @@ class HandleServer final : public wire::Handle::Server {
     auto name = text(params.getName());
     return core_.decode(params.getArgs()).then([this, context, name = std::move(name)](std::vector<Object> args) mutable {
       auto touched = args;
+      bool blocking = ops::blocking(object_, name);
       return finish(core_.on_actor(budget_, actor_, [self = object_, name, args = std::move(args)](Ctx& ctx) -> Outcome {
         return ops::call(ctx, self, name, args);
-      }, std::move(touched)), context);
+      }, std::move(touched), blocking), context);
     });
   }
 
@@ -177,9 +178,10 @@ class HandleServer final : public wire::Handle::Server {
     context.allowCancellation();
     return core_.decode(context.getParams().getArgs()).then([this, context](std::vector<Object> args) mutable {
       auto touched = args;
+      bool blocking = ops::blocking(object_);
       return finish(core_.on_actor(budget_, actor_, [self = object_, args = std::move(args)](Ctx& ctx) -> Outcome {
         return ops::invoke(ctx, self, args);
-      }, std::move(touched)), context);
+      }, std::move(touched), blocking), context);
     });
   }
 
@@ -441,7 +443,7 @@ bool immutable(const Object& o) {
 
 template <class Work>
 kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget, const std::shared_ptr<Actor>& actor,
-                                          Work work, std::vector<Object> touched) {
+                                          Work work, std::vector<Object> touched, bool blocking) {
   auto& k = kj();
   budget->touch();
   if (budget->in_flight >= options.max_calls_per_connection)
@@ -481,7 +483,8 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget,
     core->complete(id, std::move(outcome), error);
   };
   if (others.empty()) {
-    actor->post(std::move(job));
+    if (blocking) actor->post(std::move(job));
+    else actor->dispatch(std::move(job));
   } else {
     log->debug("merging {} actor(s) on contact", others.size());
     Actor::merge_and_post(actor, others, std::move(job));

@@ -97,6 +97,12 @@ class Server {
     auto object = registry_.function(name, std::move(function));  // before `name` is moved
     export_ref(std::move(object), std::move(name), nullptr);
   }
+  /// The same, for a function that may block: its calls always run on the actor pool.
+  template <class F>
+  void export_function(std::string name, F function, Blocking) {
+    auto object = registry_.function(name, std::move(function), blocking);
+    export_ref(std::move(object), std::move(name), nullptr);
+  }
   /// Removes an export. Returns false if there was none by that name.
   bool unexport(std::string_view name);
 

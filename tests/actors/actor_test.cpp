@@ -3,6 +3,8 @@
 
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
+#include <functional>
+#include <thread>
 
 #include "support.hpp"
 #include "test_types.hpp"
@@ -42,6 +44,13 @@ struct Async : std::enable_shared_from_this<Async> {
 
 std::int64_t add(std::int64_t a, std::int64_t b) { return a + b; }
 
+/// Which thread ran the call, as a number.
+std::int64_t thread_number() { return static_cast<std::int64_t>(std::hash<std::thread::id>{}(std::this_thread::get_id()) >> 1); }
+struct Where {
+  std::int64_t here() { return thread_number(); }
+  std::int64_t here_blocking() { return thread_number(); }
+};
+
 struct ActorsFixture : test::Connected {
   ActorsFixture() {
     test::register_test_types(types);
@@ -54,6 +63,10 @@ struct ActorsFixture : test::Connected {
     server->server().export_object(std::make_shared<Async>(), "async");
     server->server().export_object(gate, "gate");
     server->server().export_function("add", &add);
+    types.class_<Where>("Where").method("here", &Where::here).method("here_blocking", &Where::here_blocking, remoteable::blocking);
+    server->server().export_object(std::make_shared<Where>(), "where");
+    server->server().export_function("where_fn", &thread_number);
+    server->server().export_function("where_fn_blocking", &thread_number, remoteable::blocking);
   }
   std::shared_ptr<test::Gate> gate = std::make_shared<test::Gate>();
 };
@@ -92,6 +105,22 @@ TEST_CASE("a slow method blocks only its own actor") {
   CHECK(t.run(t.client.fetch("add")(2, 3).as<std::int64_t>()) == 5);
   t.gate->release();
   CHECK(t.run(blocked.as<std::int64_t>()) == 1);
+}
+
+TEST_CASE("an idle actor runs a call on the network thread; a blocking one goes to the pool") {
+  ActorsFixture t;
+  auto where = t.client.fetch("where");
+  // One call at a time, so the actor is idle each time: every unmarked call runs inline on the
+  // one network thread, and methods and functions marked blocking never do.
+  auto network = t.run(where.call("here").as<std::int64_t>());
+  for (int i = 0; i < 5; ++i) {
+    CHECK(t.run(where.call("here").as<std::int64_t>()) == network);
+    CHECK(t.run(where.attr("here")().as<std::int64_t>()) == network);
+    CHECK(t.run(t.client.fetch("where_fn")().as<std::int64_t>()) == network);
+    CHECK(t.run(where.call("here_blocking").as<std::int64_t>()) != network);
+    CHECK(t.run(where.attr("here_blocking")().as<std::int64_t>()) != network);
+    CHECK(t.run(t.client.fetch("where_fn_blocking")().as<std::int64_t>()) != network);
+  }
 }
 
 TEST_CASE("calls from one connection to one actor run in the order they were sent") {

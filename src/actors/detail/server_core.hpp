@@ -88,10 +88,11 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   std::atomic<bool> stopping{false};
 
   /// Runs `work(ctx)` on `actor`'s strand and resolves with its outcome on the loop. Objects in
-  /// `touched` that other actors own are merged into this actor first. [loop]
+  /// `touched` that other actors own are merged into this actor first. Unless `blocking`, an
+  /// idle actor runs the work inline on the loop's thread. [loop]
   template <class Work>
   kj::Promise<Outcome> on_actor(const std::shared_ptr<Budget>& budget, const std::shared_ptr<Actor>& actor, Work work,
-                                std::vector<Object> touched = {});
+                                std::vector<Object> touched = {}, bool blocking = false);
 
   /// A capability for `object`, owned by `actor` (or a new actor when `fresh`), counted in the
   /// connection's budget. [loop]
