@@ -493,8 +493,9 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget,
 }
 
 void ServerCore::complete(std::uint64_t id, Outcome outcome, std::exception_ptr error) {
-  // Runs on an actor's strand: hand plain data to the loop; only the loop touches KJ.
-  loop->post([core = shared_from_this(), id, outcome = std::move(outcome), error]() mutable {
+  // Runs on an actor's strand: hand plain data to the loop; only the loop touches KJ. (Inline
+  // when the actor ran the work inline on the loop's thread.)
+  loop->run([core = shared_from_this(), id, outcome = std::move(outcome), error]() mutable {
     if (!core->kj_) return;
     auto it = core->kj_->pending.find(id);
     if (it != core->kj_->pending.end()) {  // else cancelled or torn down meanwhile

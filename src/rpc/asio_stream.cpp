@@ -1,25 +1,18 @@
 #include "rpc/asio_stream.hpp"
 
 #include <kj/debug.h>
+#include <kj/vector.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <cerrno>
+#include <cstring>
 #include <climits>
 #include <vector>
 
 namespace remoteable::detail {
-
-struct AsioStream::Shared {
-  Shared(std::shared_ptr<KjLoop> l, asio::ip::tcp::socket s) : loop(std::move(l)), socket(std::move(s)) {}
-  std::shared_ptr<KjLoop> loop;
-  asio::ip::tcp::socket socket;
-  bool read_aborted = false;
-
-  int fd() { return socket.is_open() ? socket.native_handle() : -1; }
-};
 
 namespace {
 
@@ -27,7 +20,144 @@ kj::Exception disconnected(const char* what, int error) {
   return KJ_EXCEPTION(DISCONNECTED, what, strerror(error));
 }
 
+// Reads go through a buffer of this size, so that one recv() usually brings in several
+// messages (Cap'n Proto asks for each message's header and body separately). Larger reads go
+// straight to the caller's buffer.
+constexpr size_t read_buffer_size = 16 * 1024;
+// Writes are copied into a buffer and sent together once the handlers already queued on the
+// loop have run (one sendmsg for the messages they all write). Past this much unsent, write() waits for the
+// socket; messages at least this large are not copied.
+constexpr size_t write_buffer_limit = 64 * 1024;
+
+/// Writes as much of `pieces` (from `first`) as the socket takes without blocking. Returns
+/// true when all is written; throws on a broken connection.
+bool write_some(int fd, std::vector<iovec>& pieces, size_t& first) {
+  while (first < pieces.size()) {
+    if (fd < 0) throw disconnected("write on closed socket", EPIPE);
+    msghdr msg{};
+    msg.msg_iov = pieces.data() + first;
+    msg.msg_iovlen = std::min<size_t>(pieces.size() - first, IOV_MAX);
+    ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+      throw disconnected("write failed", errno);
+    }
+    auto left = static_cast<size_t>(n);
+    while (first < pieces.size() && left >= pieces[first].iov_len) left -= pieces[first++].iov_len;
+    if (left > 0) {
+      pieces[first].iov_base = static_cast<char*>(pieces[first].iov_base) + left;
+      pieces[first].iov_len -= left;
+    }
+  }
+  return true;
+}
+
 }  // namespace
+
+struct AsioStream::Shared : std::enable_shared_from_this<Shared> {
+  Shared(std::shared_ptr<KjLoop> l, asio::ip::tcp::socket s) : loop(std::move(l)), socket(std::move(s)) {}
+  std::shared_ptr<KjLoop> loop;
+  asio::ip::tcp::socket socket;
+  bool read_aborted = false;
+
+  // Bytes received but not yet read: in[in_pos, in_end).
+  std::unique_ptr<kj::byte[]> in = std::make_unique<kj::byte[]>(read_buffer_size);
+  size_t in_pos = 0, in_end = 0;
+
+  // Bytes written but not yet sent: out[out_sent, out.size()).
+  std::vector<kj::byte> out;
+  size_t out_sent = 0;
+  bool flush_scheduled = false;  // a flush is registered for the end of the loop's turn
+  bool write_blocked = false;    // waiting for the socket to take more
+  kj::Vector<kj::Own<kj::PromiseFulfiller<void>>> drained;  // writes waiting for `out` to empty
+  kj::Maybe<kj::Exception> write_error;
+
+  int fd() { return socket.is_open() ? socket.native_handle() : -1; }
+  size_t unsent() const { return out.size() - out_sent; }
+
+  enum class Read { done, would_block, eof };
+  /// Reads into bytes[got, max) until at least `min` (and at least one) byte is there, from the
+  /// buffer first. Throws on a failed read.
+  Read read(kj::byte* bytes, size_t& got, size_t min, size_t max) {
+    while (true) {
+      if (in_pos < in_end) {
+        auto n = std::min(in_end - in_pos, max - got);
+        std::memcpy(bytes + got, in.get() + in_pos, n);
+        in_pos += n;
+        got += n;
+      }
+      if (got >= min && (got > 0 || max == 0)) return Read::done;
+      int descriptor = fd();
+      if (descriptor < 0 || read_aborted) return Read::eof;
+      bool direct = max - got >= read_buffer_size;
+      ssize_t n = direct ? ::recv(descriptor, bytes + got, max - got, MSG_DONTWAIT)
+                         : ::recv(descriptor, in.get(), read_buffer_size, MSG_DONTWAIT);
+      if (n > 0) {
+        if (direct) got += static_cast<size_t>(n);
+        else in_pos = 0, in_end = static_cast<size_t>(n);
+        continue;
+      }
+      if (n == 0) return Read::eof;
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return Read::would_block;
+      throw disconnected("read failed", errno);
+    }
+  }
+
+  /// Sends what is buffered; waits for the socket when it is full. [loop]
+  void flush() {
+    flush_scheduled = false;
+    if (write_blocked || unsent() == 0) return;
+    std::vector<iovec> piece{iovec{out.data() + out_sent, unsent()}};
+    size_t first = 0;
+    try {
+      bool all = write_some(fd(), piece, first);
+      out_sent = out.size() - (all ? 0 : piece[0].iov_len);
+      if (!all) return wait_writable();
+    } catch (kj::Exception& e) {
+      return fail(kj::mv(e));
+    }
+    out.clear();
+    out_sent = 0;
+    if (out.capacity() > 4 * write_buffer_limit) out.shrink_to_fit();
+    auto waiting = kj::mv(drained);
+    for (auto& f : waiting) f->fulfill();
+  }
+  void fail(kj::Exception&& e) {
+    out.clear();
+    out_sent = 0;
+    auto waiting = kj::mv(drained);
+    for (auto& f : waiting) f->reject(kj::cp(e));
+    write_error = kj::mv(e);
+  }
+  void wait_writable() {
+    write_blocked = true;
+    socket.async_wait(asio::socket_base::wait_write,
+                      asio::bind_executor(loop->strand(), [weak = weak_from_this()](std::error_code ec) {
+                        auto self = weak.lock();
+                        if (!self) return;
+                        KjLoop::Scope scope(*self->loop);
+                        self->write_blocked = false;
+                        if (ec) self->fail(KJ_EXCEPTION(DISCONNECTED, "socket closed during write"));
+                        else self->flush();
+                        self->loop->drive();
+                      }));
+  }
+  /// Flushes from a handler posted behind those already queued on the loop's strand, so that
+  /// the messages they write go out in the same sendmsg.
+  void schedule_flush() {
+    if (flush_scheduled) return;
+    flush_scheduled = true;
+    asio::post(loop->strand(), [weak = weak_from_this()] {
+      auto self = weak.lock();
+      if (!self) return;
+      KjLoop::Scope scope(*self->loop);
+      self->flush();
+      self->loop->drive();
+    });
+  }
+};
 
 class AsioStream::ReadOp {
  public:
@@ -40,19 +170,11 @@ class AsioStream::ReadOp {
 
  private:
   void pump() {
-    while (true) {
-      int fd = shared_->fd();
-      if (fd < 0 || shared_->read_aborted) return fulfiller_.fulfill(size_t(got_));
-      ssize_t n = ::recv(fd, buffer_ + got_, max_ - got_, MSG_DONTWAIT);
-      if (n > 0) {
-        got_ += static_cast<size_t>(n);
-        if (got_ >= min_) return fulfiller_.fulfill(size_t(got_));
-        continue;
-      }
-      if (n == 0) return fulfiller_.fulfill(size_t(got_));  // EOF: fewer than min bytes
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return wait();
-      return fulfiller_.reject(disconnected("read failed", errno));
+    try {
+      if (shared_->read(buffer_, got_, min_, max_) == Shared::Read::would_block) return wait();
+      fulfiller_.fulfill(size_t(got_));  // done, or EOF with fewer than min bytes
+    } catch (kj::Exception& e) {
+      fulfiller_.reject(kj::mv(e));
     }
   }
   void wait() {
@@ -75,65 +197,6 @@ class AsioStream::ReadOp {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
-class AsioStream::WriteOp {
- public:
-  WriteOp(kj::PromiseFulfiller<void>& fulfiller, std::shared_ptr<Shared> shared, std::vector<iovec> pieces)
-      : fulfiller_(fulfiller), shared_(std::move(shared)), pieces_(std::move(pieces)) {
-    wait();
-  }
-  ~WriteOp() { *alive_ = false; }
-
-  /// Writes as much as the socket takes without blocking. Returns true when all is written;
-  /// throws on a broken connection.
-  static bool write_some(int fd, std::vector<iovec>& pieces, size_t& first) {
-    while (first < pieces.size()) {
-      if (fd < 0) throw disconnected("write on closed socket", EPIPE);
-      msghdr msg{};
-      msg.msg_iov = pieces.data() + first;
-      msg.msg_iovlen = std::min<size_t>(pieces.size() - first, IOV_MAX);
-      ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
-        throw disconnected("write failed", errno);
-      }
-      auto left = static_cast<size_t>(n);
-      while (first < pieces.size() && left >= pieces[first].iov_len) left -= pieces[first++].iov_len;
-      if (left > 0) {
-        pieces[first].iov_base = static_cast<char*>(pieces[first].iov_base) + left;
-        pieces[first].iov_len -= left;
-      }
-    }
-    return true;
-  }
-
- private:
-  void pump() {
-    try {
-      if (write_some(shared_->fd(), pieces_, first_)) fulfiller_.fulfill();
-      else wait();
-    } catch (kj::Exception& e) {
-      fulfiller_.reject(kj::mv(e));
-    }
-  }
-  void wait() {
-    shared_->socket.async_wait(asio::socket_base::wait_write,
-                               asio::bind_executor(shared_->loop->strand(), [this, alive = alive_, loop = shared_->loop](std::error_code ec) {
-                                 if (!*alive) return;
-                                 KjLoop::Scope scope(*loop);
-                                 if (ec) fulfiller_.reject(KJ_EXCEPTION(DISCONNECTED, "socket closed during write"));
-                                 else pump();
-                                 loop->drive();
-                               }));
-  }
-
-  kj::PromiseFulfiller<void>& fulfiller_;
-  std::shared_ptr<Shared> shared_;
-  std::vector<iovec> pieces_;
-  size_t first_ = 0;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-};
-
 AsioStream::AsioStream(std::shared_ptr<KjLoop> loop, asio::ip::tcp::socket socket)
     : shared_(std::make_shared<Shared>(std::move(loop), std::move(socket))) {
   shared_->socket.non_blocking(true);
@@ -151,20 +214,7 @@ kj::Promise<size_t> AsioStream::tryRead(void* buffer, size_t min_bytes, size_t m
   auto* bytes = static_cast<kj::byte*>(buffer);
   size_t got = 0;
   // Try first: data is often already there, and then no promise machinery is needed.
-  while (got < min_bytes || (got == 0 && max_bytes > 0)) {
-    int fd = shared_->fd();
-    if (fd < 0 || shared_->read_aborted) return got;
-    ssize_t n = ::recv(fd, bytes + got, max_bytes - got, MSG_DONTWAIT);
-    if (n > 0) {
-      got += static_cast<size_t>(n);
-      continue;
-    }
-    if (n == 0) return got;
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-    return disconnected("read failed", errno);
-  }
-  if (got >= min_bytes) return got;
+  if (shared_->read(bytes, got, min_bytes, max_bytes) != Shared::Read::would_block) return got;
   return kj::newAdaptedPromise<size_t, ReadOp>(shared_, bytes, min_bytes, max_bytes, got);
 }
 
@@ -174,19 +224,43 @@ kj::Promise<void> AsioStream::write(const void* buffer, size_t size) {
 }
 
 kj::Promise<void> AsioStream::write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) {
-  std::vector<iovec> iov;
-  iov.reserve(pieces.size());
-  for (auto& p : pieces)
-    if (p.size() > 0) iov.push_back(iovec{const_cast<kj::byte*>(p.begin()), p.size()});
-  size_t first = 0;
-  if (WriteOp::write_some(shared_->fd(), iov, first)) return kj::READY_NOW;
-  iov.erase(iov.begin(), iov.begin() + static_cast<std::ptrdiff_t>(first));
-  return kj::newAdaptedPromise<void, WriteOp>(shared_, std::move(iov));
+  auto& s = *shared_;
+  KJ_IF_MAYBE(e, s.write_error) { return kj::cp(*e); }
+  size_t total = 0;
+  for (auto& p : pieces) total += p.size();
+  if (total >= write_buffer_limit && s.unsent() == 0 && !s.write_blocked) {
+    // A large message with nothing queued before it: send it from the caller's memory.
+    std::vector<iovec> iov;
+    iov.reserve(pieces.size());
+    for (auto& p : pieces)
+      if (p.size() > 0) iov.push_back(iovec{const_cast<kj::byte*>(p.begin()), p.size()});
+    size_t first = 0;
+    if (write_some(s.fd(), iov, first)) return kj::READY_NOW;
+    // Keep the rest, in order, and wait until it is out: the caller's memory is free again then.
+    for (size_t i = first; i < iov.size(); ++i) {
+      auto* b = static_cast<const kj::byte*>(iov[i].iov_base);
+      s.out.insert(s.out.end(), b, b + iov[i].iov_len);
+    }
+  } else {
+    for (auto& p : pieces) s.out.insert(s.out.end(), p.begin(), p.end());
+    if (s.unsent() < write_buffer_limit) {
+      s.schedule_flush();
+      return kj::READY_NOW;
+    }
+  }
+  // Too much unsent: this write completes when the buffer has drained.
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  s.drained.add(kj::mv(paf.fulfiller));
+  if (!s.write_blocked) s.flush();
+  return kj::mv(paf.promise);
 }
+
+std::size_t AsioStream::unsent() const { return shared_->unsent(); }
 
 kj::Promise<void> AsioStream::whenWriteDisconnected() { return kj::NEVER_DONE; }
 
 void AsioStream::shutdownWrite() {
+  if (!shared_->write_blocked) shared_->flush();  // what was written goes out before the FIN
   std::error_code ignored;
   shared_->socket.shutdown(asio::socket_base::shutdown_send, ignored);
 }

@@ -11,9 +11,11 @@
 
 namespace remoteable::detail {
 
-/// Reads and writes go straight to the socket with non-blocking syscalls; only when the socket
-/// would block does it ask Asio to wait for readiness (`async_wait`), so Asio never holds a
-/// pointer into KJ's buffers and a promise KJ drops cancels nothing but a readiness wait.
+/// Reads and writes use non-blocking syscalls; only when the socket would block does it ask Asio
+/// to wait for readiness (`async_wait`), so Asio never holds a pointer into KJ's buffers and a
+/// promise KJ drops cancels nothing but a readiness wait. Reads are buffered (one recv brings
+/// in several messages); writes are gathered and sent once per loop turn (one sendmsg for all
+/// the messages of a turn), up to a bound past which write() waits for the socket.
 ///
 /// Ownership and threads: owned by its connection; lives on the KjLoop's strand. Destroying it
 /// cancels pending waits and closes the socket.
@@ -35,11 +37,12 @@ class AsioStream final : public kj::AsyncIoStream {
 
   /// Closes the socket now; pending reads end with a disconnect.
   void close();
+  /// Bytes written but not yet taken by the socket.
+  std::size_t unsent() const;
 
  private:
   struct Shared;
   class ReadOp;
-  class WriteOp;
   std::shared_ptr<Shared> shared_;
 };
 

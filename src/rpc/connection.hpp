@@ -78,7 +78,7 @@ class RpcConnection {
   kj::Promise<void> on_disconnect() { return network_->onDisconnect(); }
   const std::shared_ptr<WireCounters>& counters() const { return counters_; }
   /// Bytes of outgoing messages waiting for the peer to read them.
-  std::size_t queued_bytes() { return network_->getCurrentQueueSize(); }
+  std::size_t queued_bytes() { return network_->getCurrentQueueSize() + stream_->unsent(); }
   /// Closes the socket: the peer sees a disconnect, and on_disconnect() resolves.
   void abort() { stream_->close(); }
 
