@@ -1,5 +1,7 @@
 #include "rpc/asio_stream.hpp"
 
+#include "rpc/connection.hpp"
+
 #include <kj/debug.h>
 #include <kj/vector.h>
 #include <netinet/in.h>
@@ -31,7 +33,7 @@ constexpr size_t write_buffer_limit = 64 * 1024;
 
 /// Writes as much of `pieces` (from `first`) as the socket takes without blocking. Returns
 /// true when all is written; throws on a broken connection.
-bool write_some(int fd, std::vector<iovec>& pieces, size_t& first) {
+bool write_some(int fd, std::vector<iovec>& pieces, size_t& first, WireCounters* counters) {
   while (first < pieces.size()) {
     if (fd < 0) throw disconnected("write on closed socket", EPIPE);
     msghdr msg{};
@@ -43,6 +45,7 @@ bool write_some(int fd, std::vector<iovec>& pieces, size_t& first) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
       throw disconnected("write failed", errno);
     }
+    if (counters) counters->count_write();
     auto left = static_cast<size_t>(n);
     while (first < pieces.size() && left >= pieces[first].iov_len) left -= pieces[first++].iov_len;
     if (left > 0) {
@@ -59,6 +62,7 @@ struct AsioStream::Shared : std::enable_shared_from_this<Shared> {
   Shared(std::shared_ptr<KjLoop> l, asio::ip::tcp::socket s) : loop(std::move(l)), socket(std::move(s)) {}
   std::shared_ptr<KjLoop> loop;
   asio::ip::tcp::socket socket;
+  std::shared_ptr<WireCounters> counters;
   bool read_aborted = false;
 
   // Bytes received but not yet read: in[in_pos, in_end).
@@ -112,7 +116,7 @@ struct AsioStream::Shared : std::enable_shared_from_this<Shared> {
     std::vector<iovec> piece{iovec{out.data() + out_sent, unsent()}};
     size_t first = 0;
     try {
-      bool all = write_some(fd(), piece, first);
+      bool all = write_some(fd(), piece, first, counters.get());
       out_sent = out.size() - (all ? 0 : piece[0].iov_len);
       if (!all) return wait_writable();
     } catch (kj::Exception& e) {
@@ -197,8 +201,9 @@ class AsioStream::ReadOp {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
-AsioStream::AsioStream(std::shared_ptr<KjLoop> loop, asio::ip::tcp::socket socket)
+AsioStream::AsioStream(std::shared_ptr<KjLoop> loop, asio::ip::tcp::socket socket, std::shared_ptr<WireCounters> counters)
     : shared_(std::make_shared<Shared>(std::move(loop), std::move(socket))) {
+  shared_->counters = std::move(counters);
   shared_->socket.non_blocking(true);
   shared_->socket.set_option(asio::ip::tcp::no_delay(true));
 }
@@ -235,7 +240,7 @@ kj::Promise<void> AsioStream::write(kj::ArrayPtr<const kj::ArrayPtr<const kj::by
     for (auto& p : pieces)
       if (p.size() > 0) iov.push_back(iovec{const_cast<kj::byte*>(p.begin()), p.size()});
     size_t first = 0;
-    if (write_some(s.fd(), iov, first)) return kj::READY_NOW;
+    if (write_some(s.fd(), iov, first, s.counters.get())) return kj::READY_NOW;
     // Keep the rest, in order, and wait until it is out: the caller's memory is free again then.
     for (size_t i = first; i < iov.size(); ++i) {
       auto* b = static_cast<const kj::byte*>(iov[i].iov_base);

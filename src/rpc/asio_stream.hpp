@@ -11,6 +11,8 @@
 
 namespace remoteable::detail {
 
+class WireCounters;
+
 /// Reads and writes use non-blocking syscalls; only when the socket would block does it ask Asio
 /// to wait for readiness (`async_wait`), so Asio never holds a pointer into KJ's buffers and a
 /// promise KJ drops cancels nothing but a readiness wait. Reads are buffered (one recv brings
@@ -21,7 +23,8 @@ namespace remoteable::detail {
 /// cancels pending waits and closes the socket.
 class AsioStream final : public kj::AsyncIoStream {
  public:
-  AsioStream(std::shared_ptr<KjLoop> loop, asio::ip::tcp::socket socket);
+  /// `counters`, if given, counts the socket writes.
+  AsioStream(std::shared_ptr<KjLoop> loop, asio::ip::tcp::socket socket, std::shared_ptr<WireCounters> counters = nullptr);
   ~AsioStream() noexcept(false);
 
   kj::Promise<size_t> tryRead(void* buffer, size_t min_bytes, size_t max_bytes) override;

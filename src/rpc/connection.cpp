@@ -52,6 +52,7 @@ WireStats WireCounters::stats() const {
   s.messages_received = received_.load();
   s.calls_sent = calls_.load();
   s.returns_received = returns_.load();
+  s.writes = writes_.load();
   return s;
 }
 
@@ -97,7 +98,7 @@ RpcConnection::RpcConnection(std::shared_ptr<KjLoop> loop, asio::ip::tcp::socket
                              capnp::rpc::twoparty::Side side, kj::Maybe<capnp::Capability::Client> bootstrap,
                              capnp::ReaderOptions options, std::shared_ptr<WireCounters> counters)
     : loop_(loop), counters_(std::move(counters)) {
-  stream_ = kj::heap<AsioStream>(loop, std::move(socket));
+  stream_ = kj::heap<AsioStream>(loop, std::move(socket), counters_);
   messages_ = kj::heap<CountingMessageStream>(*stream_, counters_);
   network_ = kj::heap<capnp::TwoPartyVatNetwork>(*messages_, side, options);
   KJ_IF_MAYBE(b, bootstrap) {

@@ -26,12 +26,13 @@ class WireCounters {
  public:
   explicit WireCounters(bool trace) : tracing_(trace) {}
   void record(bool outgoing, int which);
+  void count_write() { writes_.fetch_add(1, std::memory_order_relaxed); }
   WireStats stats() const;
   std::vector<WireEvent> trace() const;
   void clear_trace();
 
  private:
-  std::atomic<std::uint64_t> sent_{0}, received_{0}, calls_{0}, returns_{0};
+  std::atomic<std::uint64_t> sent_{0}, received_{0}, calls_{0}, returns_{0}, writes_{0};
   const bool tracing_;
   mutable std::mutex trace_mutex_;
   std::vector<WireEvent> trace_;

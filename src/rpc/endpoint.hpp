@@ -23,6 +23,7 @@ struct WireStats {
   std::uint64_t messages_received = 0;
   std::uint64_t calls_sent = 0;         ///< Cap'n Proto Call messages written
   std::uint64_t returns_received = 0;   ///< Cap'n Proto Return messages read
+  std::uint64_t writes = 0;             ///< socket writes (one may carry several messages)
 };
 
 /// One message on the wire, in the order the connection saw it (with tracing on).

@@ -57,6 +57,29 @@ TEST_CASE("a pipelined chain writes all its calls before any return arrives") {
   CHECK(t.client.wire_stats().calls_sent - before.calls_sent == 4);
 }
 
+TEST_CASE("a pipelined chain goes out in one socket write") {
+  Connected t;
+  auto root = t.client.fetch("root");
+  CHECK(t.run(root.attr("value").as<std::int64_t>()) == 1);  // bootstrap and fetch are done
+  // Drain whatever that evaluation left to write (its Finish messages), then start the chain.
+  t.context.restart();
+  t.context.poll();
+  auto before = t.client.wire_stats();
+  std::optional<std::int64_t> value;
+  asio::co_spawn(t.context, [](remoteable::Handle root, std::optional<std::int64_t>* out) -> asio::awaitable<void> {
+    *out = co_await (root.call("child", 0).attr("value") + 4).as<std::int64_t>();
+  }(root, &value), asio::detached);
+  // Run until the first write: by then every call of the chain is in it.
+  t.context.restart();
+  for (int i = 0; i < 1000 && t.client.wire_stats().writes == before.writes; ++i) t.context.run_one_for(std::chrono::milliseconds(20));
+  auto at_first_write = t.client.wire_stats();
+  CHECK(at_first_write.writes - before.writes == 1);
+  CHECK(at_first_write.calls_sent - before.calls_sent == 4);
+  // And the answer is right.
+  for (int i = 0; i < 1000 && !value; ++i) t.context.run_one_for(std::chrono::milliseconds(20));
+  CHECK(value == 6);
+}
+
 TEST_CASE("the class handle constructs new objects, and exported values evaluate") {
   Connected t;
   auto node = t.client.fetch("Node")(41);
