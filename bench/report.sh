@@ -20,12 +20,15 @@ awk '
     for (i = 1; i <= n; i++) { split(kv[i], p, ":"); f[p[1]] = p[2] }
     m = f["workload"]; key = m
     if ("depth" in f)       { m = m " depth " f["depth"]; key = key sprintf(" %04d", f["depth"]) }
-    if ("connections" in f) {
+    if (m == "CONN") { m = "idle connections, " f["connections"] }
+    else if ("connections" in f) {
       m = m " " f["connections"] "x" f["in_flight"] " in flight"
       key = key sprintf(" %04d %04d", 9999 - f["in_flight"], f["connections"])
     }
-    split("median_us p99_us mean_us calls_per_s median_ms round_trips", metrics, " ")
-    for (j = 1; j <= 6; j++)
+    if ("actors" in f) { m = m " over " f["actors"] " actor(s)"; key = key sprintf(" A%05d", f["actors"]) }
+    if ("handles" in f) { m = "live handles, " f["handles"]; key = key sprintf(" %08d", f["handles"]) }
+    split("median_us p99_us mean_us calls_per_s median_ms round_trips bytes_per_handle bytes_per_connection", metrics, " ")
+    for (j = 1; j <= 8; j++)
       if (metrics[j] in f) printf "%s %d\t%s\t%s\t%s\t%s\n", key, j, m, metrics[j], f["peer"], f[metrics[j]]
   }' "$jsonl" | sort -t$'\t' -k1,1 >"$work/rows.tsv"
 
@@ -61,7 +64,7 @@ depth_peers="" conn_peers=""
 for peer in raw_asio raw_capnp remoteable; do
   awk -F'\t' -v p="$peer" '$4 == p && $3 == "round_trips" { split($2, w, " "); print w[3], $5 }' \
     "$work/rows.tsv" | sort -n >"$work/depth_$peer.dat"
-  awk -F'\t' -v p="$peer" '$4 == p && $2 ~ /x32 in flight/ { split($2, w, " "); split(w[2], c, "x"); print c[1], $5 }' \
+  awk -F'\t' -v p="$peer" '$4 == p && $2 ~ /x32 in flight$/ { split($2, w, " "); split(w[2], c, "x"); print c[1], $5 }' \
     "$work/rows.tsv" | sort -n >"$work/conns_$peer.dat"
   [[ -s $work/depth_$peer.dat ]] && depth_peers="$depth_peers $peer"
   [[ -s $work/conns_$peer.dat ]] && conn_peers="$conn_peers $peer"

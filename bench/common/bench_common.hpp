@@ -121,7 +121,9 @@ class JsonLine {
 };
 
 /// The workloads of issue 5; every peer's client implements the same set.
-enum class Workload { w1, w2, w3, w4 };
+/// MEM and CONN are remoteable's memory measurements (server RSS per live handle and per idle
+/// connection); the baselines do not implement them.
+enum class Workload { w1, w2, w3, w4, mem, conn };
 
 /// The command line every `<peer>_bench_client` accepts:
 ///   PORT W1|W2|W3|W4 [--iterations N] [--warmup N] [--seconds S] [--warmup-seconds S]
@@ -141,6 +143,8 @@ struct Options {
   int connections = 1;
   int depth = 1;
   std::uint16_t rtt_port = 0;  // 0: do not measure the proxy's round trip
+  int actors = 0;              // W2: 0 calls `add`; N >= 1 reads a value from N server objects, one actor each
+  int handles = 10'000;        // MEM: live handles to hold
 
   int iterations_or(int fallback) const { return iterations >= 0 ? iterations : fallback; }
   int warmup_or(int fallback) const { return warmup >= 0 ? warmup : fallback; }
@@ -161,7 +165,8 @@ inline Options parse_options(int argc, char** argv) {
   auto usage = [&] {
     fail(std::string("usage: ") + argv[0] +
          " PORT W1|W2|W3|W4 [--iterations N] [--warmup N] [--seconds S] [--warmup-seconds S]"
-         " [--in-flight N] [--connections N] [--depth K] [--rtt-port P] [--host H]");
+         " [--in-flight N] [--connections N] [--depth K] [--rtt-port P] [--host H] [--actors N] [--handles N]"
+         " (remoteable also: MEM --handles N, CONN --connections N)");
   };
   if (argc < 3) usage();
   Options o;
@@ -171,6 +176,8 @@ inline Options parse_options(int argc, char** argv) {
   else if (o.workload_name == "W2") o.workload = Workload::w2;
   else if (o.workload_name == "W3") o.workload = Workload::w3;
   else if (o.workload_name == "W4") o.workload = Workload::w4;
+  else if (o.workload_name == "MEM") o.workload = Workload::mem;
+  else if (o.workload_name == "CONN") o.workload = Workload::conn, o.connections = 1000;
   else usage();
   for (int i = 3; i < argc; ++i) {
     std::string_view flag = argv[i];
@@ -185,6 +192,8 @@ inline Options parse_options(int argc, char** argv) {
     else if (flag == "--depth") o.depth = detail::parse_number<int>(v, "depth");
     else if (flag == "--rtt-port") o.rtt_port = detail::parse_number<std::uint16_t>(v, "rtt port");
     else if (flag == "--host") o.host = std::string(v);
+    else if (flag == "--actors") o.actors = detail::parse_number<int>(v, "actors");
+    else if (flag == "--handles") o.handles = detail::parse_number<int>(v, "handles");
     else usage();
   }
   if (o.in_flight < 1 || o.connections < 1 || o.depth < 1) usage();
@@ -223,11 +232,10 @@ class ThroughputWindow {
 
 /// Prints the W2 line (also used for the connection-scaling runs).
 inline void print_throughput(std::string_view peer, const Options& o, double calls_per_s) {
-  JsonLine(peer, "W2")
-      .field("connections", o.connections)
-      .field("in_flight", o.in_flight)
-      .field("calls_per_s", calls_per_s)
-      .print();
+  JsonLine line(peer, "W2");
+  line.field("connections", o.connections).field("in_flight", o.in_flight);
+  if (o.actors > 0) line.field("actors", o.actors);
+  line.field("calls_per_s", calls_per_s).print();
 }
 
 /// Prints a W1 or W3 latency line.

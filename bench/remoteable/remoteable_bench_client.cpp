@@ -10,6 +10,8 @@
 // Everything runs on one io_context driven by the main thread, so evaluations complete there and
 // the shared counters need no lock.
 
+#include <sys/resource.h>
+
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
 #include <asio/redirect_error.hpp>
@@ -61,6 +63,57 @@ asio::awaitable<void> lane(remoteable::Handle add, bench::ThroughputWindow& wind
   } while (window.complete());
 }
 
+/// A lane reading `value` from `targets` in turn, starting at `first`.
+asio::awaitable<void> read_lane(std::vector<remoteable::Handle> targets, std::size_t first,
+                                bench::ThroughputWindow& window, std::int64_t& checksum) {
+  auto next = first;
+  do {
+    checksum += co_await targets[next++ % targets.size()].attr("value").as<std::int64_t>();
+  } while (window.complete());
+}
+
+/// The server's RSS, as it reports it.
+asio::awaitable<std::int64_t> server_rss(const remoteable::Client& client) {
+  co_return co_await client.fetch("rss_bytes")().as<std::int64_t>();
+}
+
+/// MEM: server RSS growth per live handle, with --handles N held by one client.
+asio::awaitable<void> memory_per_handle(bench::Options o) {
+  auto client = co_await connect(o);
+  auto root = client.fetch("root");
+  bench::expect_value(co_await root.attr("value").as<std::int64_t>(), 38, "root.value");
+  const auto before = co_await server_rss(client);
+  std::vector<remoteable::Handle> held;
+  held.reserve(static_cast<std::size_t>(o.handles));
+  constexpr int batch = 5'000;  // pipelined, then one evaluation: the server has made them all
+  for (int i = 0; i < o.handles; i += batch) {
+    for (int j = i; j < std::min(o.handles, i + batch); ++j) held.push_back(root.attr("value"));
+    bench::expect_value(co_await held.back().as<std::int64_t>(), 38, "a held handle");
+  }
+  const auto after = co_await server_rss(client);
+  bench::JsonLine(peer, "MEM")
+      .field("handles", o.handles)
+      .field("bytes_per_handle", static_cast<double>(after - before) / o.handles)
+      .print();
+}
+
+/// CONN: server RSS growth per idle connection, with --connections N open (each has fetched and
+/// evaluated one name, then stays idle).
+asio::awaitable<void> memory_per_connection(bench::Options o) {
+  auto probe = co_await connect(o);
+  const auto before = co_await server_rss(probe);
+  std::vector<remoteable::Client> idle;
+  for (int c = 0; c < o.connections; ++c) {
+    idle.push_back(co_await connect(o));
+    bench::expect_value(co_await idle.back().fetch("root").attr("value").as<std::int64_t>(), 38, "root.value");
+  }
+  const auto after = co_await server_rss(probe);
+  bench::JsonLine(peer, "CONN")
+      .field("connections", o.connections)
+      .field("bytes_per_connection", static_cast<double>(after - before) / o.connections)
+      .print();
+}
+
 asio::awaitable<void> throughput(bench::Options o) {
   auto executor = co_await asio::this_coro::executor;
   std::vector<remoteable::Client> clients;
@@ -76,11 +129,29 @@ asio::awaitable<void> throughput(bench::Options o) {
     if (e && !failure) failure = e;
     if (--running == 0) all_done.cancel();
   };
-  for (auto& client : clients) {
-    auto add = client.fetch("add");
+  // --actors N: each lane reads `value` from server objects in turn. One actor: every lane of
+  // every connection reads the exported root. N actors: N nodes constructed (each
+  // construction starts an actor), spread over the connections and their lanes.
+  std::vector<std::vector<remoteable::Handle>> nodes(clients.size());
+  if (o.actors > 1) {
+    for (int k = 0; k < o.actors; ++k) {
+      auto c = static_cast<std::size_t>(k) % clients.size();
+      nodes[c].push_back(clients[c].fetch("Node")(38));
+    }
+    for (auto& per_client : nodes)
+      for (auto& n : per_client) bench::expect_value(co_await n.attr("value").as<std::int64_t>(), 38, "Node(38).value");
+  }
+  for (std::size_t c = 0; c < clients.size(); ++c) {
+    auto add = clients[c].fetch("add");
     for (int i = 0; i < o.in_flight; ++i) {
       ++running;
-      asio::co_spawn(executor, lane(add, window, checksum), lane_finished);
+      if (o.actors == 1) {
+        asio::co_spawn(executor, read_lane({clients[c].fetch("root")}, 0, window, checksum), lane_finished);
+      } else if (o.actors > 1) {
+        asio::co_spawn(executor, read_lane(nodes[c], static_cast<std::size_t>(i), window, checksum), lane_finished);
+      } else {
+        asio::co_spawn(executor, lane(add, window, checksum), lane_finished);
+      }
     }
   }
   if (--running > 0) {
@@ -120,11 +191,18 @@ asio::awaitable<void> chain_latency(bench::Options o) {
 
 int main(int argc, char** argv) {
   auto o = bench::parse_options(argc, argv);
+  rlimit r{};  // CONN opens a thousand connections
+  if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &r);
+  }
   asio::io_context io(1);
   auto run = [&]() -> asio::awaitable<void> {
     switch (o.workload) {
       case bench::Workload::w1: return latency(o);
       case bench::Workload::w2: return throughput(o);
+      case bench::Workload::mem: return memory_per_handle(o);
+      case bench::Workload::conn: return memory_per_connection(o);
       default: return chain_latency(o);
     }
   };

@@ -2,7 +2,11 @@
 // "root" (a Node whose value is 38) and "add" (a free function). Prints "READY <port>" once
 // listening.
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <cstdint>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -32,6 +36,23 @@ struct Node {
 
 std::int64_t add(std::int64_t a, std::int64_t b) { return a + b; }
 
+/// This process's resident set size in bytes: the MEM and CONN measurements read it remotely.
+std::int64_t rss_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::int64_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
+/// Raises the open-file limit to its maximum: CONN holds a thousand connections.
+void raise_fd_limit() {
+  rlimit r{};
+  if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &r);
+  }
+}
+
 /// Exports `add` with Server::export_function where the library has it, and otherwise as a
 /// function object boxed by export_value (the same object export_function makes).
 /// TODO: keep only export_function once it is in every build this bench runs against.
@@ -50,11 +71,18 @@ int main(int argc, char** argv) {
   auto port = static_cast<std::uint16_t>(std::stoi(argv[1]));
 
   remoteable::Registry types;
-  types.class_<Node>("Node").field("value", &Node::value).method("child", &Node::child);
+  types.class_<Node>("Node").constructor<std::int64_t>().field("value", &Node::value).method("child", &Node::child);
 
-  remoteable::Server server{{"127.0.0.1", port}, types};
+  raise_fd_limit();
+  // MEM holds up to a million handles on one connection, CONN a thousand connections.
+  remoteable::ServerOptions options;
+  options.max_handles_per_connection = 2'000'000;
+  options.max_connections = 4096;
+  remoteable::Server server{{"127.0.0.1", port}, types, options};
   server.export_object(std::make_shared<Node>(38), "root");
   export_add(server, types);
+  server.export_function("rss_bytes", &rss_bytes);
+  server.export_class<Node>("Node");  // W2 --actors N constructs N nodes: one actor each
   std::cout << "READY " << server.port() << std::endl;
   server.run();
 }

@@ -27,9 +27,9 @@ kj::Exception disconnected(const char* what, int error) {
 // straight to the caller's buffer.
 constexpr size_t read_buffer_size = 16 * 1024;
 // Writes are copied into a buffer and sent together once the handlers already queued on the
-// loop have run (one sendmsg for the messages they all write). Past this much unsent, write() waits for the
-// socket; messages at least this large are not copied.
-constexpr size_t write_buffer_limit = 64 * 1024;
+// loop have run (one sendmsg for the messages they all write). Messages at least this large go
+// straight from the caller's memory when nothing is queued before them.
+constexpr size_t large_write = 64 * 1024;
 
 /// Writes as much of `pieces` (from `first`) as the socket takes without blocking. Returns
 /// true when all is written; throws on a broken connection.
@@ -74,7 +74,6 @@ struct AsioStream::Shared : std::enable_shared_from_this<Shared> {
   size_t out_sent = 0;
   bool flush_scheduled = false;  // a flush is registered for the end of the loop's turn
   bool write_blocked = false;    // waiting for the socket to take more
-  kj::Vector<kj::Own<kj::PromiseFulfiller<void>>> drained;  // writes waiting for `out` to empty
   kj::Maybe<kj::Exception> write_error;
 
   int fd() { return socket.is_open() ? socket.native_handle() : -1; }
@@ -124,15 +123,11 @@ struct AsioStream::Shared : std::enable_shared_from_this<Shared> {
     }
     out.clear();
     out_sent = 0;
-    if (out.capacity() > 4 * write_buffer_limit) out.shrink_to_fit();
-    auto waiting = kj::mv(drained);
-    for (auto& f : waiting) f->fulfill();
+    if (out.capacity() > 4 * large_write) out.shrink_to_fit();
   }
   void fail(kj::Exception&& e) {
     out.clear();
     out_sent = 0;
-    auto waiting = kj::mv(drained);
-    for (auto& f : waiting) f->reject(kj::cp(e));
     write_error = kj::mv(e);
   }
   void wait_writable() {
@@ -229,35 +224,33 @@ kj::Promise<void> AsioStream::write(const void* buffer, size_t size) {
 }
 
 kj::Promise<void> AsioStream::write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) {
+  // Always complete at once: Cap'n Proto chains each message's write on the previous one, so a
+  // write that waited would make every message sent meanwhile one link deeper in a chain that
+  // is destroyed recursively. The bytes wait here instead; the server bounds them per
+  // connection (ServerOptions::max_outbound_bytes counts unsent()).
   auto& s = *shared_;
   KJ_IF_MAYBE(e, s.write_error) { return kj::cp(*e); }
   size_t total = 0;
   for (auto& p : pieces) total += p.size();
-  if (total >= write_buffer_limit && s.unsent() == 0 && !s.write_blocked) {
-    // A large message with nothing queued before it: send it from the caller's memory.
+  if (total >= large_write && s.unsent() == 0 && !s.write_blocked) {
+    // A large message with nothing queued before it: send what the socket takes from the
+    // caller's memory, and keep only the rest.
     std::vector<iovec> iov;
     iov.reserve(pieces.size());
     for (auto& p : pieces)
       if (p.size() > 0) iov.push_back(iovec{const_cast<kj::byte*>(p.begin()), p.size()});
     size_t first = 0;
     if (write_some(s.fd(), iov, first, s.counters.get())) return kj::READY_NOW;
-    // Keep the rest, in order, and wait until it is out: the caller's memory is free again then.
     for (size_t i = first; i < iov.size(); ++i) {
       auto* b = static_cast<const kj::byte*>(iov[i].iov_base);
       s.out.insert(s.out.end(), b, b + iov[i].iov_len);
     }
-  } else {
-    for (auto& p : pieces) s.out.insert(s.out.end(), p.begin(), p.end());
-    if (s.unsent() < write_buffer_limit) {
-      s.schedule_flush();
-      return kj::READY_NOW;
-    }
+    s.wait_writable();
+    return kj::READY_NOW;
   }
-  // Too much unsent: this write completes when the buffer has drained.
-  auto paf = kj::newPromiseAndFulfiller<void>();
-  s.drained.add(kj::mv(paf.fulfiller));
-  if (!s.write_blocked) s.flush();
-  return kj::mv(paf.promise);
+  for (auto& p : pieces) s.out.insert(s.out.end(), p.begin(), p.end());
+  s.schedule_flush();
+  return kj::READY_NOW;
 }
 
 std::size_t AsioStream::unsent() const { return shared_->unsent(); }

@@ -16,8 +16,8 @@ class WireCounters;
 /// Reads and writes use non-blocking syscalls; only when the socket would block does it ask Asio
 /// to wait for readiness (`async_wait`), so Asio never holds a pointer into KJ's buffers and a
 /// promise KJ drops cancels nothing but a readiness wait. Reads are buffered (one recv brings
-/// in several messages); writes are gathered and sent once per loop turn (one sendmsg for all
-/// the messages of a turn), up to a bound past which write() waits for the socket.
+/// in several messages); writes complete at once and are gathered into one sendmsg per batch
+/// of loop handlers. What the peer has not taken yet waits in the stream (see unsent()).
 ///
 /// Ownership and threads: owned by its connection; lives on the KjLoop's strand. Destroying it
 /// cancels pending waits and closes the socket.
