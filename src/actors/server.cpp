@@ -103,6 +103,15 @@ class PendingCall {
     done_ = true;
     fulfiller_.reject(kj::mv(e));
   }
+  /// Rejects the call and stops the work behind it: a call not started is skipped, a coroutine
+  /// method stops at its next co_await. For a server tearing down.
+  void abort(kj::Exception&& e) {
+    if (!done_) {
+      cancel_->cancelled = true;
+      asio::post(actor_->root()->strand(), [cancel = cancel_] { cancel->signal.emit(asio::cancellation_type::all); });
+    }
+    reject(kj::mv(e));
+  }
 
  private:
   kj::PromiseFulfiller<Outcome>& fulfiller_;
@@ -733,7 +742,7 @@ void ServerCore::teardown() {
   if (!kj_) return;
   draining_ = false;
   auto calls = kj_->pending;  // rejecting unlinks nothing: only destruction does
-  for (auto& [id, call] : calls) call->reject(to_kj(RemoteError(ErrorKind::disconnected, "the server is stopping")));
+  for (auto& [id, call] : calls) call->abort(to_kj(RemoteError(ErrorKind::disconnected, "the server is stopping")));
   auto k = std::move(kj_);
   k.reset();  // tasks first (every connection, capability and call), then the capability set
 }

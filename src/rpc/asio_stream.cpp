@@ -84,7 +84,7 @@ struct AsioStream::Shared : std::enable_shared_from_this<Shared> {
   /// buffer first. Throws on a failed read.
   Read read(kj::byte* bytes, size_t& got, size_t min, size_t max) {
     while (true) {
-      if (in_pos < in_end) {
+      if (in_pos < in_end && got < max) {  // (a zero-byte read may come with a null buffer)
         auto n = std::min(in_end - in_pos, max - got);
         std::memcpy(bytes + got, in.get() + in_pos, n);
         in_pos += n;

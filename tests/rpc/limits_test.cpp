@@ -4,6 +4,8 @@
 #include <asio/use_awaitable.hpp>
 #include <atomic>
 
+#include <future>
+
 #include "support.hpp"
 #include "test_types.hpp"
 
@@ -207,6 +209,30 @@ TEST_CASE("dropping every handle to a running coroutine method stops it at its n
   for (int i = 0; i < 400 && !stopped; ++i)
     stopped = test::await(context, sleeper.attr("cancelled").as<std::int64_t>()) == 1;
   CHECK(stopped);
+}
+
+TEST_CASE("stopping the server stops a running coroutine method, even one an evaluation is pipelined on") {
+  remoteable::ServerOptions options;
+  options.stop_grace = 100ms;
+  LimitedServer s(options);
+  asio::io_context context;
+  auto client = test::connect(context, s.endpoint());
+  auto nap = client.fetch("sleeper").call("nap", 120'000);
+  std::optional<ErrorKind> ended;
+  asio::co_spawn(context, [](remoteable::Handle h, std::optional<ErrorKind>* out) -> asio::awaitable<void> {
+    try {
+      co_await (h + 1).get();
+    } catch (const remoteable::RemoteError& e) {
+      *out = e.kind();
+    }
+  }(nap, &ended), asio::detached);
+  CHECK(chain_value(context, client) == 6);  // the nap call is running on the server now
+  // Stop and join on another thread, bounded: a coroutine left running would hold the join.
+  auto stopped = std::async(std::launch::async, [&] { s.server->stop(); });
+  REQUIRE(stopped.wait_for(20s) == std::future_status::ready);
+  CHECK(s.sleeper->cancelled == 1);
+  REQUIRE(run_until(context, [&] { return ended.has_value(); }));
+  CHECK(*ended == ErrorKind::disconnected);
 }
 
 TEST_CASE("a cancelled call that has not started on the server never runs") {
