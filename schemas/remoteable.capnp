@@ -46,17 +46,20 @@ interface Handle {
   # Every method that returns a `Handle` can be pipelined on: its result is usable before it
   # arrives. Only `get`, `str`, `truthy` and `describe` carry data back, so only they need to be
   # waited on.
+  #
+  # fetch: also copy the result's plain value into `value`, as `get` on the result would (the
+  # client sets it when the step is evaluated at once: one call instead of two).
 
-  attr     @0 (name :Text) -> (result :Handle);
+  attr     @0 (name :Text, fetch :Bool) -> (result :Handle, value :Value);
   setAttr  @1 (name :Text, value :Value) -> ();
-  call     @2 (name :Text, args :List(Value)) -> (result :Handle);
-  invoke   @3 (args :List(Value)) -> (result :Handle);       # call the object itself
-  item     @4 (key :Value) -> (result :Handle);
+  call     @2 (name :Text, args :List(Value), fetch :Bool) -> (result :Handle, value :Value);
+  invoke   @3 (args :List(Value), fetch :Bool) -> (result :Handle, value :Value);  # call the object itself
+  item     @4 (key :Value, fetch :Bool) -> (result :Handle, value :Value);
   setItem  @5 (key :Value, value :Value) -> ();
-  len      @6 () -> (result :Handle);
-  binary   @7 (op :BinaryOp, operand :Value, reflected :Bool) -> (result :Handle);
+  len      @6 (fetch :Bool) -> (result :Handle, value :Value);
+  binary   @7 (op :BinaryOp, operand :Value, reflected :Bool, fetch :Bool) -> (result :Handle, value :Value);
     # reflected: the operand stands on the left, as in `4 + h`.
-  unary    @8 (op :UnaryOp) -> (result :Handle);
+  unary    @8 (op :UnaryOp, fetch :Bool) -> (result :Handle, value :Value);
 
   get      @9 () -> (value :Value);      # copy a plain value to the caller
   str      @10 () -> (text :Text);

@@ -179,7 +179,7 @@ class HandleServer final : public wire::Handle::Server {
       bool blocking = ops::blocking(object_, name);
       return finish(core_.on_actor(budget_, actor_, [self = object_, name, args = std::move(args)](Ctx& ctx) -> Outcome {
         return ops::call(ctx, self, name, args);
-      }, std::move(touched), blocking), context);
+      }, std::move(touched), blocking, context.getParams().getFetch()), context);
     });
   }
 
@@ -190,7 +190,7 @@ class HandleServer final : public wire::Handle::Server {
       bool blocking = ops::blocking(object_);
       return finish(core_.on_actor(budget_, actor_, [self = object_, args = std::move(args)](Ctx& ctx) -> Outcome {
         return ops::invoke(ctx, self, args);
-      }, std::move(touched), blocking), context);
+      }, std::move(touched), blocking, context.getParams().getFetch()), context);
     });
   }
 
@@ -198,7 +198,7 @@ class HandleServer final : public wire::Handle::Server {
     context.allowCancellation();
     return core_.decode(context.getParams().getKey()).then([this, context](Object key) mutable {
       return finish(core_.on_actor(budget_, actor_, [self = object_, key](Ctx& ctx) -> Outcome { return ops::item(ctx, self, key); },
-                                   {key}),
+                                   {key}, false, context.getParams().getFetch()),
                     context);
     });
   }
@@ -230,7 +230,7 @@ class HandleServer final : public wire::Handle::Server {
     return core_.decode(params.getOperand()).then([this, context, op, reflected](Object other) mutable {
       return finish(core_.on_actor(budget_, actor_, [self = object_, other, op, reflected](Ctx& ctx) -> Outcome {
         return ops::binary(ctx, op, self, other, reflected);
-      }, {other}), context);
+      }, {other}, false, context.getParams().getFetch()), context);
     });
   }
 
@@ -279,14 +279,25 @@ class HandleServer final : public wire::Handle::Server {
   /// Runs an operation whose result is a new handle, and sets it as the call's result.
   template <class Work, class Context>
   kj::Promise<void> run(Work work, Context& context) {
-    return finish(core_.on_actor(budget_, actor_, [self = object_, work = std::move(work)](Ctx& ctx) { return work(ctx, self); }),
+    bool fetch = context.getParams().getFetch();
+    return finish(core_.on_actor(budget_, actor_, [self = object_, work = std::move(work)](Ctx& ctx) { return work(ctx, self); },
+                                 {}, false, fetch),
                   context);
   }
   template <class Context>
   kj::Promise<void> finish(kj::Promise<Outcome> outcome, Context& context) {
     return outcome.then([this, context](Outcome o) mutable {
-      if (auto* fresh = std::get_if<FreshObject>(&o)) context.getResults().setResult(core_.wrap(fresh->object, nullptr, budget_, true));
-      else context.getResults().setResult(core_.wrap(take<Object>(o), actor_, budget_));
+      auto results = context.getResults();
+      if (auto* fresh = std::get_if<FreshObject>(&o)) {
+        results.setResult(core_.wrap(fresh->object, nullptr, budget_, true));
+      } else if (auto* f = std::get_if<Fetched>(&o)) {
+        // Objects inside the value belong to the result's actor (a new one for a fresh result).
+        auto owner = f->fresh ? std::make_shared<Actor>(core_.pool) : actor_;
+        results.setResult(core_.wrap(f->object, owner, budget_));
+        core_.encode(results.initValue(), f->value, owner, budget_);
+      } else {
+        results.setResult(core_.wrap(take<Object>(o), actor_, budget_));
+      }
     });
   }
 
@@ -452,7 +463,7 @@ bool immutable(const Object& o) {
 
 template <class Work>
 kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget, const std::shared_ptr<Actor>& actor,
-                                          Work work, std::vector<Object> touched, bool blocking) {
+                                          Work work, std::vector<Object> touched, bool blocking, bool fetch) {
   auto& k = kj();
   budget->touch();
   if (budget->in_flight >= options.max_calls_per_connection)
@@ -467,7 +478,7 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget,
     if (immutable(o)) continue;
     if (auto owner = identities.owner(o); owner && owner->root() != actor->root()) others.push_back(std::move(owner));
   }
-  auto job = [core = shared_from_this(), actor, id, cancel, work = std::move(work)]() mutable {
+  auto job = [core = shared_from_this(), actor, id, cancel, fetch, work = std::move(work)]() mutable {
     if (cancel->cancelled) return core->complete(id, None{}, std::make_exception_ptr(RemoteError(ErrorKind::cancelled, "cancelled")));
     Ctx ctx{core->registry};
     Outcome outcome;
@@ -480,12 +491,24 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget,
         // stops at its next co_await.
         auto run = std::move(obj->as<builtin::Pending>().run);
         asio::co_spawn(actor->root()->strand(), std::move(run),
-                       asio::bind_cancellation_slot(cancel->signal.slot(), [core, id, cancel](std::exception_ptr e, Object result) {
-                         core->complete(id, Outcome(std::move(result)), e);
+                       asio::bind_cancellation_slot(cancel->signal.slot(), [core, id, cancel, fetch](std::exception_ptr e, Object result) {
+                         // On the actor's strand: the value may be read here.
+                         Outcome outcome;
+                         if (!e && fetch) {
+                           try {
+                             outcome = Fetched{result, ops::get(result), false};
+                           } catch (...) {
+                             e = std::current_exception();
+                           }
+                         } else {
+                           outcome = std::move(result);
+                         }
+                         core->complete(id, std::move(outcome), e);
                        }));
         return;
       }
-      if (auto* obj = std::get_if<Object>(&outcome); obj && ctx.fresh_actor) outcome = FreshObject{*obj};
+      if (auto* obj = std::get_if<Object>(&outcome); obj && fetch) outcome = Fetched{*obj, ops::get(*obj), ctx.fresh_actor};
+      else if (auto* obj = std::get_if<Object>(&outcome); obj && ctx.fresh_actor) outcome = FreshObject{*obj};
     } catch (...) {
       error = std::current_exception();
     }

@@ -147,6 +147,7 @@ void ClientConnection::close_now() {
   auto live = std::move(live_);
   live_.clear();
   for (auto& [id, l] : live) l.completion->fail(disconnected_error("the connection was closed"));
+  deferred_.clear();  // steps never sent: their handles have no capability, and report disconnected
   tasks_ = nullptr;
   caps_.clear();
   registry_ = nullptr;
@@ -159,6 +160,7 @@ void ClientConnection::abandon() {
   open_ = false;
   auto live = std::move(live_);
   live_.clear();
+  deferred_.clear();
   tasks_ = nullptr;  // the evaluations' promises, each holding its completion
   live.clear();      // destroys the awaiting handlers without calling them, as Asio does
   caps_.clear();
@@ -176,7 +178,60 @@ std::shared_ptr<HandleState> ClientConnection::new_handle() {
   return std::make_shared<HandleState>(shared_from_this(), next_handle_.fetch_add(1));
 }
 
+void ClientConnection::defer(std::uint64_t id, std::shared_ptr<HandleState> parent, Step step) {
+  deferred_.push_back(Deferred{id, std::move(parent), std::move(step)});
+  if (deferred_posted_) return;
+  deferred_posted_ = true;
+  loop_->post([weak = weak_from_this()] {
+    if (auto self = weak.lock()) {
+      self->deferred_posted_ = false;
+      self->send_deferred();
+    }
+  });
+}
+
+void ClientConnection::send_deferred() {
+  if (sending_deferred_) return;
+  sending_deferred_ = true;
+  while (!deferred_.empty()) {
+    auto d = std::move(deferred_.front());
+    deferred_.pop_front();
+    send_step(d, false);
+  }
+  sending_deferred_ = false;
+}
+
+kj::Maybe<kj::Promise<Value>> ClientConnection::fetch_deferred(std::uint64_t id) {
+  if (sending_deferred_ || deferred_.empty() || deferred_.back().id != id) return nullptr;
+  auto d = std::move(deferred_.back());
+  deferred_.pop_back();
+  send_deferred();
+  return send_step(d, true);
+}
+
+kj::Maybe<kj::Promise<Value>> ClientConnection::send_step(Deferred& d, bool fetch) {
+  auto broken = [&](kj::Exception e) -> kj::Maybe<kj::Promise<Value>> {
+    set_cap(d.id, wire::Handle::Client(capnp::newBrokenCap(kj::cp(e))));
+    if (fetch) return kj::Promise<Value>(kj::mv(e));
+    return nullptr;
+  };
+  try {
+    auto sent = d.step(*this, find_cap(d.parent->id), fetch);
+    set_cap(d.id, kj::mv(sent.cap));
+    return kj::mv(sent.value);
+  } catch (RemoteError& e) {
+    return broken(to_kj(e));
+  } catch (kj::Exception& e) {
+    return broken(kj::mv(e));
+  }
+}
+
 wire::Handle::Client& ClientConnection::cap(std::uint64_t id) {
+  send_deferred();  // whatever uses a capability comes after the steps made before it
+  return find_cap(id);
+}
+
+wire::Handle::Client& ClientConnection::find_cap(std::uint64_t id) {
   auto it = caps_.find(id);
   if (it == caps_.end()) throw RemoteError(ErrorKind::disconnected, "the connection is closed");
   return it->second;
@@ -188,10 +243,14 @@ void ClientConnection::set_cap(std::uint64_t id, wire::Handle::Client c) {
 
 void ClientConnection::release(std::uint64_t id) {
   if (!open_) return;
-  loop_->run([self = shared_from_this(), id] { self->caps_.erase(id); });
+  loop_->run([self = shared_from_this(), id] {
+    self->send_deferred();  // a step still held back for this handle is sent first, not leaked
+    self->caps_.erase(id);
+  });
 }
 
 wire::Registry::Client& ClientConnection::registry() {
+  send_deferred();
   KJ_IF_MAYBE(r, registry_) { return *r; }
   throw RemoteError(ErrorKind::disconnected, "the connection is closed");
 }

@@ -15,24 +15,29 @@ std::shared_ptr<detail::HandleState> require(const std::shared_ptr<detail::Handl
   return state;
 }
 
-/// A new handle whose capability is `send(connection, parent capability)`: a pipelined request,
-/// made on the connection's loop. A failure to build the request (a bad argument) breaks the new
-/// handle with that error, which surfaces at its evaluation.
-template <class Send>
-Handle derive(const std::shared_ptr<detail::HandleState>& parent, Send send) {
+/// A new handle whose capability is `step(connection, parent capability, fetch)`: a pipelined
+/// request, made on the connection's loop (deferred briefly, so that an evaluation right behind
+/// it can fetch the value in the same call). A failure to build the request (a bad argument)
+/// breaks the new handle with that error, which surfaces at its evaluation.
+template <class Step>
+Handle derive(const std::shared_ptr<detail::HandleState>& parent, Step step) {
   if (!parent) return Handle{};
   auto& c = parent->connection;
   auto state = c->new_handle();
-  c->loop()->run([c, parent, id = state->id, send = std::move(send)]() mutable {
-    try {
-      c->set_cap(id, send(*c, c->cap(parent->id)));
-    } catch (RemoteError& e) {
-      c->set_cap(id, wire::Handle::Client(capnp::newBrokenCap(detail::to_kj(e))));
-    } catch (kj::Exception& e) {
-      c->set_cap(id, wire::Handle::Client(capnp::newBrokenCap(kj::mv(e))));
-    }
+  c->loop()->run([c, parent, id = state->id, step = std::move(step)]() mutable {
+    c->defer(id, parent, std::move(step));
   });
   return Handle::from_state(std::move(state));
+}
+
+/// Sends a step's request, with `fetch` set if asked: then the answer also carries the value.
+template <class Request>
+ClientConnection::Sent send_step(ClientConnection& c, Request& request, bool fetch) {
+  request.setFetch(fetch);
+  auto promise = request.send();
+  ClientConnection::Sent sent{promise.getResult(), nullptr};
+  if (fetch) sent.value = promise.then([conn = c.shared_from_this()](auto response) { return conn->decode(response.getValue()); });
+  return sent;
 }
 
 /// Awaits `send(connection, capability) -> kj::Promise<T>` for this handle.
@@ -47,10 +52,10 @@ asio::awaitable<T> evaluate(const std::shared_ptr<detail::HandleState>& state, S
 }  // namespace
 
 Handle Handle::attr(std::string_view name) const {
-  return derive(state_, [name = std::string(name)](ClientConnection&, wire::Handle::Client& cap) {
+  return derive(state_, [name = std::string(name)](ClientConnection& c, wire::Handle::Client& cap, bool fetch) {
     auto request = cap.attrRequest();
     request.setName(name);
-    return request.send().getResult();
+    return send_step(c, request, fetch);
   });
 }
 
@@ -65,29 +70,29 @@ asio::awaitable<void> Handle::set(std::string_view name, Value value) const {
 }
 
 Handle Handle::call_list(std::string_view name, std::vector<Value> args) const {
-  return derive(state_, [name = std::string(name), args = std::move(args)](ClientConnection& c, wire::Handle::Client& cap) {
+  return derive(state_, [name = std::string(name), args = std::move(args)](ClientConnection& c, wire::Handle::Client& cap, bool fetch) {
     auto request = cap.callRequest();
     request.setName(name);
     auto list = request.initArgs(static_cast<unsigned>(args.size()));
     for (unsigned i = 0; i < args.size(); ++i) c.encode(list[i], args[i]);
-    return request.send().getResult();
+    return send_step(c, request, fetch);
   });
 }
 
 Handle Handle::invoke_list(std::vector<Value> args) const {
-  return derive(state_, [args = std::move(args)](ClientConnection& c, wire::Handle::Client& cap) {
+  return derive(state_, [args = std::move(args)](ClientConnection& c, wire::Handle::Client& cap, bool fetch) {
     auto request = cap.invokeRequest();
     auto list = request.initArgs(static_cast<unsigned>(args.size()));
     for (unsigned i = 0; i < args.size(); ++i) c.encode(list[i], args[i]);
-    return request.send().getResult();
+    return send_step(c, request, fetch);
   });
 }
 
 Handle Handle::item(Value key) const {
-  return derive(state_, [key = std::move(key)](ClientConnection& c, wire::Handle::Client& cap) {
+  return derive(state_, [key = std::move(key)](ClientConnection& c, wire::Handle::Client& cap, bool fetch) {
     auto request = cap.itemRequest();
     c.encode(request.initKey(), key);
-    return request.send().getResult();
+    return send_step(c, request, fetch);
   });
 }
 
@@ -102,30 +107,37 @@ asio::awaitable<void> Handle::set_item(Value key, Value value) const {
 }
 
 Handle Handle::len() const {
-  return derive(state_, [](ClientConnection&, wire::Handle::Client& cap) { return cap.lenRequest().send().getResult(); });
+  return derive(state_, [](ClientConnection& c, wire::Handle::Client& cap, bool fetch) {
+    auto request = cap.lenRequest();
+    return send_step(c, request, fetch);
+  });
 }
 
 Handle Handle::binary(BinaryOp op, Value operand, bool reflected) const {
-  return derive(state_, [op, operand = std::move(operand), reflected](ClientConnection& c, wire::Handle::Client& cap) {
+  return derive(state_, [op, operand = std::move(operand), reflected](ClientConnection& c, wire::Handle::Client& cap, bool fetch) {
     auto request = cap.binaryRequest();
     request.setOp(to_wire(op));
     request.setReflected(reflected);
     c.encode(request.initOperand(), operand);
-    return request.send().getResult();
+    return send_step(c, request, fetch);
   });
 }
 
 Handle Handle::unary(UnaryOp op) const {
-  return derive(state_, [op](ClientConnection&, wire::Handle::Client& cap) {
+  return derive(state_, [op](ClientConnection& c, wire::Handle::Client& cap, bool fetch) {
     auto request = cap.unaryRequest();
     request.setOp(to_wire(op));
-    return request.send().getResult();
+    return send_step(c, request, fetch);
   });
 }
 
 asio::awaitable<Value> Handle::get() const {
-  return evaluate<Value>(state_, [](ClientConnection& c, wire::Handle::Client& cap) {
-    return cap.getRequest().send().then(
+  auto s = require(state_);
+  return s->connection->evaluate<Value>([s](ClientConnection& c) -> kj::Promise<Value> {
+    // Made just before and not sent yet: one call brings the value (see defer).
+    auto fetched = c.fetch_deferred(s->id);
+    KJ_IF_MAYBE(value, fetched) { return kj::mv(*value); }
+    return c.cap(s->id).getRequest().send().then(
         [conn = c.shared_from_this()](auto response) { return conn->decode(response.getValue()); });
   });
 }

@@ -69,8 +69,9 @@ TEST_CASE("a whole expression goes out before the first reply comes back", "[eva
   Session s;
   CHECK(int_of(s.run("root.child(0).value + 4")) == 6);
   auto [before_first_return, total] = s.calls();
-  // fetch root, child(0), .value, + 4, get(): every call sent before any return arrived.
-  CHECK(total == 5);
+  // fetch root, child(0), .value, + 4 (whose answer also carries the value, as the evaluation
+  // asked): every call sent before any return arrived.
+  CHECK(total == 4);
   CHECK(before_first_return == total);
 }
 
@@ -78,7 +79,7 @@ TEST_CASE("a method call on an attribute is one call, not an attribute read and 
           "[evaluator]") {
   Session s;
   CHECK(int_of(s.run("root.child_count()")) == 1);
-  CHECK(s.calls().second == 3);  // fetch root, child_count(), get()
+  CHECK(s.calls().second == 2);  // fetch root, child_count() bringing back its value
 }
 
 TEST_CASE("an assignment with a chained value costs one round trip", "[evaluator]") {
@@ -92,7 +93,7 @@ TEST_CASE("an assignment with a chained value costs one round trip", "[evaluator
 TEST_CASE("literal operands travel as values, not as stored objects", "[evaluator]") {
   Session s;
   CHECK(int_of(s.run("five * 2 + 1")) == 11);
-  CHECK(s.calls().second == 4);  // fetch five, *, +, get(): the literals rode along
+  CHECK(s.calls().second == 3);  // fetch five, *, + with the value: the literals rode along
 }
 
 TEST_CASE("a literal alone is printed without a word to the server", "[evaluator]") {

@@ -35,7 +35,15 @@ struct FreshObject {
 };
 
 /// What an operation on an actor sends back to the network loop: plain data only.
-using Outcome = std::variant<None, Object, FreshObject, Plain, std::string, bool, Description>;
+/// A result and its plain value, for a step sent with `fetch` (the value is copied on the
+/// actor's strand, right after the step).
+struct Fetched {
+  Object object;
+  Plain value;
+  bool fresh = false;  ///< the object starts a new actor
+};
+
+using Outcome = std::variant<None, Object, FreshObject, Plain, std::string, bool, Description, Fetched>;
 
 struct Export {
   Object object;
@@ -89,10 +97,11 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
 
   /// Runs `work(ctx)` on `actor`'s strand and resolves with its outcome on the loop. Objects in
   /// `touched` that other actors own are merged into this actor first. Unless `blocking`, an
-  /// idle actor runs the work inline on the loop's thread. [loop]
+  /// idle actor runs the work inline on the loop's thread. With `fetch`, an object result comes
+  /// back as Fetched. [loop]
   template <class Work>
   kj::Promise<Outcome> on_actor(const std::shared_ptr<Budget>& budget, const std::shared_ptr<Actor>& actor, Work work,
-                                std::vector<Object> touched = {}, bool blocking = false);
+                                std::vector<Object> touched = {}, bool blocking = false, bool fetch = false);
 
   /// A capability for `object`, owned by `actor` (or a new actor when `fresh`), counted in the
   /// connection's budget. [loop]

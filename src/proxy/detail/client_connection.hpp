@@ -12,6 +12,8 @@
 #include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
 #include <atomic>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <unordered_map>
 
@@ -49,11 +51,12 @@ class CompletionImpl final : public Completion<T> {
 
   void complete(std::exception_ptr error, T value) override {
     if (done_.exchange(true)) return;
+    // The work guard travels with the handler: once it is posted, the awaiting context may
+    // run it and be destroyed at any moment, so nothing here touches the context afterwards.
     auto executor = work_.get_executor();
-    asio::post(executor, [h = std::move(handler_), error, value = std::move(value)]() mutable {
+    asio::post(executor, [h = std::move(handler_), work = std::move(work_), error, value = std::move(value)]() mutable {
       std::move(h)(error, std::move(value));
     });
-    work_.reset();
   }
 
  private:
@@ -106,6 +109,23 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   /// are destroyed. For an io_context that is destroyed (its thread, not a loop handler).
   void abandon();
 
+  /// A derived handle's step, as sent: the result capability, and with `fetch` its value.
+  struct Sent {
+    wire::Handle::Client cap;
+    kj::Maybe<kj::Promise<Value>> value;
+  };
+  using Step = std::function<Sent(ClientConnection&, wire::Handle::Client& parent, bool fetch)>;
+  /// Keeps the step making handle `id` back until the handlers already queued on the loop have
+  /// run. If one of them evaluates that handle (`h.call(...).as<T>()`), fetch_deferred sends the
+  /// step with `fetch` set: the value comes back in the step's own answer. Steps go out in the
+  /// order they were made; anything else that uses the connection sends them first. [loop]
+  void defer(std::uint64_t id, std::shared_ptr<HandleState> parent, Step step);
+  /// Sends every deferred step, in order. [loop]
+  void send_deferred();
+  /// If the last deferred step makes handle `id`: sends the others, then it with `fetch`, and
+  /// returns its value. Else nothing. [loop]
+  kj::Maybe<kj::Promise<Value>> fetch_deferred(std::uint64_t id);
+
   /// Cancels the evaluation `id` if it is still pending. [loop]
   void cancel(std::uint64_t id);
 
@@ -135,6 +155,16 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     kj::Own<kj::PromiseFulfiller<void>> cancel;
   };
   std::unordered_map<std::uint64_t, Live> live_;                    // [loop]
+  struct Deferred {
+    std::uint64_t id;
+    std::shared_ptr<HandleState> parent;
+    Step step;
+  };
+  kj::Maybe<kj::Promise<Value>> send_step(Deferred& d, bool fetch);  // [loop]
+  wire::Handle::Client& find_cap(std::uint64_t id);                  // [loop], without sending
+  std::deque<Deferred> deferred_;                                    // [loop]
+  bool deferred_posted_ = false;                                     // [loop]
+  bool sending_deferred_ = false;                                    // [loop]
   std::atomic<std::uint64_t> next_op_{1};
   kj::Maybe<kj::TaskSet> tasks_;                                    // [loop]
 };
