@@ -58,7 +58,7 @@ bool write_some(int fd, std::vector<iovec>& pieces, size_t& first, WireCounters*
 
 }  // namespace
 
-struct AsioStream::Shared : std::enable_shared_from_this<Shared> {
+struct AsioStream::Shared : IdleTask, std::enable_shared_from_this<Shared> {
   Shared(std::shared_ptr<KjLoop> l, asio::ip::tcp::socket s) : loop(std::move(l)), socket(std::move(s)) {}
   std::shared_ptr<KjLoop> loop;
   asio::ip::tcp::socket socket;
@@ -68,6 +68,15 @@ struct AsioStream::Shared : std::enable_shared_from_this<Shared> {
   // Bytes received but not yet read: in[in_pos, in_end).
   std::unique_ptr<kj::byte[]> in = std::make_unique<kj::byte[]>(read_buffer_size);
   size_t in_pos = 0, in_end = 0;
+  // The last recv left the socket empty (it filled less than the buffer): the next read goes
+  // straight to Asio, whose receive tries the socket first anyway (no recv that is sure to
+  // find nothing).
+  bool drained = false;
+  // An Asio receive into `in` is in flight (at most one); it wakes `waiter` when it completes.
+  bool receiving = false;
+  ReadOp* waiter = nullptr;
+  kj::Maybe<kj::Exception> read_error;
+  bool read_eof = false;
 
   // Bytes written but not yet sent: out[out_sent, out.size()).
   std::vector<kj::byte> out;
@@ -91,17 +100,19 @@ struct AsioStream::Shared : std::enable_shared_from_this<Shared> {
         got += n;
       }
       if (got >= min && (got > 0 || max == 0)) return Read::done;
+      KJ_IF_MAYBE(e, read_error) { throw kj::cp(*e); }
       int descriptor = fd();
-      if (descriptor < 0 || read_aborted) return Read::eof;
+      if (descriptor < 0 || read_aborted || read_eof) return Read::eof;
       bool direct = max - got >= read_buffer_size;
+      if (drained && !direct) return Read::would_block;
       ssize_t n = direct ? ::recv(descriptor, bytes + got, max - got, MSG_DONTWAIT)
                          : ::recv(descriptor, in.get(), read_buffer_size, MSG_DONTWAIT);
       if (n > 0) {
         if (direct) got += static_cast<size_t>(n);
-        else in_pos = 0, in_end = static_cast<size_t>(n);
+        else in_pos = 0, in_end = static_cast<size_t>(n), drained = in_end < read_buffer_size;
         continue;
       }
-      if (n == 0) return Read::eof;
+      if (n == 0) return read_eof = true, Read::eof;
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return Read::would_block;
       throw disconnected("read failed", errno);
@@ -143,19 +154,14 @@ struct AsioStream::Shared : std::enable_shared_from_this<Shared> {
                         self->loop->drive();
                       }));
   }
-  /// Flushes from a handler posted behind those already queued on the loop's strand, so that
-  /// the messages they write go out in the same sendmsg.
+  /// Flushes once the loop is idle: after the handlers queued now have run, so that the
+  /// messages they write go out in the same sendmsg, and at once when none are queued.
   void schedule_flush() {
     if (flush_scheduled) return;
     flush_scheduled = true;
-    asio::post(loop->strand(), [weak = weak_from_this()] {
-      auto self = weak.lock();
-      if (!self) return;
-      KjLoop::Scope scope(*self->loop);
-      self->flush();
-      self->loop->drive();
-    });
+    loop->at_idle(weak_from_this());
   }
+  void on_idle() override { flush(); }
 };
 
 class AsioStream::ReadOp {
@@ -165,10 +171,13 @@ class AsioStream::ReadOp {
       : fulfiller_(fulfiller), shared_(std::move(shared)), buffer_(buffer), min_(min_bytes), max_(max_bytes), got_(already) {
     wait();
   }
-  ~ReadOp() { *alive_ = false; }
+  ~ReadOp() {
+    if (shared_->waiter == this) shared_->waiter = nullptr;
+  }
 
- private:
-  void pump() {
+  /// The receive completed (bytes, end of stream or an error are in the stream). [loop]
+  void ready() {
+    shared_->waiter = nullptr;
     try {
       if (shared_->read(buffer_, got_, min_, max_) == Shared::Read::would_block) return wait();
       fulfiller_.fulfill(size_t(got_));  // done, or EOF with fewer than min bytes
@@ -176,24 +185,40 @@ class AsioStream::ReadOp {
       fulfiller_.reject(kj::mv(e));
     }
   }
+
+ private:
   void wait() {
-    // The handler holds the liveness flag, not the op: KJ may destroy the op (dropping the
-    // promise) before the socket becomes readable; then the handler does nothing.
-    shared_->socket.async_wait(asio::socket_base::wait_read,
-                               asio::bind_executor(shared_->loop->strand(), [this, alive = alive_, loop = shared_->loop](std::error_code ec) {
-                                 if (!*alive) return;
-                                 KjLoop::Scope scope(*loop);
-                                 if (ec) fulfiller_.fulfill(size_t(got_));  // socket closed
-                                 else pump();
-                                 loop->drive();
-                               }));
+    shared_->waiter = this;
+    shared_->drained = false;  // the receive below tries the socket itself
+    if (!shared_->receiving) start_receive(shared_);
+  }
+  static void start_receive(const std::shared_ptr<Shared>& shared) {
+    shared->receiving = true;
+    auto& s = *shared;
+    s.socket.async_receive(
+        asio::buffer(s.in.get(), read_buffer_size),
+        asio::bind_executor(s.loop->strand(), [shared](std::error_code ec, std::size_t n) {
+          // The handler holds the stream's shared state (and so the buffer), never the op.
+          KjLoop::Scope scope(*shared->loop);
+          shared->receiving = false;
+          if (n > 0) {
+            shared->in_pos = 0;
+            shared->in_end = n;
+            shared->drained = n < read_buffer_size;
+          } else if (ec == asio::error::eof || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) {
+            shared->read_eof = true;
+          } else if (ec) {
+            shared->read_error = disconnected("read failed", ec.value());
+          }
+          if (auto* op = shared->waiter) op->ready();
+          shared->loop->drive();
+        }));
   }
 
   kj::PromiseFulfiller<size_t>& fulfiller_;
   std::shared_ptr<Shared> shared_;
   kj::byte* buffer_;
   size_t min_, max_, got_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 AsioStream::AsioStream(std::shared_ptr<KjLoop> loop, asio::ip::tcp::socket socket, std::shared_ptr<WireCounters> counters)

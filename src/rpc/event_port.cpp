@@ -19,6 +19,18 @@ bool KjLoop::can_enter() const noexcept { return current_loop == nullptr || curr
 
 void KjLoop::drain() {
   for (int i = 0; i < 1000 && loop_.isRunnable(); ++i) loop_.run(max_turns_per_handler);
+  run_idle_tasks();
+}
+
+void KjLoop::run_idle_tasks() {
+  // A task may write again (and register again) while it runs: swap, so that it runs next time.
+  while (!idle_.empty()) {
+    idle_running_.swap(idle_);
+    for (auto& weak : idle_running_)
+      if (auto task = weak.lock()) task->on_idle();
+    idle_running_.clear();
+    if (loop_.isRunnable()) break;  // what the tasks woke runs in a later turn
+  }
 }
 
 KjLoop::Scope::Scope(KjLoop& loop) : previous_(current_loop) {
@@ -37,13 +49,16 @@ KjLoop::Scope::~Scope() {
 
 void KjLoop::drive() {
   loop_.run(max_turns_per_handler);
-  if (loop_.isRunnable()) schedule();
+  if (loop_.isRunnable()) return schedule();
+  if (queued_.load(std::memory_order_relaxed) == 0) run_idle_tasks();
 }
 
 void KjLoop::schedule() {
   if (turn_posted_) return;
   turn_posted_ = true;
+  queued_.fetch_add(1, std::memory_order_relaxed);
   asio::post(strand_, [self = shared_from_this()] {
+    self->queued_.fetch_sub(1, std::memory_order_relaxed);
     self->turn_posted_ = false;
     Scope scope(*self);
     self->drive();
@@ -63,7 +78,9 @@ void KjLoop::wake() const {
   // Runs while KJ holds a mutex, possibly on another thread: only post from here.
   woken_.store(true);
   auto self = std::const_pointer_cast<KjLoop>(shared_from_this());
+  self->queued_.fetch_add(1, std::memory_order_relaxed);
   asio::post(strand_, [self] {
+    self->queued_.fetch_sub(1, std::memory_order_relaxed);
     Scope scope(*self);
     scope.poll();          // cross-thread events (kj::Executor) arrive only through poll()
     self->loop_.run(0);    // so that setRunnable() fires again for what poll() queued

@@ -10,8 +10,17 @@
 #include <atomic>
 #include <memory>
 #include <utility>
+#include <vector>
 
 namespace remoteable::detail {
+
+/// Something that wants to act once the loop has nothing left to do for now (a stream that
+/// sends what its messages wrote). Registered with KjLoop::at_idle.
+class IdleTask {
+ public:
+  virtual ~IdleTask() = default;
+  virtual void on_idle() = 0;
+};
 
 /// A kj::EventLoop whose turns run as handlers on an Asio strand.
 ///
@@ -44,25 +53,29 @@ class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<K
       f();
       return;
     }
-    asio::post(strand_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable {
-      Scope scope(*self);
-      f();
-      self->drive();
-    });
+    post(std::forward<F>(f));
   }
   /// Same, always posted (never inline): for continuations that must not run inside the caller.
   template <class F>
   void post(F&& f) {
+    queued_.fetch_add(1, std::memory_order_relaxed);
     asio::post(strand_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable {
+      self->queued_.fetch_sub(1, std::memory_order_relaxed);
       Scope scope(*self);
       f();
       self->drive();
     });
   }
 
-  /// Runs KJ until its queue is empty (bounded per handler; reposts itself if work remains).
-  /// Must be called with the loop current.
+  /// Runs KJ until its queue is empty (bounded per handler; reposts itself if work remains),
+  /// then, if no other loop handler is queued, the idle tasks. Must be called with the loop
+  /// current.
   void drive();
+
+  /// Runs `task->on_idle()` once, at the end of the first drive() after which no loop handler is
+  /// queued: what the handlers queued now write goes out together, and what a lone handler
+  /// writes goes out at once, without another trip through Asio. [loop]
+  void at_idle(std::weak_ptr<IdleTask> task) { idle_.push_back(std::move(task)); }
 
   /// Makes the loop current on this thread for the lifetime of the Scope.
   class Scope {
@@ -89,8 +102,12 @@ class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<K
 
  private:
   void schedule();
+  void run_idle_tasks();
 
   Strand strand_;
+  // Loop handlers posted and not yet started (any thread posts them).
+  std::atomic<int> queued_{0};
+  std::vector<std::weak_ptr<IdleTask>> idle_, idle_running_;  // [loop]
   kj::EventLoop loop_;
   bool turn_posted_ = false;
   mutable std::atomic<bool> woken_{false};
