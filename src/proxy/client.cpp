@@ -179,10 +179,13 @@ std::shared_ptr<HandleState> ClientConnection::new_handle() {
 }
 
 void ClientConnection::defer(std::uint64_t id, std::shared_ptr<HandleState> parent, Step step) {
+  // Closed: the handle gets no capability (its use reports disconnected), and nothing is held
+  // back, which would keep the parent, and through it this connection, alive.
+  if (!open_) return;
   deferred_.push_back(Deferred{id, std::move(parent), std::move(step)});
   if (deferred_posted_) return;
   deferred_posted_ = true;
-  loop_->post([weak = weak_from_this()] {
+  loop_->run_later([weak = weak_from_this()] {
     if (auto self = weak.lock()) {
       self->deferred_posted_ = false;
       self->send_deferred();

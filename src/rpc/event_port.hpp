@@ -46,14 +46,34 @@ class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<K
   void drain();
 
   /// Runs `f` with the loop current, then lets KJ run what became ready. Inline when already on
-  /// the strand, else posted.
+  /// the strand, or when the strand is idle and this thread runs its executor (asio::dispatch:
+  /// an operation made from a coroutine on the loop's own io_context costs no trip through
+  /// the queue); else queued behind what the strand has, in order.
   template <class F>
   void run(F&& f) {
     if (in_loop()) {
       f();
       return;
     }
-    post(std::forward<F>(f));
+    if (!can_enter()) return post(std::forward<F>(f));  // another loop's handler is running here
+    queued_.fetch_add(1, std::memory_order_relaxed);
+    asio::dispatch(strand_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable {
+      self->queued_.fetch_sub(1, std::memory_order_relaxed);
+      Scope scope(*self);
+      f();
+      self->drive();
+    });
+  }
+  /// Runs `f` through run() once the handlers already queued on the loop's executor have run
+  /// (the calling coroutine has suspended, say). Counts as queued until then, so the idle tasks
+  /// wait for it.
+  template <class F>
+  void run_later(F&& f) {
+    queued_.fetch_add(1, std::memory_order_relaxed);
+    asio::post(strand_.get_inner_executor(), [self = shared_from_this(), f = std::forward<F>(f)]() mutable {
+      self->queued_.fetch_sub(1, std::memory_order_relaxed);
+      self->run(std::move(f));
+    });
   }
   /// Same, always posted (never inline): for continuations that must not run inside the caller.
   template <class F>
