@@ -131,6 +131,65 @@ ServerCore::Kj& ServerCore::kj() {
   return *kj_;
 }
 
+namespace {
+std::string learned_key(const void* key, std::string_view name) {
+  return std::to_string(reinterpret_cast<std::uintptr_t>(key)) + "/" + std::string(name);
+}
+
+/// Times a call that runs inline on the network thread; one that runs past
+/// ServerOptions::slow_call is sent to the pool from then on.
+class SlowWatch {
+ public:
+  SlowWatch(ServerCore& core, const void* key, const Object& self, std::string_view name)
+      : core_(core), key_(key), self_(self), name_(name),
+        timed_(core.options.slow_call.count() > 0 && core.loop->in_loop()) {
+    if (timed_) start_ = std::chrono::steady_clock::now();
+  }
+  ~SlowWatch() {
+    if (!timed_) return;
+    auto took = std::chrono::steady_clock::now() - start_;
+    if (took <= core_.options.slow_call) return;
+    std::string what = self_.type ? self_.type->name : "";
+    if (self_.is(builtin::function_type())) what = self_.as<builtin::Function>().name;
+    else if (self_.is(builtin::class_type())) what = self_.as<builtin::ClassObject>().type->name + " constructor";
+    core_.learn_blocking(key_, what, name_, took);
+  }
+  SlowWatch(const SlowWatch&) = delete;
+  SlowWatch& operator=(const SlowWatch&) = delete;
+
+ private:
+  ServerCore& core_;
+  const void* key_;
+  const Object& self_;
+  std::string_view name_;
+  bool timed_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+/// What a call of the object itself is learned under: the function or class object, else the type.
+const void* invoke_key(const Object& o) {
+  if (o.is(builtin::function_type()) || o.is(builtin::class_type())) return o.ptr.get();
+  return o.type;
+}
+}  // namespace
+
+bool ServerCore::learned_blocking(const void* key, std::string_view name) {
+  if (!any_learned_.load(std::memory_order_acquire)) return false;
+  std::lock_guard lock(learned_mutex_);
+  return learned_.count(learned_key(key, name)) > 0;
+}
+
+void ServerCore::learn_blocking(const void* key, std::string_view type, std::string_view name, std::chrono::nanoseconds took) {
+  {
+    std::lock_guard lock(learned_mutex_);
+    if (!learned_.insert(learned_key(key, name)).second) return;
+  }
+  any_learned_.store(true, std::memory_order_release);
+  log->warn("'{}{}{}' ran {} ms on the network thread; its calls now run on the actor pool "
+            "(register it with remoteable::blocking)",
+            type, name.empty() ? "" : ".", name, std::chrono::duration_cast<std::chrono::milliseconds>(took).count());
+}
+
 /// The capability server of one handle: an object and the actor that owns it.
 ///
 /// Lives on the loop; created by ServerCore::wrap. Holds the core by reference: the core
@@ -176,8 +235,9 @@ class HandleServer final : public wire::Handle::Server {
     auto name = text(params.getName());
     return core_.decode(params.getArgs()).then([this, context, name = std::move(name)](std::vector<Object> args) mutable {
       auto touched = args;
-      bool blocking = ops::blocking(object_, name);
-      return finish(core_.on_actor(budget_, actor_, [self = object_, name, args = std::move(args)](Ctx& ctx) -> Outcome {
+      bool blocking = ops::blocking(object_, name) || core_.learned_blocking(object_.type, name);
+      return finish(core_.on_actor(budget_, actor_, [core = &core_, self = object_, name, args = std::move(args)](Ctx& ctx) -> Outcome {
+        SlowWatch watch(*core, self.type, self, name);
         return ops::call(ctx, self, name, args);
       }, std::move(touched), blocking, context.getParams().getFetch()), context);
     });
@@ -187,8 +247,9 @@ class HandleServer final : public wire::Handle::Server {
     context.allowCancellation();
     return core_.decode(context.getParams().getArgs()).then([this, context](std::vector<Object> args) mutable {
       auto touched = args;
-      bool blocking = ops::blocking(object_);
-      return finish(core_.on_actor(budget_, actor_, [self = object_, args = std::move(args)](Ctx& ctx) -> Outcome {
+      bool blocking = ops::blocking(object_) || core_.learned_blocking(invoke_key(object_), "");
+      return finish(core_.on_actor(budget_, actor_, [core = &core_, self = object_, args = std::move(args)](Ctx& ctx) -> Outcome {
+        SlowWatch watch(*core, invoke_key(self), self, "");
         return ops::invoke(ctx, self, args);
       }, std::move(touched), blocking, context.getParams().getFetch()), context);
     });

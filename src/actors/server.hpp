@@ -43,6 +43,11 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};
   /// How often idle and outbound limits are checked.
   std::chrono::milliseconds sweep_interval{250};
+  /// A method, function or constructor that runs inline on the network thread for longer than
+  /// this is treated as blocking from then on (as if registered with remoteable::blocking): its
+  /// later calls go to the actor pool, so one slow call holds up other connections only once.
+  /// Zero turns this off.
+  std::chrono::microseconds slow_call{5000};
   /// The logger; by default one named "remoteable.server" whose level comes from the
   /// REMOTEABLE_LOG environment variable (trace, debug, info, warn, error, off; default warn).
   std::shared_ptr<spdlog::logger> logger;

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <variant>
@@ -117,6 +118,12 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   void encode(wire::Value::Builder out, const Plain& value, const std::shared_ptr<Actor>& actor,
               const std::shared_ptr<Budget>& budget);
 
+  /// Whether calls of `name` on `key` (a type, or a function or class object) ran too long
+  /// inline once, and so now always go to the pool. Any thread.
+  bool learned_blocking(const void* key, std::string_view name);
+  /// Records that a call of `name` on `key` ran inline for `took`. Any thread.
+  void learn_blocking(const void* key, std::string_view type, std::string_view name, std::chrono::nanoseconds took);
+
   void start_accepting();
   void stop();
   void teardown();  ///< drops every Cap'n Proto object. [loop]
@@ -139,6 +146,12 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   int flush_attempts_ = 0;   // [loop]
 
   std::unique_ptr<Kj> kj_;  // [loop]
+  // Calls learned to be slow, as "key/name". Read by every call once one is learned, from the
+  // loop and from the actors' strands: a mutex, not a strand. `any_learned_` keeps the common
+  // case (nothing learned) to one atomic load.
+  std::atomic<bool> any_learned_{false};
+  std::mutex learned_mutex_;
+  std::set<std::string, std::less<>> learned_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> keep_running_;
 };
 
