@@ -2,6 +2,7 @@
 // a slow method that blocks only its own actor, per-connection order.
 
 #include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <functional>
 #include <thread>
@@ -44,6 +45,20 @@ struct Async : std::enable_shared_from_this<Async> {
 
 std::int64_t add(std::int64_t a, std::int64_t b) { return a + b; }
 
+/// A coroutine method that is itself a client of another server.
+struct Relay {
+  remoteable::Endpoint other;
+  std::int64_t base = 100;
+
+  /// Connects to `other` on the actor's own executor, evaluates `name` there, adds `base`.
+  asio::awaitable<std::int64_t> plus_remote(std::string name) {
+    auto client = co_await remoteable::Client::connect(co_await asio::this_coro::executor, other);
+    const std::int64_t remote = co_await client.fetch(name).as<std::int64_t>();
+    client.close();
+    co_return base + remote;
+  }
+};
+
 /// Which thread ran the call, as a number.
 std::int64_t thread_number() { return static_cast<std::int64_t>(std::hash<std::thread::id>{}(std::this_thread::get_id()) >> 1); }
 struct Where {
@@ -67,6 +82,7 @@ struct ActorsFixture : test::Connected {
     server->server().export_object(std::make_shared<Where>(), "where");
     server->server().export_function("where_fn", &thread_number);
     server->server().export_function("where_fn_blocking", &thread_number, remoteable::blocking);
+    types.class_<Relay>("Relay").method("plus_remote", &Relay::plus_remote);
   }
   std::shared_ptr<test::Gate> gate = std::make_shared<test::Gate>();
 };
@@ -91,6 +107,20 @@ TEST_CASE("another call to the same actor may run while a coroutine method is su
   CHECK(t.run(bump.as<std::int64_t>()) == 1);
   CHECK(t.run(slow.as<std::int64_t>()) == 11);
   CHECK(t.run(a.call("joined").as<std::string>()) == "start;bump;end;");
+}
+
+TEST_CASE("a coroutine method can call another server and combine its answer") {
+  ActorsFixture t;
+  // A second server, with an export the first one does not have.
+  test::WalkthroughServer other;
+  other.server->server().export_value(std::int64_t{37}, "only_there");
+  t.server->server().export_object(std::make_shared<Relay>(Relay{other.endpoint()}), "relay");
+
+  auto relay = t.client.fetch("relay");
+  CHECK(t.run(relay.call("plus_remote", "only_there").as<std::int64_t>()) == 137);
+  CHECK(t.run(relay.call("plus_remote", "five").as<std::int64_t>()) == 105);
+  // A failure on the other server comes back to this client with its kind.
+  CHECK(test::error_of(t.context, relay.call("plus_remote", "nowhere").as<std::int64_t>()) == ErrorKind::name);
 }
 
 TEST_CASE("a slow method blocks only its own actor") {
