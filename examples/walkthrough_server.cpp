@@ -12,17 +12,19 @@ int main(int argc, char** argv) try {
   remoteable::Registry types;
   example::register_node(types);
 
+  // The handlers go in before "serving" is printed: whoever waits for that line may signal at once.
+  asio::io_context signals_context;
+  asio::signal_set signals(signals_context, SIGINT, SIGTERM);
+
   remoteable::ThreadedServer server{endpoint, types};
   example::export_walkthrough(server.server());
+  signals.async_wait([&](std::error_code, int) { server.stop(); });
 
   std::cout << "serving";
   for (auto& name : server->browse()) std::cout << ' ' << name;
   std::cout << " on " << endpoint.host << ':' << server.port() << std::endl;
 
   // Wait for a signal on this thread; the server runs on its own.
-  asio::io_context signals_context;
-  asio::signal_set signals(signals_context, SIGINT, SIGTERM);
-  signals.async_wait([&](std::error_code, int) { server.stop(); });
   signals_context.run();
   std::cout << "stopped" << std::endl;
   return 0;

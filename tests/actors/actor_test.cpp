@@ -2,8 +2,10 @@
 // a slow method that blocks only its own actor, per-connection order.
 
 #include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <functional>
+#include <map>
 #include <thread>
 
 #include "support.hpp"
@@ -44,6 +46,36 @@ struct Async : std::enable_shared_from_this<Async> {
 
 std::int64_t add(std::int64_t a, std::int64_t b) { return a + b; }
 
+/// A coroutine method that is itself a client of another server.
+struct Relay {
+  remoteable::Endpoint other;
+  std::int64_t base = 100;
+
+  /// Connects to `other` on the actor's own executor, evaluates `name` there, adds `base`.
+  asio::awaitable<std::int64_t> plus_remote(std::string name) {
+    auto client = co_await remoteable::Client::connect(co_await asio::this_coro::executor, other);
+    const std::int64_t remote = co_await client.fetch(name).as<std::int64_t>();
+    client.close();
+    co_return base + remote;
+  }
+};
+
+/// Entries appended by several clients, kept apart by client, each list in the order applied.
+struct Journal {
+  std::map<std::int64_t, std::vector<std::int64_t>> entries;
+
+  /// Returns how many entries `who` has now.
+  std::int64_t append(std::int64_t who, std::int64_t entry) {
+    auto& mine = entries[who];
+    mine.push_back(entry);
+    return static_cast<std::int64_t>(mine.size());
+  }
+  std::vector<std::int64_t> of(std::int64_t who) const {
+    auto it = entries.find(who);
+    return it == entries.end() ? std::vector<std::int64_t>{} : it->second;
+  }
+};
+
 /// Which thread ran the call, as a number.
 std::int64_t thread_number() { return static_cast<std::int64_t>(std::hash<std::thread::id>{}(std::this_thread::get_id()) >> 1); }
 struct Where {
@@ -67,6 +99,9 @@ struct ActorsFixture : test::Connected {
     server->server().export_object(std::make_shared<Where>(), "where");
     server->server().export_function("where_fn", &thread_number);
     server->server().export_function("where_fn_blocking", &thread_number, remoteable::blocking);
+    types.class_<Relay>("Relay").method("plus_remote", &Relay::plus_remote);
+    types.class_<Journal>("Journal").method("append", &Journal::append).method("of", &Journal::of);
+    server->server().export_object(std::make_shared<Journal>(), "journal");
   }
   std::shared_ptr<test::Gate> gate = std::make_shared<test::Gate>();
 };
@@ -91,6 +126,20 @@ TEST_CASE("another call to the same actor may run while a coroutine method is su
   CHECK(t.run(bump.as<std::int64_t>()) == 1);
   CHECK(t.run(slow.as<std::int64_t>()) == 11);
   CHECK(t.run(a.call("joined").as<std::string>()) == "start;bump;end;");
+}
+
+TEST_CASE("a coroutine method can call another server and combine its answer") {
+  ActorsFixture t;
+  // A second server, with an export the first one does not have.
+  test::WalkthroughServer other;
+  other.server->server().export_value(std::int64_t{37}, "only_there");
+  t.server->server().export_object(std::make_shared<Relay>(Relay{other.endpoint()}), "relay");
+
+  auto relay = t.client.fetch("relay");
+  CHECK(t.run(relay.call("plus_remote", "only_there").as<std::int64_t>()) == 137);
+  CHECK(t.run(relay.call("plus_remote", "five").as<std::int64_t>()) == 105);
+  // A failure on the other server comes back to this client with its kind.
+  CHECK(test::error_of(t.context, relay.call("plus_remote", "nowhere").as<std::int64_t>()) == ErrorKind::name);
 }
 
 TEST_CASE("a slow method blocks only its own actor") {
@@ -129,6 +178,75 @@ TEST_CASE("calls from one connection to one actor run in the order they were sen
   std::vector<remoteable::Handle> results;
   for (int i = 0; i < 50; ++i) results.push_back(a.call("bump"));
   for (int i = 0; i < 50; ++i) CHECK(t.run(results[static_cast<std::size_t>(i)].as<std::int64_t>()) == i + 1);
+}
+
+namespace {
+
+/// What one client saw: each append's answer, in the order sent, and its entries afterwards.
+struct ClientRun {
+  std::vector<std::int64_t> answers;
+  std::vector<std::int64_t> applied;
+  std::string error;
+  bool done = false;
+};
+
+/// Sends `n` appends tagged `who` without waiting between them, then collects the answers.
+asio::awaitable<void> append_unawaited(remoteable::Endpoint endpoint, std::int64_t who, int n, ClientRun& out) {
+  auto client = co_await remoteable::Client::connect(co_await asio::this_coro::executor, endpoint);
+  auto journal = client.fetch("journal");
+  std::vector<remoteable::Handle> sent;
+  for (int i = 0; i < n; ++i) sent.push_back(journal.call("append", who, i));
+  for (auto& answer : sent) out.answers.push_back(co_await answer.as<std::int64_t>());
+  out.applied = co_await journal.call("of", who).as<std::vector<std::int64_t>>();
+  client.close();
+}
+
+}  // namespace
+
+TEST_CASE("concurrent clients each see their own calls applied in the order they sent them") {
+  ActorsFixture t;
+  constexpr int clients = 4;
+  constexpr int per_client = 200;
+  std::vector<ClientRun> runs(clients);
+  const remoteable::Endpoint endpoint = t.endpoint();
+  {
+    // Each client on its own thread and io_context, all sending to one actor at once. Catch's
+    // assertions stay on this thread: the threads only record.
+    std::vector<std::jthread> threads;
+    for (int who = 0; who < clients; ++who) {
+      threads.emplace_back([&endpoint, who, &run = runs[static_cast<std::size_t>(who)]] {
+        asio::io_context context;
+        asio::co_spawn(context, append_unawaited(endpoint, who, per_client, run),
+                       [&run](std::exception_ptr e) {
+                         if (e) {
+                           try {
+                             std::rethrow_exception(e);
+                           } catch (const std::exception& x) {
+                             run.error = x.what();
+                           }
+                         }
+                         run.done = true;
+                       });
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        while (!run.done && std::chrono::steady_clock::now() < deadline)
+          context.run_one_for(deadline - std::chrono::steady_clock::now());
+        context.restart();
+        context.poll();  // lets the close run
+      });
+    }
+  }
+  std::vector<std::int64_t> in_order(per_client);
+  for (int i = 0; i < per_client; ++i) in_order[static_cast<std::size_t>(i)] = i;
+  std::vector<std::int64_t> counts(per_client);
+  for (int i = 0; i < per_client; ++i) counts[static_cast<std::size_t>(i)] = i + 1;
+  for (int who = 0; who < clients; ++who) {
+    INFO("client " << who);
+    auto& run = runs[static_cast<std::size_t>(who)];
+    REQUIRE(run.done);
+    REQUIRE(run.error.empty());
+    CHECK(run.applied == in_order);
+    CHECK(run.answers == counts);
+  }
 }
 
 TEST_CASE("an exported free function is callable") {

@@ -181,9 +181,7 @@ TEST_CASE("free functions are exported by name, with overloads and as lambdas") 
              Catch::Contains("(int64) or (text)") && Catch::Contains("got (float64)"));
 }
 
-// Server::export_function passes `name` and `std::move(name)` to one call (server.hpp), and GCC
-// evaluates the move first: the function gets an empty name. Reported; passes once fixed.
-TEST_CASE("an exported function knows its own name", "[!mayfail]") {
+TEST_CASE("an exported function knows its own name") {
   bt::Connected t;
   CHECK(t.run(t.client.fetch("twice").str()) == "<function twice>");
   CHECK_THAT(t.message_of(t.client.fetch("twice")(1.5).get()), Catch::Contains("'twice' expects"));

@@ -2,6 +2,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +28,28 @@ Completed cli(std::vector<std::string> args, std::string_view input = {}) {
 }
 
 bool starts_with(const std::string& s, std::string_view prefix) { return s.rfind(prefix, 0) == 0; }
+
+/// Integer cells assignable by index: the walkthrough exports nothing with a settable item.
+struct Cells {
+  std::vector<std::int64_t> cells{10, 20, 30};
+  std::int64_t& operator[](std::size_t i) { return cells[i]; }
+  std::size_t size() const { return cells.size(); }
+};
+
+/// The walkthrough's exports plus "cells". Registration comes before the server starts.
+struct WalkthroughServerWithCells {
+  WalkthroughServerWithCells() {
+    example::register_node(types);
+    types.class_<Cells>("Cells");
+    server.emplace(remoteable::Endpoint{"127.0.0.1", 0}, types);
+    example::export_walkthrough(server->server());
+    server->server().export_object(std::make_shared<Cells>(), "cells");
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(server->port()); }
+
+  remoteable::Registry types;  // must outlive the server
+  std::optional<remoteable::ThreadedServer> server;
+};
 
 }  // namespace
 
@@ -53,6 +79,12 @@ TEST_CASE("eval handles every expression form against a live server", "[cli]") {
            {"five == 5", "true"},
            {"five != 5", "false"},
            {"five < 6", "true"},
+           {"five <= 5", "true"},
+           {"five > 5", "false"},
+           {"five >= 6", "false"},
+           {"five >> 1", "2"},
+           {"five >> 1 + 1", "1"},
+           {"1 << five >> 3", "4"},
            {"not five", "false"},
            {"!five", "false"},
            {"root.value", "1"},
@@ -64,6 +96,16 @@ TEST_CASE("eval handles every expression form against a live server", "[cli]") {
            {"bool(five)", "true"},
            {"bool(0)", "false"},
            {"1 + 2", "3"},
+           {"false", "false"},
+           {"true", "true"},
+           {"none", "none"},
+           {"2.5", "2.5"},
+           {"-0.25", "-0.25"},
+           {"five + 0.5", "5.5"},
+           {"0.5 * five", "2.5"},
+           {"five / 2.0", "2.5"},
+           {"five - 1.0 == 4", "true"},
+           {"root.value + 1.5", "2.5"},
            {"'plain text'", "plain text"},
            {"[1, 'a', none, true, 2.5]", "[1, 'a', none, true, 2.5]"},
            {"{'k': -1}", "{'k': -1}"},
@@ -83,6 +125,17 @@ TEST_CASE("an assignment writes once and prints nothing", "[cli]") {
   CHECK(set.err.empty());
   CHECK(set.exit_code == 0);
   CHECK(cli({server.address(), "eval", "root.child(0).value"}).out == "15\n");
+}
+
+TEST_CASE("an item assignment writes the item and prints nothing", "[cli]") {
+  WalkthroughServerWithCells server;
+  Completed set = cli({server.address(), "eval", "cells[1] = five * 10 + root.value"});
+  CHECK(set.out.empty());
+  CHECK(set.err.empty());
+  CHECK(set.exit_code == 0);
+  Completed read = cli({server.address()}, "cells[1]\ncells[0] + cells[2]\nlen(cells)\n");
+  CHECK(read.out == "51\n40\n3\n");
+  CHECK(read.exit_code == 0);
 }
 
 TEST_CASE("browse lists the exports, one a line or as JSON", "[cli]") {
@@ -123,6 +176,17 @@ TEST_CASE("a remote error prints its kind and exits 1", "[cli]") {
   Completed div = cli({server.address(), "eval", "five / 0"});
   CHECK(starts_with(div.err, "error (value): "));
   CHECK(div.exit_code == 1);
+}
+
+TEST_CASE("an argument of the wrong kind is a type error naming the method, exit 1", "[cli]") {
+  WalkthroughServer server;
+  Completed c = cli({server.address(), "eval", "root.child('x')"});
+  CHECK(c.out.empty());
+  CHECK(starts_with(c.err, "error (type): "));
+  CHECK(c.err.find("'Node.child'") != std::string::npos);
+  CHECK(c.exit_code == 1);
+  // The server keeps serving.
+  CHECK(cli({server.address(), "eval", "root.child(0).value"}).out == "2\n");
 }
 
 TEST_CASE("a syntax error shows a caret under the column and exits 2 without connecting",

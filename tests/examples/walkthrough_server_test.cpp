@@ -1,0 +1,54 @@
+// The walkthrough_server example as a real process: it says where it serves, serves there, and
+// a SIGINT or SIGTERM stops it cleanly.
+
+#include <sys/wait.h>
+
+#include <csignal>
+#include <string>
+
+#include "process.hpp"
+#include "support.hpp"
+
+namespace {
+
+/// The port from the example's first line, "serving NAMES on HOST:PORT".
+std::uint16_t port_of(const std::string& serving) {
+  auto colon = serving.rfind(':');
+  REQUIRE(colon != std::string::npos);
+  return static_cast<std::uint16_t>(std::stoi(serving.substr(colon + 1)));
+}
+
+/// Runs the example on a free port, checks that it answers, signals it and returns its last
+/// line and wait status, once its stdout has closed (bounded: read_line gives up).
+void serve_then_stop(int signal) {
+  test::Process server({WALKTHROUGH_SERVER_PATH, "127.0.0.1:0"});
+  auto serving = server.read_line();
+  REQUIRE(serving);
+  REQUIRE(serving->rfind("serving Node child five root on 127.0.0.1:", 0) == 0);
+
+  asio::io_context context;
+  {
+    auto client = test::connect(context, {"127.0.0.1", port_of(*serving)});
+    CHECK(test::await(context, (client.fetch("root").call("child", 0).attr("value") + 4).as<std::int64_t>()) == 6);
+    client.close();
+    context.restart();
+    context.poll();
+  }
+
+  server.kill(signal);
+  CHECK(server.read_line().value_or("(no line)") == "stopped");
+  CHECK_FALSE(server.read_line());  // end of output: the process is gone or going
+  const int status = server.wait();
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("the walkthrough server prints where it serves and stops cleanly on SIGINT") {
+  serve_then_stop(SIGINT);
+}
+
+TEST_CASE("the walkthrough server stops cleanly on SIGTERM") {
+  serve_then_stop(SIGTERM);
+}
