@@ -30,6 +30,9 @@ constexpr size_t read_buffer_size = 16 * 1024;
 // loop have run (one sendmsg for the messages they all write). Messages at least this large go
 // straight from the caller's memory when nothing is queued before them.
 constexpr size_t large_write = 64 * 1024;
+// Buffered writes go out at once when this much has gathered, without waiting for the loop to
+// go idle.
+constexpr size_t flush_now = 32 * 1024;
 
 /// Writes as much of `pieces` (from `first`) as the socket takes without blocking. Returns
 /// true when all is written; throws on a broken connection.
@@ -274,7 +277,9 @@ kj::Promise<void> AsioStream::write(kj::ArrayPtr<const kj::ArrayPtr<const kj::by
     return kj::READY_NOW;
   }
   for (auto& p : pieces) s.out.insert(s.out.end(), p.begin(), p.end());
-  s.schedule_flush();
+  // Enough for a full segment: send it now, and let the peer start on it.
+  if (s.unsent() >= flush_now && !s.write_blocked) s.flush();
+  else s.schedule_flush();
   return kj::READY_NOW;
 }
 

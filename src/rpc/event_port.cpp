@@ -49,7 +49,12 @@ KjLoop::Scope::~Scope() {
 
 void KjLoop::drive() {
   loop_.run(max_turns_per_handler);
-  if (loop_.isRunnable()) return schedule();
+  if (loop_.isRunnable()) {
+    // Yielding to Asio with work left: what is written so far goes out now rather than after
+    // all of it, so that the peer works on it meanwhile.
+    run_idle_tasks();
+    return schedule();
+  }
   if (queued_.load(std::memory_order_relaxed) == 0) run_idle_tasks();
 }
 

@@ -93,8 +93,9 @@ class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<K
   void drive();
 
   /// Runs `task->on_idle()` once, at the end of the first drive() after which no loop handler is
-  /// queued: what the handlers queued now write goes out together, and what a lone handler
-  /// writes goes out at once, without another trip through Asio. [loop]
+  /// queued, or that yields to Asio with work left: what the handlers queued now write goes out
+  /// together, and what a lone handler writes goes out at once, without another trip through
+  /// Asio. [loop]
   void at_idle(std::weak_ptr<IdleTask> task) { idle_.push_back(std::move(task)); }
 
   /// Makes the loop current on this thread for the lifetime of the Scope.
