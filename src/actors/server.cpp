@@ -2,7 +2,6 @@
 
 #include <capnp/message.h>
 #include <kj/debug.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <asio/co_spawn.hpp>
@@ -16,20 +15,13 @@
 #include "actors/builtins.hpp"
 #include "actors/detail/server_core.hpp"
 #include "rpc/kj_error.hpp"
+#include "rpc/log.hpp"
 
 namespace remoteable {
 namespace detail {
 namespace {
 
 using ::remoteable::BinaryOp;
-
-std::shared_ptr<spdlog::logger> default_logger(const char* name, spdlog::level::level_enum fallback) {
-  auto logger = std::make_shared<spdlog::logger>(name, std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
-  auto level = fallback;
-  if (const char* env = std::getenv("REMOTEABLE_LOG")) level = spdlog::level::from_str(env);
-  logger->set_level(level);
-  return logger;
-}
 
 // Enums arrive as raw 16-bit codes: a peer may send one this schema does not know.
 BinaryOp from_wire(wire::BinaryOp op) {
@@ -440,7 +432,7 @@ class ServerConnection {
 ServerCore::ServerCore(Endpoint endpoint, const Registry& types, ServerOptions opts)
     : registry(types),
       options(std::move(opts)),
-      log(options.logger ? options.logger : default_logger("remoteable.server", spdlog::level::warn)),
+      log(make_logger(options.logger, "remoteable.server", options.log_level)),
       pool(options.actor_threads ? options.actor_threads : std::max(1u, std::thread::hardware_concurrency())),
       loop(std::make_shared<KjLoop>(io.get_executor())),
       acceptor(io) {

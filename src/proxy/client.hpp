@@ -5,9 +5,12 @@
 #include <asio/awaitable.hpp>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <spdlog/common.h>
 
 #include "proxy/handle.hpp"
 #include "rpc/endpoint.hpp"
@@ -32,9 +35,13 @@ struct ClientOptions {
   /// The wait after the first failed attempt; it doubles after each, up to retry_backoff_max.
   std::chrono::milliseconds retry_backoff{100};
   std::chrono::milliseconds retry_backoff_max{2000};
-  /// The logger; by default one named "remoteable.client" whose level comes from the
-  /// REMOTEABLE_LOG environment variable (trace, debug, info, warn, error, off; default warn).
+  /// The logger; by default one named "remoteable.client" writing to stderr.
   std::shared_ptr<spdlog::logger> logger;
+  /// The logger's level. When unset it comes from the REMOTEABLE_LOG environment variable
+  /// (trace, debug, info, warn, error, critical, off); when that is unset too, a default logger
+  /// logs at warn and a given one keeps its level. An unknown REMOTEABLE_LOG value is ignored
+  /// with a warning. Connections and failed connection attempts log at info.
+  std::optional<spdlog::level::level_enum> log_level;
 };
 
 /// A connection to a remoteable server.
