@@ -146,6 +146,7 @@ class HandleServer final : public wire::Handle::Server {
   kj::Promise<void> attr(AttrContext context) override {
     context.allowCancellation();
     auto name = text(context.getParams().getName());
+    trace("attr", name);
     return run([name = std::move(name)](Ctx& ctx, const Object& self) -> Outcome { return ops::attr(ctx, self, name); },
                context);
   }
@@ -154,6 +155,7 @@ class HandleServer final : public wire::Handle::Server {
     context.allowCancellation();
     auto params = context.getParams();
     auto name = text(params.getName());
+    trace("set", name);
     return core_.decode(params.getValue()).then([this, name = std::move(name)](Object value) {
       return core_.on_actor(budget_, actor_, [self = object_, name, value](Ctx& ctx) -> Outcome {
         ops::set_attr(ctx, self, name, value);
@@ -166,6 +168,7 @@ class HandleServer final : public wire::Handle::Server {
     context.allowCancellation();
     auto params = context.getParams();
     auto name = text(params.getName());
+    trace("call", name);
     return core_.decode(params.getArgs()).then([this, context, name = std::move(name)](std::vector<Object> args) mutable {
       auto touched = args;
       bool blocking = ops::blocking(object_, name);
@@ -177,6 +180,7 @@ class HandleServer final : public wire::Handle::Server {
 
   kj::Promise<void> invoke(InvokeContext context) override {
     context.allowCancellation();
+    trace("invoke");
     return core_.decode(context.getParams().getArgs()).then([this, context](std::vector<Object> args) mutable {
       auto touched = args;
       bool blocking = ops::blocking(object_);
@@ -188,6 +192,7 @@ class HandleServer final : public wire::Handle::Server {
 
   kj::Promise<void> item(ItemContext context) override {
     context.allowCancellation();
+    trace("item");
     return core_.decode(context.getParams().getKey()).then([this, context](Object key) mutable {
       return finish(core_.on_actor(budget_, actor_, [self = object_, key](Ctx& ctx) -> Outcome { return ops::item(ctx, self, key); },
                                    {key}, false, context.getParams().getFetch()),
@@ -197,6 +202,7 @@ class HandleServer final : public wire::Handle::Server {
 
   kj::Promise<void> setItem(SetItemContext context) override {
     context.allowCancellation();
+    trace("set_item");
     auto params = context.getParams();
     auto values = kj::heapArrayBuilder<kj::Promise<Object>>(2);
     values.add(core_.decode(params.getKey()));
@@ -211,6 +217,7 @@ class HandleServer final : public wire::Handle::Server {
 
   kj::Promise<void> len(LenContext context) override {
     context.allowCancellation();
+    trace("len");
     return run([](Ctx& ctx, const Object& self) -> Outcome { return ops::len(ctx, self); }, context);
   }
 
@@ -219,6 +226,7 @@ class HandleServer final : public wire::Handle::Server {
     auto params = context.getParams();
     auto op = from_wire(params.getOp());
     bool reflected = params.getReflected();
+    trace("binary", op);
     return core_.decode(params.getOperand()).then([this, context, op, reflected](Object other) mutable {
       return finish(core_.on_actor(budget_, actor_, [self = object_, other, op, reflected](Ctx& ctx) -> Outcome {
         return ops::binary(ctx, op, self, other, reflected);
@@ -229,11 +237,13 @@ class HandleServer final : public wire::Handle::Server {
   kj::Promise<void> unary(UnaryContext context) override {
     context.allowCancellation();
     auto op = from_wire(context.getParams().getOp());
+    trace("unary", op);
     return run([op](Ctx& ctx, const Object& self) -> Outcome { return ops::unary(ctx, op, self); }, context);
   }
 
   kj::Promise<void> get(GetContext context) override {
     context.allowCancellation();
+    trace("get");
     return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::get(self); })
         .then([this, context](Outcome o) mutable {
           core_.encode(context.getResults().initValue(), take<Plain>(o), actor_, budget_);
@@ -242,18 +252,21 @@ class HandleServer final : public wire::Handle::Server {
 
   kj::Promise<void> str(StrContext context) override {
     context.allowCancellation();
+    trace("str");
     return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::str(self); })
         .then([context](Outcome o) mutable { context.getResults().setText(take<std::string>(o)); });
   }
 
   kj::Promise<void> truthy(TruthyContext context) override {
     context.allowCancellation();
+    trace("truthy");
     return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::truthy(self); })
         .then([context](Outcome o) mutable { context.getResults().setValue(take<bool>(o)); });
   }
 
   kj::Promise<void> describe(DescribeContext context) override {
     context.allowCancellation();
+    trace("describe");
     return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::describe(self); })
         .then([context](Outcome o) mutable {
           auto d = take<Description>(o);
@@ -268,6 +281,21 @@ class HandleServer final : public wire::Handle::Server {
   }
 
  private:
+  /// One line per call at trace level: the operation, its name or operator, the object's type
+  /// and this handle. Checked first: with trace off a call formats and looks up nothing.
+  bool tracing() const { return core_.log->should_log(spdlog::level::trace); }
+  void trace(std::string_view op, std::string_view detail = {}) const {
+    if (!tracing()) return;
+    if (detail.empty()) core_.log->trace("{} on {} (handle {})", op, builtin::type_name(object_), fmt::ptr(this));
+    else core_.log->trace("{} '{}' on {} (handle {})", op, detail, builtin::type_name(object_), fmt::ptr(this));
+  }
+  void trace(std::string_view op, BinaryOp code) const {
+    if (tracing()) trace(op, builtin::to_string(code));
+  }
+  void trace(std::string_view op, UnaryOp code) const {
+    if (tracing()) trace(op, builtin::to_string(code));
+  }
+
   /// Runs an operation whose result is a new handle, and sets it as the call's result.
   template <class Work, class Context>
   kj::Promise<void> run(Work work, Context& context) {
@@ -307,6 +335,7 @@ class RegistryServer final : public wire::Registry::Server {
  protected:
   kj::Promise<void> fetch(FetchContext context) override {
     auto name = text(context.getParams().getName());
+    if (core_.log->should_log(spdlog::level::trace)) core_.log->trace("fetch '{}'", name);
     Export e;
     {
       std::lock_guard lock(core_.exports_mutex);
@@ -320,6 +349,7 @@ class RegistryServer final : public wire::Registry::Server {
   }
 
   kj::Promise<void> browse(BrowseContext context) override {
+    if (core_.log->should_log(spdlog::level::trace)) core_.log->trace("browse");
     std::vector<std::string> names;
     {
       std::lock_guard lock(core_.exports_mutex);
@@ -331,6 +361,7 @@ class RegistryServer final : public wire::Registry::Server {
   }
 
   kj::Promise<void> store(StoreContext context) override {
+    if (core_.log->should_log(spdlog::level::trace)) core_.log->trace("store");
     return core_.decode(context.getParams().getValue()).then([this, context](Object value) mutable {
       auto owner = core_.identities.owner(value);
       context.getResults().setHandle(core_.wrap(value, owner, budget_, owner == nullptr));
@@ -340,6 +371,7 @@ class RegistryServer final : public wire::Registry::Server {
   kj::Promise<void> attach(AttachContext context) override {
     auto params = context.getParams();
     auto name = text(params.getName());
+    if (core_.log->should_log(spdlog::level::trace)) core_.log->trace("attach '{}'", name);
     if (name.empty()) throw to_kj(RemoteError(ErrorKind::value, "an export name cannot be empty"));
     return core_.unwrap(params.getHandle()).then([this, name](std::pair<Object, std::shared_ptr<Actor>> target) {
       std::lock_guard lock(core_.exports_mutex);
@@ -351,6 +383,7 @@ class RegistryServer final : public wire::Registry::Server {
 
   kj::Promise<void> detach(DetachContext context) override {
     auto name = text(context.getParams().getName());
+    if (core_.log->should_log(spdlog::level::trace)) core_.log->trace("detach '{}'", name);
     std::lock_guard lock(core_.exports_mutex);
     auto it = core_.exports.find(name);
     if (it == core_.exports.end()) throw to_kj(RemoteError(ErrorKind::name, "no export named '" + name + "'"));
