@@ -2,6 +2,7 @@
 
 #include <sys/wait.h>
 
+#include "counted.hpp"
 #include "process.hpp"
 #include "support.hpp"
 #include "test_types.hpp"
@@ -100,8 +101,7 @@ TEST_CASE("stopping a server ends in-flight awaits with a disconnected error") {
       kind = e.kind();
     }
   }, asio::detached);
-  context.restart();
-  while (!gate->wait_entered(1, std::chrono::milliseconds(10))) context.poll();
+  REQUIRE(test::eventually(context, [&] { return gate->wait_entered(1, std::chrono::milliseconds(0)); }));
   s.server->server().stop();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (!kind && std::chrono::steady_clock::now() < deadline) context.run_one_for(std::chrono::milliseconds(100));
