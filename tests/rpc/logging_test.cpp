@@ -2,43 +2,20 @@
 // and one line per call at trace only; ServerOptions/ClientOptions::log_level and the
 // REMOTEABLE_LOG environment variable choose the level.
 
-#include <spdlog/logger.h>
-#include <spdlog/sinks/ringbuffer_sink.h>
-
 #include <cstdlib>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "counted.hpp"
+#include "ring_log.hpp"
 #include "support.hpp"
 
 using namespace std::chrono_literals;
 
+using test::RingLog;
+
 namespace {
-
-/// A logger whose lines ("<level> <message>") the test can read while the server's threads
-/// write them (the ring buffer sink locks).
-struct RingLog {
-  explicit RingLog(const char* name, spdlog::level::level_enum level = spdlog::level::info)
-      : sink(std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(4096)),
-        logger(std::make_shared<spdlog::logger>(name, sink)) {
-    logger->set_pattern("%l %v");
-    logger->set_level(level);
-  }
-  /// Lines at `level` that contain `text`.
-  std::size_t count(std::string_view level, std::string_view text = {}) const {
-    std::size_t n = 0;
-    auto prefix = std::string(level) + " ";
-    for (auto& line : sink->last_formatted())
-      if (line.rfind(prefix, 0) == 0 && line.find(text) != std::string::npos) ++n;
-    return n;
-  }
-  bool has(std::string_view level, std::string_view text) const { return count(level, text) > 0; }
-
-  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink;
-  std::shared_ptr<spdlog::logger> logger;
-};
 
 /// Sets REMOTEABLE_LOG (or unsets it, for nullopt) for its lifetime, then puts back what was there.
 /// Set before any server or client of the test exists: nothing else reads it meanwhile.
