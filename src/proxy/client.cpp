@@ -391,16 +391,19 @@ asio::awaitable<std::shared_ptr<detail::ClientConnection>> connect_once(asio::an
 
 asio::awaitable<std::shared_ptr<detail::ClientConnection>> connect_with_retries(asio::any_io_executor executor,
                                                                                  const Endpoint& endpoint,
-                                                                                 const ClientOptions& options) {
+                                                                                 ClientOptions options) {
+  // One logger for the attempts and the connection that results.
+  options.logger = detail::make_logger(options.logger, "remoteable.client", options.log_level);
   auto backoff = options.retry_backoff;
   for (int attempt = 1;; ++attempt) {
-    std::exception_ptr failure;
     try {
       auto connection = co_await connect_once(executor, endpoint, options);
       co_return connection;
-    } catch (const RemoteError&) {
-      if (attempt >= options.connect_attempts) throw;
-      failure = std::current_exception();
+    } catch (const RemoteError& e) {
+      bool last = attempt >= options.connect_attempts;
+      options.logger->info("connection attempt {} of {} to {} failed: {}{}", attempt, std::max(1, options.connect_attempts),
+                           endpoint.to_string(), e.message(), last ? "" : fmt::format("; retrying in {} ms", backoff.count()));
+      if (last) throw;
     }
     asio::steady_timer pause(executor, backoff);
     co_await pause.async_wait(asio::use_awaitable);

@@ -28,7 +28,7 @@ struct ClientOptions {
   /// How deep a value may nest, both ways: deeper values to send fail with a value error, and a
   /// message from the server nested deeper (in Cap'n Proto pointer levels) is refused.
   int max_nesting = 64;
-  /// How long one connection attempt may take.
+  /// How long one attempt's TCP connect may take; past it the attempt fails with a timeout error.
   std::chrono::milliseconds connect_timeout{5000};
   /// Connection attempts before connect() gives up (at least 1).
   int connect_attempts = 1;
@@ -53,7 +53,9 @@ struct ClientOptions {
 /// Handles left over fail the same way.
 class Client {
  public:
-  /// Connects to `endpoint`. Throws RemoteError(disconnected) if the server cannot be reached.
+  /// Connects to `endpoint`, making up to `connect_attempts` attempts. Throws the last attempt's
+  /// error: RemoteError(timeout) if it took longer than `connect_timeout`, else
+  /// RemoteError(disconnected). Each failed attempt is logged at info.
   static asio::awaitable<Client> connect(asio::any_io_executor executor, Endpoint endpoint,
                                          ClientOptions options = {});
 
