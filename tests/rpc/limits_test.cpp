@@ -92,7 +92,7 @@ TEST_CASE("connections past max_connections are closed; the others are served") 
   CHECK(chain_value(context, first) == 6);
 }
 
-TEST_CASE("calls past max_calls_per_connection fail with overloaded") {
+TEST_CASE("calls past max_calls_per_connection fail with overloaded; another client is served meanwhile") {
   remoteable::ServerOptions options;
   options.max_calls_per_connection = 2;
   LimitedServer s(options);
@@ -106,12 +106,18 @@ TEST_CASE("calls past max_calls_per_connection fail with overloaded") {
     }(gate.call("block"), &results[static_cast<std::size_t>(i)]), asio::detached);
   REQUIRE(run_until(context, [&] { return s.gate->wait_entered(1, 0ms); }));
   CHECK(test::error_of(context, client.fetch("five").get()) == ErrorKind::overloaded);
+  // The limit is the first connection's: a second one is served while the first is at it.
+  auto other = test::connect(context, s.endpoint());
+  CHECK(test::await(context, other.fetch("five").as<std::int64_t>()) == 5);
+  CHECK(chain_value(context, other) == 6);
+  CHECK(test::error_of(context, client.fetch("five").get()) == ErrorKind::overloaded);  // still at it
   s.gate->release();
   REQUIRE(run_until(context, [&] { return results[0] && results[1]; }));
   CHECK(test::await(context, client.fetch("five").as<std::int64_t>()) == 5);  // back under the limit
+  CHECK(chain_value(context, other) == 6);
 }
 
-TEST_CASE("handles past max_handles_per_connection fail with overloaded until some are dropped") {
+TEST_CASE("handles past max_handles_per_connection fail with overloaded until some are dropped; another client is served meanwhile") {
   remoteable::ServerOptions options;
   options.max_handles_per_connection = 8;
   LimitedServer s(options);
@@ -128,6 +134,15 @@ TEST_CASE("handles past max_handles_per_connection fail with overloaded until so
     }
   }
   CHECK(refused == ErrorKind::overloaded);
+  // While the first client holds its limit, a second makes and holds handles of its own (three,
+  // and four more for the chain: under its own limit of eight).
+  auto other = test::connect(context, s.endpoint());
+  std::vector<remoteable::Handle> other_held;
+  for (int i = 0; i < 3; ++i) {
+    other_held.push_back(other.fetch("five"));
+    CHECK(test::await(context, other_held.back().as<std::int64_t>()) == 5);
+  }
+  CHECK(chain_value(context, other) == 6);
   held.clear();
   // Releases travel to the server; once they arrive, new handles are allowed again.
   bool ok = false;
@@ -139,9 +154,10 @@ TEST_CASE("handles past max_handles_per_connection fail with overloaded until so
     }
   }
   CHECK(ok);
+  CHECK(test::await(context, other_held.front().as<std::int64_t>()) == 5);
 }
 
-TEST_CASE("an idle connection is closed after idle_timeout") {
+TEST_CASE("an idle connection is closed after idle_timeout; a busy one stays and is served") {
   remoteable::ServerOptions options;
   options.idle_timeout = 200ms;
   options.sweep_interval = 20ms;
@@ -149,8 +165,20 @@ TEST_CASE("an idle connection is closed after idle_timeout") {
   asio::io_context context;
   auto client = test::connect(context, s.endpoint());
   CHECK(chain_value(context, client) == 6);
+  // A second client with a call in flight: never idle, however long the first takes to be.
+  auto other = test::connect(context, s.endpoint());
+  std::optional<std::int64_t> blocked;
+  asio::co_spawn(context, [](remoteable::Handle h, std::optional<std::int64_t>* out) -> asio::awaitable<void> {
+    *out = co_await h.as<std::int64_t>();
+  }(other.fetch("gate").call("block"), &blocked), asio::detached);
+  REQUIRE(run_until(context, [&] { return s.gate->wait_entered(1, 0ms); }));
   CHECK(run_until(context, [&] { return !client.connected(); }));
-  CHECK(run_until(context, [&] { return s.server->server().connections() == 0; }));
+  CHECK(run_until(context, [&] { return s.server->server().connections() == 1; }));
+  CHECK(other.connected());
+  CHECK(chain_value(context, other) == 6);
+  s.gate->release();
+  REQUIRE(run_until(context, [&] { return blocked.has_value(); }));
+  CHECK(*blocked == 1);
 }
 
 TEST_CASE("a client that does not read its answers is disconnected; others are unaffected") {
