@@ -2,7 +2,6 @@
 
 #include <capnp/message.h>
 #include <kj/debug.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <asio/co_spawn.hpp>
@@ -16,20 +15,13 @@
 #include "actors/builtins.hpp"
 #include "actors/detail/server_core.hpp"
 #include "rpc/kj_error.hpp"
+#include "rpc/log.hpp"
 
 namespace remoteable {
 namespace detail {
 namespace {
 
 using ::remoteable::BinaryOp;
-
-std::shared_ptr<spdlog::logger> default_logger(const char* name, spdlog::level::level_enum fallback) {
-  auto logger = std::make_shared<spdlog::logger>(name, std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
-  auto level = fallback;
-  if (const char* env = std::getenv("REMOTEABLE_LOG")) level = spdlog::level::from_str(env);
-  logger->set_level(level);
-  return logger;
-}
 
 // Enums arrive as raw 16-bit codes: a peer may send one this schema does not know.
 BinaryOp from_wire(wire::BinaryOp op) {
@@ -213,6 +205,7 @@ class HandleServer final : public wire::Handle::Server {
   kj::Promise<void> attr(AttrContext context) override {
     context.allowCancellation();
     auto name = text(context.getParams().getName());
+    trace("attr", name);
     return run([name = std::move(name)](Ctx& ctx, const Object& self) -> Outcome { return ops::attr(ctx, self, name); },
                context);
   }
@@ -221,6 +214,7 @@ class HandleServer final : public wire::Handle::Server {
     context.allowCancellation();
     auto params = context.getParams();
     auto name = text(params.getName());
+    trace("set", name);
     return core_.decode(params.getValue()).then([this, name = std::move(name)](Object value) {
       return core_.on_actor(budget_, actor_, [self = object_, name, value](Ctx& ctx) -> Outcome {
         ops::set_attr(ctx, self, name, value);
@@ -233,6 +227,7 @@ class HandleServer final : public wire::Handle::Server {
     context.allowCancellation();
     auto params = context.getParams();
     auto name = text(params.getName());
+    trace("call", name);
     return core_.decode(params.getArgs()).then([this, context, name = std::move(name)](std::vector<Object> args) mutable {
       auto touched = args;
       bool blocking = ops::blocking(object_, name) || core_.learned_blocking(object_.type, name);
@@ -245,6 +240,7 @@ class HandleServer final : public wire::Handle::Server {
 
   kj::Promise<void> invoke(InvokeContext context) override {
     context.allowCancellation();
+    trace("invoke");
     return core_.decode(context.getParams().getArgs()).then([this, context](std::vector<Object> args) mutable {
       auto touched = args;
       bool blocking = ops::blocking(object_) || core_.learned_blocking(invoke_key(object_), "");
@@ -257,6 +253,7 @@ class HandleServer final : public wire::Handle::Server {
 
   kj::Promise<void> item(ItemContext context) override {
     context.allowCancellation();
+    trace("item");
     return core_.decode(context.getParams().getKey()).then([this, context](Object key) mutable {
       return finish(core_.on_actor(budget_, actor_, [self = object_, key](Ctx& ctx) -> Outcome { return ops::item(ctx, self, key); },
                                    {key}, false, context.getParams().getFetch()),
@@ -266,6 +263,7 @@ class HandleServer final : public wire::Handle::Server {
 
   kj::Promise<void> setItem(SetItemContext context) override {
     context.allowCancellation();
+    trace("set_item");
     auto params = context.getParams();
     auto values = kj::heapArrayBuilder<kj::Promise<Object>>(2);
     values.add(core_.decode(params.getKey()));
@@ -280,6 +278,7 @@ class HandleServer final : public wire::Handle::Server {
 
   kj::Promise<void> len(LenContext context) override {
     context.allowCancellation();
+    trace("len");
     return run([](Ctx& ctx, const Object& self) -> Outcome { return ops::len(ctx, self); }, context);
   }
 
@@ -288,6 +287,7 @@ class HandleServer final : public wire::Handle::Server {
     auto params = context.getParams();
     auto op = from_wire(params.getOp());
     bool reflected = params.getReflected();
+    trace("binary", op);
     return core_.decode(params.getOperand()).then([this, context, op, reflected](Object other) mutable {
       return finish(core_.on_actor(budget_, actor_, [self = object_, other, op, reflected](Ctx& ctx) -> Outcome {
         return ops::binary(ctx, op, self, other, reflected);
@@ -298,11 +298,13 @@ class HandleServer final : public wire::Handle::Server {
   kj::Promise<void> unary(UnaryContext context) override {
     context.allowCancellation();
     auto op = from_wire(context.getParams().getOp());
+    trace("unary", op);
     return run([op](Ctx& ctx, const Object& self) -> Outcome { return ops::unary(ctx, op, self); }, context);
   }
 
   kj::Promise<void> get(GetContext context) override {
     context.allowCancellation();
+    trace("get");
     return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::get(self); })
         .then([this, context](Outcome o) mutable {
           core_.encode(context.getResults().initValue(), take<Plain>(o), actor_, budget_);
@@ -311,18 +313,21 @@ class HandleServer final : public wire::Handle::Server {
 
   kj::Promise<void> str(StrContext context) override {
     context.allowCancellation();
+    trace("str");
     return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::str(self); })
         .then([context](Outcome o) mutable { context.getResults().setText(take<std::string>(o)); });
   }
 
   kj::Promise<void> truthy(TruthyContext context) override {
     context.allowCancellation();
+    trace("truthy");
     return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::truthy(self); })
         .then([context](Outcome o) mutable { context.getResults().setValue(take<bool>(o)); });
   }
 
   kj::Promise<void> describe(DescribeContext context) override {
     context.allowCancellation();
+    trace("describe");
     return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::describe(self); })
         .then([context](Outcome o) mutable {
           auto d = take<Description>(o);
@@ -337,6 +342,21 @@ class HandleServer final : public wire::Handle::Server {
   }
 
  private:
+  /// One line per call at trace level: the operation, its name or operator, the object's type
+  /// and this handle. Checked first: with trace off a call formats and looks up nothing.
+  bool tracing() const { return core_.log->should_log(spdlog::level::trace); }
+  void trace(std::string_view op, std::string_view detail = {}) const {
+    if (!tracing()) return;
+    if (detail.empty()) core_.log->trace("{} on {} (handle {})", op, builtin::type_name(object_), fmt::ptr(this));
+    else core_.log->trace("{} '{}' on {} (handle {})", op, detail, builtin::type_name(object_), fmt::ptr(this));
+  }
+  void trace(std::string_view op, BinaryOp code) const {
+    if (tracing()) trace(op, builtin::to_string(code));
+  }
+  void trace(std::string_view op, UnaryOp code) const {
+    if (tracing()) trace(op, builtin::to_string(code));
+  }
+
   /// Runs an operation whose result is a new handle, and sets it as the call's result.
   template <class Work, class Context>
   kj::Promise<void> run(Work work, Context& context) {
@@ -376,6 +396,7 @@ class RegistryServer final : public wire::Registry::Server {
  protected:
   kj::Promise<void> fetch(FetchContext context) override {
     auto name = text(context.getParams().getName());
+    if (core_.log->should_log(spdlog::level::trace)) core_.log->trace("fetch '{}'", name);
     Export e;
     {
       std::lock_guard lock(core_.exports_mutex);
@@ -389,6 +410,7 @@ class RegistryServer final : public wire::Registry::Server {
   }
 
   kj::Promise<void> browse(BrowseContext context) override {
+    if (core_.log->should_log(spdlog::level::trace)) core_.log->trace("browse");
     std::vector<std::string> names;
     {
       std::lock_guard lock(core_.exports_mutex);
@@ -400,6 +422,7 @@ class RegistryServer final : public wire::Registry::Server {
   }
 
   kj::Promise<void> store(StoreContext context) override {
+    if (core_.log->should_log(spdlog::level::trace)) core_.log->trace("store");
     return core_.decode(context.getParams().getValue()).then([this, context](Object value) mutable {
       auto owner = core_.identities.owner(value);
       context.getResults().setHandle(core_.wrap(value, owner, budget_, owner == nullptr));
@@ -409,6 +432,7 @@ class RegistryServer final : public wire::Registry::Server {
   kj::Promise<void> attach(AttachContext context) override {
     auto params = context.getParams();
     auto name = text(params.getName());
+    if (core_.log->should_log(spdlog::level::trace)) core_.log->trace("attach '{}'", name);
     if (name.empty()) throw to_kj(RemoteError(ErrorKind::value, "an export name cannot be empty"));
     return core_.unwrap(params.getHandle()).then([this, name](std::pair<Object, std::shared_ptr<Actor>> target) {
       std::lock_guard lock(core_.exports_mutex);
@@ -420,6 +444,7 @@ class RegistryServer final : public wire::Registry::Server {
 
   kj::Promise<void> detach(DetachContext context) override {
     auto name = text(context.getParams().getName());
+    if (core_.log->should_log(spdlog::level::trace)) core_.log->trace("detach '{}'", name);
     std::lock_guard lock(core_.exports_mutex);
     auto it = core_.exports.find(name);
     if (it == core_.exports.end()) throw to_kj(RemoteError(ErrorKind::name, "no export named '" + name + "'"));
@@ -501,7 +526,7 @@ class ServerConnection {
 ServerCore::ServerCore(Endpoint endpoint, const Registry& types, ServerOptions opts)
     : registry(types),
       options(std::move(opts)),
-      log(options.logger ? options.logger : default_logger("remoteable.server", spdlog::level::warn)),
+      log(make_logger(options.logger, "remoteable.server", options.log_level)),
       pool(options.actor_threads ? options.actor_threads : std::max(1u, std::thread::hardware_concurrency())),
       loop(std::make_shared<KjLoop>(io.get_executor())),
       acceptor(io) {

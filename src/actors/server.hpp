@@ -4,10 +4,13 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#include <spdlog/common.h>
 
 #include "actors/registry.hpp"
 #include "rpc/endpoint.hpp"
@@ -48,9 +51,13 @@ struct ServerOptions {
   /// later calls go to the actor pool, so one slow call holds up other connections only once.
   /// Zero turns this off.
   std::chrono::microseconds slow_call{5000};
-  /// The logger; by default one named "remoteable.server" whose level comes from the
-  /// REMOTEABLE_LOG environment variable (trace, debug, info, warn, error, off; default warn).
+  /// The logger; by default one named "remoteable.server" writing to stderr.
   std::shared_ptr<spdlog::logger> logger;
+  /// The logger's level. When unset it comes from the REMOTEABLE_LOG environment variable
+  /// (trace, debug, info, warn, error, critical, off); when that is unset too, a default logger
+  /// logs at warn and a given one keeps its level. An unknown REMOTEABLE_LOG value is ignored
+  /// with a warning. Connections log at info, limits and failures at warn, each call at trace.
+  std::optional<spdlog::level::level_enum> log_level;
 };
 
 namespace detail { class ServerCore; }

@@ -7,7 +7,6 @@
 #include <asio/steady_timer.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/use_awaitable.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <charconv>
@@ -16,6 +15,7 @@
 #include <mutex>
 
 #include "proxy/detail/client_connection.hpp"
+#include "rpc/log.hpp"
 
 namespace remoteable {
 
@@ -84,19 +84,12 @@ class ConnectionShutdown final : public asio::execution_context::service {
   std::vector<std::weak_ptr<ClientConnection>> connections_;
 };
 
-std::shared_ptr<spdlog::logger> client_logger(const ClientOptions& options) {
-  if (options.logger) return options.logger;
-  auto logger = std::make_shared<spdlog::logger>("remoteable.client", std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
-  const char* env = std::getenv("REMOTEABLE_LOG");
-  logger->set_level(env ? spdlog::level::from_str(env) : spdlog::level::warn);
-  return logger;
-}
 }  // namespace
 
 ClientConnection::ClientConnection(asio::any_io_executor executor, ClientOptions options)
     : loop_(std::make_shared<KjLoop>(std::move(executor))),
       options_(std::move(options)),
-      log_(client_logger(options_)),
+      log_(make_logger(options_.logger, "remoteable.client", options_.log_level)),
       counters_(std::make_shared<WireCounters>(options_.trace_wire)) {}
 
 ClientConnection::~ClientConnection() {
@@ -401,16 +394,19 @@ asio::awaitable<std::shared_ptr<detail::ClientConnection>> connect_once(asio::an
 
 asio::awaitable<std::shared_ptr<detail::ClientConnection>> connect_with_retries(asio::any_io_executor executor,
                                                                                  const Endpoint& endpoint,
-                                                                                 const ClientOptions& options) {
+                                                                                 ClientOptions options) {
+  // One logger for the attempts and the connection that results.
+  options.logger = detail::make_logger(options.logger, "remoteable.client", options.log_level);
   auto backoff = options.retry_backoff;
   for (int attempt = 1;; ++attempt) {
-    std::exception_ptr failure;
     try {
       auto connection = co_await connect_once(executor, endpoint, options);
       co_return connection;
-    } catch (const RemoteError&) {
-      if (attempt >= options.connect_attempts) throw;
-      failure = std::current_exception();
+    } catch (const RemoteError& e) {
+      bool last = attempt >= options.connect_attempts;
+      options.logger->info("connection attempt {} of {} to {} failed: {}{}", attempt, std::max(1, options.connect_attempts),
+                           endpoint.to_string(), e.message(), last ? "" : fmt::format("; retrying in {} ms", backoff.count()));
+      if (last) throw;
     }
     asio::steady_timer pause(executor, backoff);
     co_await pause.async_wait(asio::use_awaitable);

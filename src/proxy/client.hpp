@@ -5,9 +5,12 @@
 #include <asio/awaitable.hpp>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <spdlog/common.h>
 
 #include "proxy/handle.hpp"
 #include "rpc/endpoint.hpp"
@@ -25,16 +28,20 @@ struct ClientOptions {
   /// How deep a value may nest, both ways: deeper values to send fail with a value error, and a
   /// message from the server nested deeper (in Cap'n Proto pointer levels) is refused.
   int max_nesting = 64;
-  /// How long one connection attempt may take.
+  /// How long one attempt's TCP connect may take; past it the attempt fails with a timeout error.
   std::chrono::milliseconds connect_timeout{5000};
   /// Connection attempts before connect() gives up (at least 1).
   int connect_attempts = 1;
   /// The wait after the first failed attempt; it doubles after each, up to retry_backoff_max.
   std::chrono::milliseconds retry_backoff{100};
   std::chrono::milliseconds retry_backoff_max{2000};
-  /// The logger; by default one named "remoteable.client" whose level comes from the
-  /// REMOTEABLE_LOG environment variable (trace, debug, info, warn, error, off; default warn).
+  /// The logger; by default one named "remoteable.client" writing to stderr.
   std::shared_ptr<spdlog::logger> logger;
+  /// The logger's level. When unset it comes from the REMOTEABLE_LOG environment variable
+  /// (trace, debug, info, warn, error, critical, off); when that is unset too, a default logger
+  /// logs at warn and a given one keeps its level. An unknown REMOTEABLE_LOG value is ignored
+  /// with a warning. Connections and failed connection attempts log at info.
+  std::optional<spdlog::level::level_enum> log_level;
 };
 
 /// A connection to a remoteable server.
@@ -46,7 +53,9 @@ struct ClientOptions {
 /// Handles left over fail the same way.
 class Client {
  public:
-  /// Connects to `endpoint`. Throws RemoteError(disconnected) if the server cannot be reached.
+  /// Connects to `endpoint`, making up to `connect_attempts` attempts. Throws the last attempt's
+  /// error: RemoteError(timeout) if it took longer than `connect_timeout`, else
+  /// RemoteError(disconnected). Each failed attempt is logged at info.
   static asio::awaitable<Client> connect(asio::any_io_executor executor, Endpoint endpoint,
                                          ClientOptions options = {});
 

@@ -2,6 +2,9 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
+
+#include "counted.hpp"
 #include "process.hpp"
 #include "support.hpp"
 #include "test_types.hpp"
@@ -100,11 +103,78 @@ TEST_CASE("stopping a server ends in-flight awaits with a disconnected error") {
       kind = e.kind();
     }
   }, asio::detached);
-  context.restart();
-  while (!gate->wait_entered(1, std::chrono::milliseconds(10))) context.poll();
+  REQUIRE(test::eventually(context, [&] { return gate->wait_entered(1, std::chrono::milliseconds(0)); }));
   s.server->server().stop();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (!kind && std::chrono::steady_clock::now() < deadline) context.run_one_for(std::chrono::milliseconds(100));
   CHECK(kind == ErrorKind::disconnected);
   gate->release();  // lets the pool finish so the server can be destroyed
+}
+
+TEST_CASE("destroying the last Client copy ends every pending await with a cancelled or disconnected error") {
+  test::WalkthroughServer s;
+  test::register_test_types(s.types);
+  test::register_counted(s.types);
+  auto gate = std::make_shared<test::Gate>();
+  s.server->server().export_object(gate, "gate");
+  s.server->server().export_class<test::Counted>("Counted");
+  // Whatever fails below, the pool's blocked thread is let go before the server is destroyed.
+  struct ReleaseAtEnd {
+    std::shared_ptr<test::Gate> gate;
+    ~ReleaseAtEnd() { gate->release(); }
+  } release_at_end{gate};
+  const auto base_handles = s.server->server().live_handles();
+  const auto base_live = test::Counted::live.load();
+
+  asio::io_context context;
+  // Each pending await records how it ended. (Parameters, not captures: the coroutines outlive
+  // this scope's Client; GCC 12 mishandles captures in coroutine lambdas.)
+  std::vector<std::optional<ErrorKind>> ended(4);
+  int succeeded = 0, other_errors = 0;
+  auto pending = [](asio::awaitable<remoteable::Value> aw, std::optional<ErrorKind>* kind, int* ok,
+                    int* other) -> asio::awaitable<void> {
+    try {
+      co_await std::move(aw);
+      ++*ok;
+    } catch (const remoteable::RemoteError& e) {
+      *kind = e.kind();
+    } catch (...) {
+      ++*other;
+    }
+  };
+  {
+    auto client = test::connect(context, s.endpoint());
+    auto copy = client;  // two copies; both go below
+    auto counted = copy.fetch("Counted")(7);
+    CHECK(test::await(context, counted.call("get").as<std::int64_t>()) == 7);
+    CHECK(test::Counted::live.load() == base_live + 1);
+    // Four calls to the gate: the first blocks its actor, the others queue behind it; the last
+    // evaluation is pipelined on its call's result.
+    auto gate_handle = client.fetch("gate");
+    for (int i = 0; i < 3; ++i)
+      asio::co_spawn(context, pending(gate_handle.call("block").get(), &ended[static_cast<std::size_t>(i)], &succeeded, &other_errors),
+                     asio::detached);
+    asio::co_spawn(context, pending((gate_handle.call("block") + 1).get(), &ended[3], &succeeded, &other_errors), asio::detached);
+    REQUIRE(test::eventually(context, [&] { return gate->wait_entered(1, std::chrono::milliseconds(0)); }));
+    // A round trip on another actor: every call above is on the server by the time it answers.
+    CHECK(test::await(context, client.fetch("root").attr("value").as<std::int64_t>()) == 1);
+    CHECK(s.server->server().connections() == 1);
+  }  // the last Client copy goes; the handles captured by the pending evaluations remain
+
+  auto finished = [&] {
+    return std::count_if(ended.begin(), ended.end(), [](auto& k) { return k.has_value(); }) + succeeded + other_errors;
+  };
+  CHECK(test::eventually(context, [&] { return finished() == 4; }));
+  CHECK(succeeded == 0);
+  CHECK(other_errors == 0);
+  for (auto& kind : ended) {
+    REQUIRE(kind.has_value());
+    CHECK((*kind == ErrorKind::cancelled || *kind == ErrorKind::disconnected));
+  }
+
+  // The server lets go of the connection and of what it held, even with a call still blocked.
+  CHECK(test::eventually(context, [&] { return s.server->server().connections() == 0; }));
+  CHECK(test::eventually(context, [&] { return test::Counted::live.load() == base_live; }));
+  gate->release();  // the blocked call returns into a closed connection
+  CHECK(test::eventually(context, [&] { return s.server->server().live_handles() == base_handles; }));
 }

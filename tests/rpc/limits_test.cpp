@@ -1,11 +1,13 @@
 // ServerOptions limits, graceful stop, cancellation and deadlines, connect retry and reconnect.
 
+#include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <atomic>
 
 #include <future>
 
+#include "ring_log.hpp"
 #include "support.hpp"
 #include "test_types.hpp"
 
@@ -16,12 +18,12 @@ namespace {
 
 /// A server with chosen options, the walkthrough exports, a gate and a big-answer maker.
 struct LimitedServer {
-  explicit LimitedServer(remoteable::ServerOptions options) {
+  explicit LimitedServer(remoteable::ServerOptions options, std::uint16_t port = 0) {
     example::register_node(types);
     test::register_test_types(types);
     types.class_<Big>("Big").method("make", &Big::make);
     types.class_<Sleeper>("Sleeper").method("nap", &Sleeper::nap).field("cancelled", &Sleeper::cancelled);
-    server.emplace(remoteable::Endpoint{"127.0.0.1", 0}, types, std::move(options));
+    server.emplace(remoteable::Endpoint{"127.0.0.1", port}, types, std::move(options));
     example::export_walkthrough(server->server());
     server->server().export_object(gate, "gate");
     server->server().export_object(std::make_shared<Big>(), "big");
@@ -62,6 +64,16 @@ bool run_until(asio::io_context& context, Pred pred, std::chrono::milliseconds l
   return pred();
 }
 
+/// Connects to a port on 127.0.0.1. (Parameters, not captures, and no temporaries in the
+/// co_await operand: GCC 12 destroys those twice. co_spawn needs a default-constructible result,
+/// hence the optional.)
+asio::awaitable<std::optional<remoteable::Client>> connect_to(asio::any_io_executor executor, std::uint16_t port,
+                                                              remoteable::ClientOptions options) {
+  remoteable::Endpoint endpoint{"127.0.0.1", port};
+  auto connecting = remoteable::Client::connect(executor, endpoint, std::move(options));
+  co_return co_await std::move(connecting);
+}
+
 std::int64_t chain_value(asio::io_context& context, const remoteable::Client& client) {
   return test::await(context, (client.fetch("root").call("child", 0).attr("value") + 4).as<std::int64_t>());
 }
@@ -80,7 +92,7 @@ TEST_CASE("connections past max_connections are closed; the others are served") 
   CHECK(chain_value(context, first) == 6);
 }
 
-TEST_CASE("calls past max_calls_per_connection fail with overloaded") {
+TEST_CASE("calls past max_calls_per_connection fail with overloaded; another client is served meanwhile") {
   remoteable::ServerOptions options;
   options.max_calls_per_connection = 2;
   LimitedServer s(options);
@@ -94,12 +106,18 @@ TEST_CASE("calls past max_calls_per_connection fail with overloaded") {
     }(gate.call("block"), &results[static_cast<std::size_t>(i)]), asio::detached);
   REQUIRE(run_until(context, [&] { return s.gate->wait_entered(1, 0ms); }));
   CHECK(test::error_of(context, client.fetch("five").get()) == ErrorKind::overloaded);
+  // The limit is the first connection's: a second one is served while the first is at it.
+  auto other = test::connect(context, s.endpoint());
+  CHECK(test::await(context, other.fetch("five").as<std::int64_t>()) == 5);
+  CHECK(chain_value(context, other) == 6);
+  CHECK(test::error_of(context, client.fetch("five").get()) == ErrorKind::overloaded);  // still at it
   s.gate->release();
   REQUIRE(run_until(context, [&] { return results[0] && results[1]; }));
   CHECK(test::await(context, client.fetch("five").as<std::int64_t>()) == 5);  // back under the limit
+  CHECK(chain_value(context, other) == 6);
 }
 
-TEST_CASE("handles past max_handles_per_connection fail with overloaded until some are dropped") {
+TEST_CASE("handles past max_handles_per_connection fail with overloaded until some are dropped; another client is served meanwhile") {
   remoteable::ServerOptions options;
   options.max_handles_per_connection = 8;
   LimitedServer s(options);
@@ -116,6 +134,15 @@ TEST_CASE("handles past max_handles_per_connection fail with overloaded until so
     }
   }
   CHECK(refused == ErrorKind::overloaded);
+  // While the first client holds its limit, a second makes and holds handles of its own (three,
+  // and four more for the chain: under its own limit of eight).
+  auto other = test::connect(context, s.endpoint());
+  std::vector<remoteable::Handle> other_held;
+  for (int i = 0; i < 3; ++i) {
+    other_held.push_back(other.fetch("five"));
+    CHECK(test::await(context, other_held.back().as<std::int64_t>()) == 5);
+  }
+  CHECK(chain_value(context, other) == 6);
   held.clear();
   // Releases travel to the server; once they arrive, new handles are allowed again.
   bool ok = false;
@@ -127,9 +154,10 @@ TEST_CASE("handles past max_handles_per_connection fail with overloaded until so
     }
   }
   CHECK(ok);
+  CHECK(test::await(context, other_held.front().as<std::int64_t>()) == 5);
 }
 
-TEST_CASE("an idle connection is closed after idle_timeout") {
+TEST_CASE("an idle connection is closed after idle_timeout; a busy one stays and is served") {
   remoteable::ServerOptions options;
   options.idle_timeout = 200ms;
   options.sweep_interval = 20ms;
@@ -137,8 +165,20 @@ TEST_CASE("an idle connection is closed after idle_timeout") {
   asio::io_context context;
   auto client = test::connect(context, s.endpoint());
   CHECK(chain_value(context, client) == 6);
+  // A second client with a call in flight: never idle, however long the first takes to be.
+  auto other = test::connect(context, s.endpoint());
+  std::optional<std::int64_t> blocked;
+  asio::co_spawn(context, [](remoteable::Handle h, std::optional<std::int64_t>* out) -> asio::awaitable<void> {
+    *out = co_await h.as<std::int64_t>();
+  }(other.fetch("gate").call("block"), &blocked), asio::detached);
+  REQUIRE(run_until(context, [&] { return s.gate->wait_entered(1, 0ms); }));
   CHECK(run_until(context, [&] { return !client.connected(); }));
-  CHECK(run_until(context, [&] { return s.server->server().connections() == 0; }));
+  CHECK(run_until(context, [&] { return s.server->server().connections() == 1; }));
+  CHECK(other.connected());
+  CHECK(chain_value(context, other) == 6);
+  s.gate->release();
+  REQUIRE(run_until(context, [&] { return blocked.has_value(); }));
+  CHECK(*blocked == 1);
 }
 
 TEST_CASE("a client that does not read its answers is disconnected; others are unaffected") {
@@ -258,22 +298,82 @@ TEST_CASE("a cancelled call that has not started on the server never runs") {
   CHECK(test::await(context, gated.attr("value").as<std::int64_t>()) == 10);
 }
 
-TEST_CASE("connect gives up after its attempts with a disconnected error") {
-  std::uint16_t port;
-  {
-    LimitedServer s({});
-    port = s.server->port();
-  }  // nothing listens there now
+TEST_CASE("connect gives up after connect_attempts attempts, doubling its pause, with a disconnected error") {
+  // A port bound but not listening: every attempt is refused at once, and no one else can take
+  // the port meanwhile.
   asio::io_context context;
+  asio::ip::tcp::acceptor refusing(context);
+  refusing.open(asio::ip::tcp::v4());
+  refusing.bind({asio::ip::make_address("127.0.0.1"), 0});
+  test::RingLog log("client");
   remoteable::ClientOptions options;
-  options.connect_attempts = 3;
-  options.retry_backoff = 5ms;
-  auto attempt = [](asio::any_io_executor ex, std::uint16_t p, remoteable::ClientOptions o) -> asio::awaitable<bool> {
-    remoteable::Endpoint endpoint{"127.0.0.1", p};
-    co_await remoteable::Client::connect(ex, endpoint, o);
-    co_return true;
-  };
-  CHECK(test::error_of(context, attempt(context.get_executor(), port, options)) == ErrorKind::disconnected);
+  options.logger = log.logger;
+  options.connect_attempts = 4;
+  options.retry_backoff = 1ms;
+  options.retry_backoff_max = 3ms;
+  CHECK(test::error_of(context, connect_to(context.get_executor(), refusing.local_endpoint().port(), options)) ==
+        ErrorKind::disconnected);
+  CHECK(log.count("info", "connection attempt") == 4);
+  // The pause doubles from retry_backoff up to retry_backoff_max; the last attempt has none.
+  CHECK(log.has("info", "attempt 1 of 4"));
+  CHECK(log.has("info", "failed: cannot connect to 127.0.0.1:"));
+  CHECK(log.count("info", "retrying in 1 ms") == 1);
+  CHECK(log.count("info", "retrying in 2 ms") == 1);
+  CHECK(log.count("info", "retrying in 3 ms") == 1);
+  CHECK(log.count("info", "retrying") == 3);
+  CHECK(log.has("info", "attempt 4 of 4"));
+}
+
+TEST_CASE("connect retries until a server starts listening, and the connection then works") {
+  asio::io_context context;
+  auto refusing = std::make_optional<asio::ip::tcp::acceptor>(context);
+  refusing->open(asio::ip::tcp::v4());
+  refusing->bind({asio::ip::make_address("127.0.0.1"), 0});
+  const auto port = refusing->local_endpoint().port();
+  test::RingLog log("client");
+  remoteable::ClientOptions options;
+  options.logger = log.logger;
+  options.connect_attempts = 1000;  // bounded; the wait below is bounded too
+  options.retry_backoff = 1ms;
+  options.retry_backoff_max = 10ms;
+  std::optional<remoteable::Client> client;
+  std::exception_ptr failure;
+  asio::co_spawn(context, connect_to(context.get_executor(), port, options),
+                 [&](std::exception_ptr e, std::optional<remoteable::Client> c) {
+                   failure = e;
+                   client = std::move(c);
+                 });
+  // The first attempt fails; only then does the server start, on that port.
+  REQUIRE(run_until(context, [&] { return log.has("info", "connection attempt 1 of 1000"); }));
+  CHECK_FALSE(client.has_value());
+  refusing.reset();
+  LimitedServer s({}, port);
+  REQUIRE(run_until(context, [&] { return client.has_value() || failure; }));
+  REQUIRE_FALSE(failure);
+  CHECK(log.count("info", "connection attempt") >= 1);
+  CHECK(log.has("info", "connected to 127.0.0.1:" + std::to_string(port)));
+  CHECK(chain_value(context, *client) == 6);
+}
+
+TEST_CASE("connect_timeout ends an attempt that the server does not complete with a timeout error") {
+  // A listener whose accept queue is full: the kernel drops further SYNs, so a connect never
+  // completes (Linux; a backlog of 0 queues one connection).
+  asio::io_context context;
+  asio::ip::tcp::acceptor full(context);
+  full.open(asio::ip::tcp::v4());
+  full.bind({asio::ip::make_address("127.0.0.1"), 0});
+  full.listen(0);
+  asio::ip::tcp::socket queued(context);
+  queued.connect(full.local_endpoint());  // completes: the queue had room; never accepted
+  test::RingLog log("client");
+  remoteable::ClientOptions options;
+  options.logger = log.logger;
+  options.connect_timeout = 100ms;
+  options.connect_attempts = 2;  // the timeout is per attempt
+  options.retry_backoff = 1ms;
+  CHECK(test::error_of(context, connect_to(context.get_executor(), full.local_endpoint().port(), options)) ==
+        ErrorKind::timeout);
+  CHECK(log.count("info", "took longer than 100 ms") == 2);
 }
 
 TEST_CASE("a lost connection can be re-established, and fetched names work again") {

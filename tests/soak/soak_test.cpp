@@ -3,8 +3,8 @@
 // server's live objects (a counted type) and capabilities back at their start, no connection
 // left, and the process's RSS within a stated bound.
 //
-// Environment: REMOTEABLE_SOAK_SECONDS (default 30), REMOTEABLE_SOAK_SEED (default: random,
-// printed), REMOTEABLE_SOAK_CLIENTS (default 64).
+// Environment: REMOTEABLE_SOAK_SECONDS (default 30; ctest, and so scripts/test, sets 60),
+// REMOTEABLE_SOAK_SEED (default: random, printed), REMOTEABLE_SOAK_CLIENTS (default 64).
 
 #include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
