@@ -47,19 +47,27 @@ interface Handle {
   # arrives. Only `get`, `str`, `truthy` and `describe` carry data back, so only they need to be
   # waited on.
   #
-  # fetch: also copy the result's plain value into `value`, as `get` on the result would (the
-  # client sets it when the step is evaluated at once: one call instead of two).
+  # fetch: also evaluate the result, as `get`, `str` or `truthy` on it would, into `value`,
+  # `text` or `truth` (the client sets it when the step is evaluated at once: one call instead
+  # of two).
 
-  attr     @0 (name :Text, fetch :Bool) -> (result :Handle, value :Value);
+  enum Fetch {
+    none @0;
+    value @1;   # as get
+    text @2;    # as str
+    truth @3;   # as truthy
+  }
+
+  attr     @0 (name :Text, fetch :Fetch) -> (result :Handle, value :Value, text :Text, truth :Bool);
   setAttr  @1 (name :Text, value :Value) -> ();
-  call     @2 (name :Text, args :List(Value), fetch :Bool) -> (result :Handle, value :Value);
-  invoke   @3 (args :List(Value), fetch :Bool) -> (result :Handle, value :Value);  # call the object itself
-  item     @4 (key :Value, fetch :Bool) -> (result :Handle, value :Value);
+  call     @2 (name :Text, args :List(Value), fetch :Fetch) -> (result :Handle, value :Value, text :Text, truth :Bool);
+  invoke   @3 (args :List(Value), fetch :Fetch) -> (result :Handle, value :Value, text :Text, truth :Bool);  # call the object itself
+  item     @4 (key :Value, fetch :Fetch) -> (result :Handle, value :Value, text :Text, truth :Bool);
   setItem  @5 (key :Value, value :Value) -> ();
-  len      @6 (fetch :Bool) -> (result :Handle, value :Value);
-  binary   @7 (op :BinaryOp, operand :Value, reflected :Bool, fetch :Bool) -> (result :Handle, value :Value);
+  len      @6 (fetch :Fetch) -> (result :Handle, value :Value, text :Text, truth :Bool);
+  binary   @7 (op :BinaryOp, operand :Value, reflected :Bool, fetch :Fetch) -> (result :Handle, value :Value, text :Text, truth :Bool);
     # reflected: the operand stands on the left, as in `4 + h`.
-  unary    @8 (op :UnaryOp, fetch :Bool) -> (result :Handle, value :Value);
+  unary    @8 (op :UnaryOp, fetch :Fetch) -> (result :Handle, value :Value, text :Text, truth :Bool);
 
   get      @9 () -> (value :Value);      # copy a plain value to the caller
   str      @10 () -> (text :Text);

@@ -67,7 +67,9 @@ void export_add(S& server, const remoteable::Registry& types) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) bench::fail("usage: remoteable_bench_server PORT");
+  // ADVERTISED_PORT: the port clients are told to use (a proxy in front of this server, say);
+  // it is what the READY line shows. By default the port actually bound.
+  if (argc != 2 && argc != 3) bench::fail("usage: remoteable_bench_server PORT [ADVERTISED_PORT]");
   auto port = static_cast<std::uint16_t>(std::stoi(argv[1]));
 
   remoteable::Registry types;
@@ -83,6 +85,6 @@ int main(int argc, char** argv) {
   export_add(server, types);
   server.export_function("rss_bytes", &rss_bytes);
   server.export_class<Node>("Node");  // W2 --actors N constructs N nodes: one actor each
-  std::cout << "READY " << server.port() << std::endl;
+  std::cout << "READY " << (argc == 3 ? std::string(argv[2]) : std::to_string(server.port())) << std::endl;
   server.run();
 }

@@ -37,6 +37,13 @@ UnaryOp from_wire(wire::UnaryOp op) {
 
 std::string text(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
 
+wire::Handle::Fetch checked(wire::Handle::Fetch fetch) {
+  auto code = static_cast<unsigned>(fetch);
+  if (code > static_cast<unsigned>(wire::Handle::Fetch::TRUTH))
+    throw to_kj(RemoteError(ErrorKind::value, "unknown fetch code " + std::to_string(code)));
+  return fetch;
+}
+
 template <class T>
 T take(Outcome& o) {
   return std::get<T>(std::move(o));
@@ -165,6 +172,14 @@ const void* invoke_key(const Object& o) {
 }
 }  // namespace
 
+std::variant<Plain, std::string, bool> fetch_value(wire::Handle::Fetch kind, const Object& result) {
+  switch (kind) {
+    case wire::Handle::Fetch::TEXT: return ops::str(result);
+    case wire::Handle::Fetch::TRUTH: return ops::truthy(result);
+    default: return ops::get(result);
+  }
+}
+
 bool ServerCore::learned_blocking(const void* key, std::string_view name) {
   if (!any_learned_.load(std::memory_order_acquire)) return false;
   std::lock_guard lock(learned_mutex_);
@@ -234,7 +249,7 @@ class HandleServer final : public wire::Handle::Server {
       return finish(core_.on_actor(budget_, actor_, [core = &core_, self = object_, name, args = std::move(args)](Ctx& ctx) -> Outcome {
         SlowWatch watch(*core, self.type, self, name);
         return ops::call(ctx, self, name, args);
-      }, std::move(touched), blocking, context.getParams().getFetch()), context);
+      }, std::move(touched), blocking, checked(context.getParams().getFetch())), context);
     });
   }
 
@@ -247,7 +262,7 @@ class HandleServer final : public wire::Handle::Server {
       return finish(core_.on_actor(budget_, actor_, [core = &core_, self = object_, args = std::move(args)](Ctx& ctx) -> Outcome {
         SlowWatch watch(*core, invoke_key(self), self, "");
         return ops::invoke(ctx, self, args);
-      }, std::move(touched), blocking, context.getParams().getFetch()), context);
+      }, std::move(touched), blocking, checked(context.getParams().getFetch())), context);
     });
   }
 
@@ -256,7 +271,7 @@ class HandleServer final : public wire::Handle::Server {
     trace("item");
     return core_.decode(context.getParams().getKey()).then([this, context](Object key) mutable {
       return finish(core_.on_actor(budget_, actor_, [self = object_, key](Ctx& ctx) -> Outcome { return ops::item(ctx, self, key); },
-                                   {key}, false, context.getParams().getFetch()),
+                                   {key}, false, checked(context.getParams().getFetch())),
                     context);
     });
   }
@@ -291,7 +306,7 @@ class HandleServer final : public wire::Handle::Server {
     return core_.decode(params.getOperand()).then([this, context, op, reflected](Object other) mutable {
       return finish(core_.on_actor(budget_, actor_, [self = object_, other, op, reflected](Ctx& ctx) -> Outcome {
         return ops::binary(ctx, op, self, other, reflected);
-      }, {other}, false, context.getParams().getFetch()), context);
+      }, {other}, false, checked(context.getParams().getFetch())), context);
     });
   }
 
@@ -360,7 +375,7 @@ class HandleServer final : public wire::Handle::Server {
   /// Runs an operation whose result is a new handle, and sets it as the call's result.
   template <class Work, class Context>
   kj::Promise<void> run(Work work, Context& context) {
-    bool fetch = context.getParams().getFetch();
+    auto fetch = checked(context.getParams().getFetch());
     return finish(core_.on_actor(budget_, actor_, [self = object_, work = std::move(work)](Ctx& ctx) { return work(ctx, self); },
                                  {}, false, fetch),
                   context);
@@ -375,7 +390,9 @@ class HandleServer final : public wire::Handle::Server {
         // Objects inside the value belong to the result's actor (a new one for a fresh result).
         auto owner = f->fresh ? std::make_shared<Actor>(core_.pool) : actor_;
         results.setResult(core_.wrap(f->object, owner, budget_));
-        core_.encode(results.initValue(), f->value, owner, budget_);
+        if (auto* plain = std::get_if<Plain>(&f->value)) core_.encode(results.initValue(), *plain, owner, budget_);
+        else if (auto* text = std::get_if<std::string>(&f->value)) results.setText(*text);
+        else results.setTruth(std::get<bool>(f->value));
       } else {
         results.setResult(core_.wrap(take<Object>(o), actor_, budget_));
       }
@@ -549,7 +566,7 @@ bool immutable(const Object& o) {
 
 template <class Work>
 kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget, const std::shared_ptr<Actor>& actor,
-                                          Work work, std::vector<Object> touched, bool blocking, bool fetch) {
+                                          Work work, std::vector<Object> touched, bool blocking, wire::Handle::Fetch fetch) {
   auto& k = kj();
   budget->touch();
   if (budget->in_flight >= options.max_calls_per_connection)
@@ -580,9 +597,9 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget,
                        asio::bind_cancellation_slot(cancel->signal.slot(), [core, id, cancel, fetch](std::exception_ptr e, Object result) {
                          // On the actor's strand: the value may be read here.
                          Outcome outcome;
-                         if (!e && fetch) {
+                         if (!e && fetch != wire::Handle::Fetch::NONE) {
                            try {
-                             outcome = Fetched{result, ops::get(result), false};
+                             outcome = Fetched{result, fetch_value(fetch, result), false};
                            } catch (...) {
                              e = std::current_exception();
                            }
@@ -593,7 +610,8 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget,
                        }));
         return;
       }
-      if (auto* obj = std::get_if<Object>(&outcome); obj && fetch) outcome = Fetched{*obj, ops::get(*obj), ctx.fresh_actor};
+      if (auto* obj = std::get_if<Object>(&outcome); obj && fetch != wire::Handle::Fetch::NONE)
+        outcome = Fetched{*obj, fetch_value(fetch, *obj), ctx.fresh_actor};
       else if (auto* obj = std::get_if<Object>(&outcome); obj && ctx.fresh_actor) outcome = FreshObject{*obj};
     } catch (...) {
       error = std::current_exception();

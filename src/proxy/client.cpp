@@ -192,23 +192,23 @@ void ClientConnection::send_deferred() {
   while (!deferred_.empty()) {
     auto d = std::move(deferred_.front());
     deferred_.pop_front();
-    send_step(d, false);
+    send_step(d, wire::Handle::Fetch::NONE);
   }
   sending_deferred_ = false;
 }
 
-kj::Maybe<kj::Promise<Value>> ClientConnection::fetch_deferred(std::uint64_t id) {
+kj::Maybe<kj::Promise<Value>> ClientConnection::fetch_deferred(std::uint64_t id, wire::Handle::Fetch kind) {
   if (sending_deferred_ || deferred_.empty() || deferred_.back().id != id) return nullptr;
   auto d = std::move(deferred_.back());
   deferred_.pop_back();
   send_deferred();
-  return send_step(d, true);
+  return send_step(d, kind);
 }
 
-kj::Maybe<kj::Promise<Value>> ClientConnection::send_step(Deferred& d, bool fetch) {
+kj::Maybe<kj::Promise<Value>> ClientConnection::send_step(Deferred& d, wire::Handle::Fetch fetch) {
   auto broken = [&](kj::Exception e) -> kj::Maybe<kj::Promise<Value>> {
     set_cap(d.id, wire::Handle::Client(capnp::newBrokenCap(kj::cp(e))));
-    if (fetch) return kj::Promise<Value>(kj::mv(e));
+    if (fetch != wire::Handle::Fetch::NONE) return kj::Promise<Value>(kj::mv(e));
     return nullptr;
   };
   try {

@@ -30,14 +30,33 @@ Handle derive(const std::shared_ptr<detail::HandleState>& parent, Step step) {
   return Handle::from_state(std::move(state));
 }
 
-/// Sends a step's request, with `fetch` set if asked: then the answer also carries the value.
+/// Sends a step's request, with `fetch` set if asked: then the answer also carries the
+/// evaluation (a Value; text for str, a bool for truthy).
 template <class Request>
-ClientConnection::Sent send_step(ClientConnection& c, Request& request, bool fetch) {
+ClientConnection::Sent send_step(ClientConnection& c, Request& request, wire::Handle::Fetch fetch) {
   request.setFetch(fetch);
   auto promise = request.send();
   ClientConnection::Sent sent{promise.getResult(), nullptr};
-  if (fetch) sent.value = promise.then([conn = c.shared_from_this()](auto response) { return conn->decode(response.getValue()); });
+  if (fetch != wire::Handle::Fetch::NONE)
+    sent.value = promise.then([conn = c.shared_from_this(), fetch](auto response) -> Value {
+      if (fetch == wire::Handle::Fetch::TEXT) {
+        auto t = response.getText();
+        return Value(std::string(t.cStr(), t.size()));
+      }
+      if (fetch == wire::Handle::Fetch::TRUTH) return Value(response.getTruth());
+      return conn->decode(response.getValue());
+    });
   return sent;
+}
+
+/// The evaluation of handle `s`: carried by the step that makes it when that step is still
+/// held back (see ClientConnection::defer), else its own call `send(cap)`.
+template <class T, class Convert, class Send>
+kj::Promise<T> evaluation(ClientConnection& c, const std::shared_ptr<detail::HandleState>& s, wire::Handle::Fetch kind,
+                          Convert convert, Send send) {
+  auto fetched = c.fetch_deferred(s->id, kind);
+  KJ_IF_MAYBE(value, fetched) { return value->then(kj::mv(convert)); }
+  return send(c.cap(s->id));
 }
 
 /// Awaits `send(connection, capability) -> kj::Promise<T>` for this handle.
@@ -52,7 +71,7 @@ asio::awaitable<T> evaluate(const std::shared_ptr<detail::HandleState>& state, S
 }  // namespace
 
 Handle Handle::attr(std::string_view name) const {
-  return derive(state_, [name = std::string(name)](ClientConnection& c, wire::Handle::Client& cap, bool fetch) {
+  return derive(state_, [name = std::string(name)](ClientConnection& c, wire::Handle::Client& cap, wire::Handle::Fetch fetch) {
     auto request = cap.attrRequest();
     request.setName(name);
     return send_step(c, request, fetch);
@@ -70,7 +89,7 @@ asio::awaitable<void> Handle::set(std::string_view name, Value value) const {
 }
 
 Handle Handle::call_list(std::string_view name, std::vector<Value> args) const {
-  return derive(state_, [name = std::string(name), args = std::move(args)](ClientConnection& c, wire::Handle::Client& cap, bool fetch) {
+  return derive(state_, [name = std::string(name), args = std::move(args)](ClientConnection& c, wire::Handle::Client& cap, wire::Handle::Fetch fetch) {
     auto request = cap.callRequest();
     request.setName(name);
     auto list = request.initArgs(static_cast<unsigned>(args.size()));
@@ -80,7 +99,7 @@ Handle Handle::call_list(std::string_view name, std::vector<Value> args) const {
 }
 
 Handle Handle::invoke_list(std::vector<Value> args) const {
-  return derive(state_, [args = std::move(args)](ClientConnection& c, wire::Handle::Client& cap, bool fetch) {
+  return derive(state_, [args = std::move(args)](ClientConnection& c, wire::Handle::Client& cap, wire::Handle::Fetch fetch) {
     auto request = cap.invokeRequest();
     auto list = request.initArgs(static_cast<unsigned>(args.size()));
     for (unsigned i = 0; i < args.size(); ++i) c.encode(list[i], args[i]);
@@ -89,7 +108,7 @@ Handle Handle::invoke_list(std::vector<Value> args) const {
 }
 
 Handle Handle::item(Value key) const {
-  return derive(state_, [key = std::move(key)](ClientConnection& c, wire::Handle::Client& cap, bool fetch) {
+  return derive(state_, [key = std::move(key)](ClientConnection& c, wire::Handle::Client& cap, wire::Handle::Fetch fetch) {
     auto request = cap.itemRequest();
     c.encode(request.initKey(), key);
     return send_step(c, request, fetch);
@@ -107,14 +126,14 @@ asio::awaitable<void> Handle::set_item(Value key, Value value) const {
 }
 
 Handle Handle::len() const {
-  return derive(state_, [](ClientConnection& c, wire::Handle::Client& cap, bool fetch) {
+  return derive(state_, [](ClientConnection& c, wire::Handle::Client& cap, wire::Handle::Fetch fetch) {
     auto request = cap.lenRequest();
     return send_step(c, request, fetch);
   });
 }
 
 Handle Handle::binary(BinaryOp op, Value operand, bool reflected) const {
-  return derive(state_, [op, operand = std::move(operand), reflected](ClientConnection& c, wire::Handle::Client& cap, bool fetch) {
+  return derive(state_, [op, operand = std::move(operand), reflected](ClientConnection& c, wire::Handle::Client& cap, wire::Handle::Fetch fetch) {
     auto request = cap.binaryRequest();
     request.setOp(to_wire(op));
     request.setReflected(reflected);
@@ -124,7 +143,7 @@ Handle Handle::binary(BinaryOp op, Value operand, bool reflected) const {
 }
 
 Handle Handle::unary(UnaryOp op) const {
-  return derive(state_, [op](ClientConnection& c, wire::Handle::Client& cap, bool fetch) {
+  return derive(state_, [op](ClientConnection& c, wire::Handle::Client& cap, wire::Handle::Fetch fetch) {
     auto request = cap.unaryRequest();
     request.setOp(to_wire(op));
     return send_step(c, request, fetch);
@@ -133,27 +152,31 @@ Handle Handle::unary(UnaryOp op) const {
 
 asio::awaitable<Value> Handle::get() const {
   auto s = require(state_);
-  return s->connection->evaluate<Value>([s](ClientConnection& c) -> kj::Promise<Value> {
-    // Made just before and not sent yet: one call brings the value (see defer).
-    auto fetched = c.fetch_deferred(s->id);
-    KJ_IF_MAYBE(value, fetched) { return kj::mv(*value); }
-    return c.cap(s->id).getRequest().send().then(
-        [conn = c.shared_from_this()](auto response) { return conn->decode(response.getValue()); });
-  });
-}
-
-asio::awaitable<std::string> Handle::str() const {
-  return evaluate<std::string>(state_, [](ClientConnection&, wire::Handle::Client& cap) {
-    return cap.strRequest().send().then([](auto response) {
-      auto t = response.getText();
-      return std::string(t.cStr(), t.size());
+  return s->connection->evaluate<Value>([s](ClientConnection& c) {
+    return evaluation<Value>(c, s, wire::Handle::Fetch::VALUE, [](Value v) { return v; }, [&c](wire::Handle::Client& cap) {
+      return cap.getRequest().send().then([conn = c.shared_from_this()](auto response) { return conn->decode(response.getValue()); });
     });
   });
 }
 
+asio::awaitable<std::string> Handle::str() const {
+  auto s = require(state_);
+  return s->connection->evaluate<std::string>([s](ClientConnection& c) {
+    return evaluation<std::string>(c, s, wire::Handle::Fetch::TEXT, [](Value v) { return std::move(v.as<std::string>()); },
+                                   [](wire::Handle::Client& cap) {
+                                     return cap.strRequest().send().then([](auto response) {
+                                       auto t = response.getText();
+                                       return std::string(t.cStr(), t.size());
+                                     });
+                                   });
+  });
+}
+
 asio::awaitable<bool> Handle::truthy() const {
-  return evaluate<bool>(state_, [](ClientConnection&, wire::Handle::Client& cap) {
-    return cap.truthyRequest().send().then([](auto response) { return response.getValue(); });
+  auto s = require(state_);
+  return s->connection->evaluate<bool>([s](ClientConnection& c) {
+    return evaluation<bool>(c, s, wire::Handle::Fetch::TRUTH, [](Value v) { return v.as<bool>(); },
+                            [](wire::Handle::Client& cap) { return cap.truthyRequest().send().then([](auto response) { return response.getValue(); }); });
   });
 }
 

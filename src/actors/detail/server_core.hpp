@@ -40,9 +40,12 @@ struct FreshObject {
 /// actor's strand, right after the step).
 struct Fetched {
   Object object;
-  Plain value;
+  std::variant<Plain, std::string, bool> value;  ///< as get, str or truthy
   bool fresh = false;  ///< the object starts a new actor
 };
+
+/// What a step sent with `fetch` evaluates its result to. [actor]
+std::variant<Plain, std::string, bool> fetch_value(wire::Handle::Fetch kind, const Object& result);
 
 using Outcome = std::variant<None, Object, FreshObject, Plain, std::string, bool, Description, Fetched>;
 
@@ -102,7 +105,8 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   /// back as Fetched. [loop]
   template <class Work>
   kj::Promise<Outcome> on_actor(const std::shared_ptr<Budget>& budget, const std::shared_ptr<Actor>& actor, Work work,
-                                std::vector<Object> touched = {}, bool blocking = false, bool fetch = false);
+                                std::vector<Object> touched = {}, bool blocking = false,
+                                wire::Handle::Fetch fetch = wire::Handle::Fetch::NONE);
 
   /// A capability for `object`, owned by `actor` (or a new actor when `fresh`), counted in the
   /// connection's budget. [loop]

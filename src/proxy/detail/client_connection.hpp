@@ -114,7 +114,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     wire::Handle::Client cap;
     kj::Maybe<kj::Promise<Value>> value;
   };
-  using Step = std::function<Sent(ClientConnection&, wire::Handle::Client& parent, bool fetch)>;
+  using Step = std::function<Sent(ClientConnection&, wire::Handle::Client& parent, wire::Handle::Fetch fetch)>;
   /// Keeps the step making handle `id` back until the handlers already queued on the loop have
   /// run. If one of them evaluates that handle (`h.call(...).as<T>()`), fetch_deferred sends the
   /// step with `fetch` set: the value comes back in the step's own answer. Steps go out in the
@@ -124,7 +124,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   void send_deferred();
   /// If the last deferred step makes handle `id`: sends the others, then it with `fetch`, and
   /// returns its value. Else nothing. [loop]
-  kj::Maybe<kj::Promise<Value>> fetch_deferred(std::uint64_t id);
+  kj::Maybe<kj::Promise<Value>> fetch_deferred(std::uint64_t id, wire::Handle::Fetch kind);
 
   /// Cancels the evaluation `id` if it is still pending. [loop]
   void cancel(std::uint64_t id);
@@ -160,7 +160,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     std::shared_ptr<HandleState> parent;
     Step step;
   };
-  kj::Maybe<kj::Promise<Value>> send_step(Deferred& d, bool fetch);  // [loop]
+  kj::Maybe<kj::Promise<Value>> send_step(Deferred& d, wire::Handle::Fetch fetch);  // [loop]
   wire::Handle::Client& find_cap(std::uint64_t id);                  // [loop], without sending
   std::deque<Deferred> deferred_;                                    // [loop]
   bool deferred_posted_ = false;                                     // [loop]
