@@ -253,6 +253,22 @@ TEST_CASE("dropping every handle to a running coroutine method stops it at its n
   CHECK(stopped);
 }
 
+TEST_CASE("an evaluation that times out cancels the call it rode in: the coroutine method stops") {
+  LimitedServer s({});
+  asio::io_context context;
+  auto client = test::connect(context, s.endpoint());
+  auto sleeper = client.fetch("sleeper");
+  CHECK(test::await(context, sleeper.attr("cancelled").as<std::int64_t>()) == 0);
+  // The evaluation rides in the nap call itself; when it times out and the temporary handle
+  // goes, nothing refers to the call any more, and its Finish stops the method.
+  CHECK(test::error_of(context, remoteable::with_timeout(sleeper.call("nap", 60'000).as<std::int64_t>(), 100ms)) ==
+        ErrorKind::timeout);
+  bool stopped = false;
+  for (int i = 0; i < 400 && !stopped; ++i)
+    stopped = test::await(context, sleeper.attr("cancelled").as<std::int64_t>()) == 1;
+  CHECK(stopped);
+}
+
 TEST_CASE("stopping the server stops a running coroutine method, even one an evaluation is pipelined on") {
   remoteable::ServerOptions options;
   options.stop_grace = 100ms;
