@@ -23,6 +23,7 @@ void KjLoop::drain() {
 }
 
 void KjLoop::run_idle_tasks() {
+  urgent_ = false;
   // A task may write again (and register again) while it runs: swap, so that it runs next time.
   while (!idle_.empty()) {
     idle_running_.swap(idle_);
@@ -55,7 +56,10 @@ void KjLoop::drive() {
     run_idle_tasks();
     return schedule();
   }
-  if (queued_.load(std::memory_order_relaxed) == 0) run_idle_tasks();
+  if (urgent_ || queued_.load(std::memory_order_relaxed) == 0) {
+    urgent_ = false;
+    run_idle_tasks();
+  }
 }
 
 void KjLoop::schedule() {
@@ -75,8 +79,11 @@ bool KjLoop::wait() { return woken_.exchange(false); }
 bool KjLoop::poll() { return woken_.exchange(false); }
 
 void KjLoop::setRunnable(bool runnable) {
-  // Called by KJ on the strand (events are only armed from within run()/post() handlers).
-  if (runnable) schedule();
+  // Called by KJ on the strand (events are only armed from within loop handlers). Inside one,
+  // the drive() that ends it runs what became ready (and schedules a turn if it cannot finish):
+  // a turn posted now would only find the queue empty, and would keep the strand busy, so that
+  // operations dispatched meanwhile queue instead of running inline.
+  if (runnable && !in_loop()) schedule();
 }
 
 void KjLoop::wake() const {

@@ -97,6 +97,10 @@ class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<K
   /// together, and what a lone handler writes goes out at once, without another trip through
   /// Asio. [loop]
   void at_idle(std::weak_ptr<IdleTask> task) { idle_.push_back(std::move(task)); }
+  /// Runs the idle tasks at the end of this handler's drive() even if loop handlers are queued:
+  /// for a write someone waits on with nothing else in flight, where gathering only adds
+  /// latency. [loop]
+  void urgent() { urgent_ = true; }
 
   /// Makes the loop current on this thread for the lifetime of the Scope.
   class Scope {
@@ -128,6 +132,7 @@ class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<K
   Strand strand_;
   // Loop handlers posted and not yet started (any thread posts them).
   std::atomic<int> queued_{0};
+  bool urgent_ = false;  // [loop]
   std::vector<std::weak_ptr<IdleTask>> idle_, idle_running_;  // [loop]
   kj::EventLoop loop_;
   bool turn_posted_ = false;

@@ -128,6 +128,12 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
 
   /// Cancels the evaluation `id` if it is still pending. [loop]
   void cancel(std::uint64_t id);
+  /// An evaluation was answered. If it was the last in flight, what the loop writes now (the
+  /// answer's Finish) waits for a handler queued behind the awaiting coroutine's resumption, so
+  /// that it goes out with the coroutine's next request instead of in a write of its own. [loop]
+  void answered() {
+    if (live_.size() == 1) loop_->run_later([] {});
+  }
 
   /// Runs `build(*this) -> kj::Promise<T>` on the loop and awaits its result. Cancelling the
   /// await (Asio per-operation cancellation) cancels the call.
@@ -205,6 +211,9 @@ asio::awaitable<T> ClientConnection::evaluate(Build build) {
           }
           auto stop = kj::newPromiseAndFulfiller<void>();
           self->live_.emplace(id, Live{completion, kj::mv(stop.fulfiller)});
+          // The only evaluation in flight: its caller waits for nothing else, so what it wrote
+          // goes out at the end of this handler instead of after the handlers queued behind it.
+          if (self->live_.size() == 1) self->loop_->urgent();
           KJ_IF_MAYBE(tasks, self->tasks_) {
             // Whichever comes first: the answer, or a cancellation (which drops the call, and
             // Cap'n Proto sends Finish so that the server can stop it).
@@ -212,8 +221,14 @@ asio::awaitable<T> ClientConnection::evaluate(Build build) {
               throw to_kj(RemoteError(ErrorKind::cancelled, "the call was cancelled"));
             });
             tasks->add(promise.exclusiveJoin(kj::mv(cancelled))
-                           .then([completion](T&& value) { completion->complete(nullptr, std::move(value)); },
-                                 [completion](kj::Exception&& e) { completion->fail(to_exception_ptr(e)); })
+                           .then([completion, connection = self.get()](T&& value) {
+                                   completion->complete(nullptr, std::move(value));
+                                   connection->answered();
+                                 },
+                                 [completion, connection = self.get()](kj::Exception&& e) {
+                                   completion->fail(to_exception_ptr(e));
+                                   connection->answered();
+                                 })
                            // The task belongs to tasks_, a member: `this` outlives it.
                            .attach(kj::defer([connection = self.get(), id] { connection->live_.erase(id); })));
           }
