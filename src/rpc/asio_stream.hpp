@@ -13,11 +13,12 @@ namespace remoteable::detail {
 
 class WireCounters;
 
-/// Reads and writes use non-blocking syscalls; only when the socket would block does it ask Asio
-/// to wait for readiness (`async_wait`), so Asio never holds a pointer into KJ's buffers and a
-/// promise KJ drops cancels nothing but a readiness wait. Reads are buffered (one recv brings
-/// in several messages); writes complete at once and are gathered into one sendmsg per batch
-/// of loop handlers. What the peer has not taken yet waits in the stream (see unsent()).
+/// Reads and writes use non-blocking syscalls. When the socket has nothing to read, one Asio
+/// receive into the stream's own buffer waits for it, so Asio never holds a pointer into KJ's
+/// buffers and a promise KJ drops cancels nothing. Reads are buffered (one recv brings in
+/// several messages); writes complete at once and are gathered into one sendmsg, sent when the
+/// loop goes idle (KjLoop::at_idle), or at once past 32 KiB. What the peer has not taken yet
+/// waits in the stream (see unsent()).
 ///
 /// Ownership and threads: owned by its connection; lives on the KjLoop's strand. Destroying it
 /// cancels pending waits and closes the socket.
