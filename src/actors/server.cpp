@@ -131,10 +131,6 @@ ServerCore::Kj& ServerCore::kj() {
 }
 
 namespace {
-std::string learned_key(const void* key, std::string_view name) {
-  return std::to_string(reinterpret_cast<std::uintptr_t>(key)) + "/" + std::string(name);
-}
-
 /// Times a call that runs inline on the network thread; one that runs past
 /// ServerOptions::slow_call is sent to the pool from then on.
 class SlowWatch {
@@ -172,24 +168,31 @@ const void* invoke_key(const Object& o) {
 }
 }  // namespace
 
-std::variant<Plain, std::string, bool> fetch_value(wire::Handle::Fetch kind, const Object& result) {
-  switch (kind) {
-    case wire::Handle::Fetch::TEXT: return ops::str(result);
-    case wire::Handle::Fetch::TRUTH: return ops::truthy(result);
-    default: return ops::get(result);
+namespace {
+/// What an operation that made `result` hands to the loop: evaluated as `fetch` asks, and
+/// marked when it starts a new actor. [actor]
+Outcome object_outcome(Object result, wire::Handle::Fetch fetch, bool fresh) {
+  switch (fetch) {
+    case wire::Handle::Fetch::NONE: break;
+    case wire::Handle::Fetch::TEXT: return Fetched{result, ops::str(result), fresh};
+    case wire::Handle::Fetch::TRUTH: return Fetched{result, ops::truthy(result), fresh};
+    default: return Fetched{result, ops::get(result), fresh};
   }
+  if (fresh) return FreshObject{std::move(result)};
+  return result;
 }
+}  // namespace
 
 bool ServerCore::learned_blocking(const void* key, std::string_view name) {
   if (!any_learned_.load(std::memory_order_acquire)) return false;
   std::lock_guard lock(learned_mutex_);
-  return learned_.count(learned_key(key, name)) > 0;
+  return learned_.find(LearnedLess::Key{key, name}) != learned_.end();
 }
 
 void ServerCore::learn_blocking(const void* key, std::string_view type, std::string_view name, std::chrono::nanoseconds took) {
   {
     std::lock_guard lock(learned_mutex_);
-    if (!learned_.insert(learned_key(key, name)).second) return;
+    if (!learned_.emplace(key, std::string(name)).second) return;
   }
   any_learned_.store(true, std::memory_order_release);
   log->warn("'{}{}{}' ran {} ms on the network thread; its calls now run on the actor pool "
@@ -597,22 +600,18 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget,
                        asio::bind_cancellation_slot(cancel->signal.slot(), [core, id, cancel, fetch](std::exception_ptr e, Object result) {
                          // On the actor's strand: the value may be read here.
                          Outcome outcome;
-                         if (!e && fetch != wire::Handle::Fetch::NONE) {
+                         if (!e) {
                            try {
-                             outcome = Fetched{result, fetch_value(fetch, result), false};
+                             outcome = object_outcome(std::move(result), fetch, false);
                            } catch (...) {
                              e = std::current_exception();
                            }
-                         } else {
-                           outcome = std::move(result);
                          }
                          core->complete(id, std::move(outcome), e);
                        }));
         return;
       }
-      if (auto* obj = std::get_if<Object>(&outcome); obj && fetch != wire::Handle::Fetch::NONE)
-        outcome = Fetched{*obj, fetch_value(fetch, *obj), ctx.fresh_actor};
-      else if (auto* obj = std::get_if<Object>(&outcome); obj && ctx.fresh_actor) outcome = FreshObject{*obj};
+      if (auto* obj = std::get_if<Object>(&outcome)) outcome = object_outcome(std::move(*obj), fetch, ctx.fresh_actor);
     } catch (...) {
       error = std::current_exception();
     }

@@ -49,16 +49,6 @@ ClientConnection::Sent send_step(ClientConnection& c, Request& request, wire::Ha
   return sent;
 }
 
-/// The evaluation of handle `s`: carried by the step that makes it when that step is still
-/// held back (see ClientConnection::defer), else its own call `send(cap)`.
-template <class T, class Convert, class Send>
-kj::Promise<T> evaluation(ClientConnection& c, const std::shared_ptr<detail::HandleState>& s, wire::Handle::Fetch kind,
-                          Convert convert, Send send) {
-  auto fetched = c.fetch_deferred(s->id, kind);
-  KJ_IF_MAYBE(value, fetched) { return value->then(kj::mv(convert)); }
-  return send(c.cap(s->id));
-}
-
 /// Awaits `send(connection, capability) -> kj::Promise<T>` for this handle.
 template <class T, class Send>
 asio::awaitable<T> evaluate(const std::shared_ptr<detail::HandleState>& state, Send send) {
@@ -66,6 +56,21 @@ asio::awaitable<T> evaluate(const std::shared_ptr<detail::HandleState>& state, S
   return s->connection->evaluate<T>([s, send = std::move(send)](ClientConnection& c) mutable {
     return send(c, c.cap(s->id));
   });
+}
+
+/// Awaits this handle's evaluation of `kind`: carried by the step that makes the handle when
+/// that step is still held back (see ClientConnection::defer), else its own call,
+/// `send(connection, capability)`. `convert` turns the carried Value into a T.
+template <class T, class Convert, class Send>
+asio::awaitable<T> evaluate_fetched(const std::shared_ptr<detail::HandleState>& state, wire::Handle::Fetch kind,
+                                    Convert convert, Send send) {
+  auto s = require(state);
+  return s->connection->evaluate<T>(
+      [s, kind, convert = std::move(convert), send = std::move(send)](ClientConnection& c) mutable -> kj::Promise<T> {
+        auto fetched = c.fetch_deferred(s->id, kind);
+        KJ_IF_MAYBE(value, fetched) { return value->then(kj::mv(convert)); }
+        return send(c, c.cap(s->id));
+      });
 }
 
 }  // namespace
@@ -151,33 +156,28 @@ Handle Handle::unary(UnaryOp op) const {
 }
 
 asio::awaitable<Value> Handle::get() const {
-  auto s = require(state_);
-  return s->connection->evaluate<Value>([s](ClientConnection& c) {
-    return evaluation<Value>(c, s, wire::Handle::Fetch::VALUE, [](Value v) { return v; }, [&c](wire::Handle::Client& cap) {
-      return cap.getRequest().send().then([conn = c.shared_from_this()](auto response) { return conn->decode(response.getValue()); });
-    });
-  });
+  return evaluate_fetched<Value>(state_, wire::Handle::Fetch::VALUE, [](Value v) { return v; },
+                                 [](ClientConnection& c, wire::Handle::Client& cap) {
+                                   return cap.getRequest().send().then(
+                                       [conn = c.shared_from_this()](auto response) { return conn->decode(response.getValue()); });
+                                 });
 }
 
 asio::awaitable<std::string> Handle::str() const {
-  auto s = require(state_);
-  return s->connection->evaluate<std::string>([s](ClientConnection& c) {
-    return evaluation<std::string>(c, s, wire::Handle::Fetch::TEXT, [](Value v) { return std::move(v.as<std::string>()); },
-                                   [](wire::Handle::Client& cap) {
-                                     return cap.strRequest().send().then([](auto response) {
-                                       auto t = response.getText();
-                                       return std::string(t.cStr(), t.size());
-                                     });
-                                   });
-  });
+  return evaluate_fetched<std::string>(state_, wire::Handle::Fetch::TEXT, [](Value v) { return v.as<std::string>(); },
+                                       [](ClientConnection&, wire::Handle::Client& cap) {
+                                         return cap.strRequest().send().then([](auto response) {
+                                           auto t = response.getText();
+                                           return std::string(t.cStr(), t.size());
+                                         });
+                                       });
 }
 
 asio::awaitable<bool> Handle::truthy() const {
-  auto s = require(state_);
-  return s->connection->evaluate<bool>([s](ClientConnection& c) {
-    return evaluation<bool>(c, s, wire::Handle::Fetch::TRUTH, [](Value v) { return v.as<bool>(); },
-                            [](wire::Handle::Client& cap) { return cap.truthyRequest().send().then([](auto response) { return response.getValue(); }); });
-  });
+  return evaluate_fetched<bool>(state_, wire::Handle::Fetch::TRUTH, [](Value v) { return v.as<bool>(); },
+                                [](ClientConnection&, wire::Handle::Client& cap) {
+                                  return cap.truthyRequest().send().then([](auto response) { return response.getValue(); });
+                                });
 }
 
 asio::awaitable<Description> Handle::describe() const {

@@ -56,10 +56,7 @@ void KjLoop::drive() {
     run_idle_tasks();
     return schedule();
   }
-  if (urgent_ || queued_.load(std::memory_order_relaxed) == 0) {
-    urgent_ = false;
-    run_idle_tasks();
-  }
+  if (urgent_ || queued_.load(std::memory_order_relaxed) == 0) run_idle_tasks();
 }
 
 void KjLoop::schedule() {

@@ -56,13 +56,7 @@ class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<K
       return;
     }
     if (!can_enter()) return post(std::forward<F>(f));  // another loop's handler is running here
-    queued_.fetch_add(1, std::memory_order_relaxed);
-    asio::dispatch(strand_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable {
-      self->queued_.fetch_sub(1, std::memory_order_relaxed);
-      Scope scope(*self);
-      f();
-      self->drive();
-    });
+    asio::dispatch(strand_, handler(std::forward<F>(f)));
   }
   /// Runs `f` through run() once the handlers already queued on the loop's executor have run
   /// (the calling coroutine has suspended, say). Counts as queued until then, so the idle tasks
@@ -78,13 +72,7 @@ class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<K
   /// Same, always posted (never inline): for continuations that must not run inside the caller.
   template <class F>
   void post(F&& f) {
-    queued_.fetch_add(1, std::memory_order_relaxed);
-    asio::post(strand_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable {
-      self->queued_.fetch_sub(1, std::memory_order_relaxed);
-      Scope scope(*self);
-      f();
-      self->drive();
-    });
+    asio::post(strand_, handler(std::forward<F>(f)));
   }
 
   /// Runs KJ until its queue is empty (bounded per handler; reposts itself if work remains),
@@ -128,6 +116,18 @@ class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<K
  private:
   void schedule();
   void run_idle_tasks();
+  /// A loop handler for `f`, counted as queued until it starts: makes the loop current, runs
+  /// `f`, then drives KJ.
+  template <class F>
+  auto handler(F&& f) {
+    queued_.fetch_add(1, std::memory_order_relaxed);
+    return [self = shared_from_this(), f = std::forward<F>(f)]() mutable {
+      self->queued_.fetch_sub(1, std::memory_order_relaxed);
+      Scope scope(*self);
+      f();
+      self->drive();
+    };
+  }
 
   Strand strand_;
   // Loop handlers posted and not yet started (any thread posts them).

@@ -61,6 +61,15 @@ std::int64_t chain(asio::io_context& context, const remoteable::Client& client) 
   return test::await(context, (client.fetch("root").call("child", 0).attr("value") + 4).as<std::int64_t>());
 }
 
+/// Runs the chain against `s` from a new client, and tells whether the server logged the chain's
+/// call at trace.
+bool traces_calls(const LoggedServer& s, const RingLog& log) {
+  asio::io_context context;
+  auto client = test::connect(context, s.endpoint());
+  CHECK(chain(context, client) == 6);
+  return log.has("trace", "call 'child' on Node");
+}
+
 }  // namespace
 
 TEST_CASE("a server logs each connection opening and closing at info") {
@@ -127,10 +136,7 @@ TEST_CASE("log_level in the options sets the level of the logger") {
     RingLog log("server", spdlog::level::err);
     LoggedServer s(with_logger(log, spdlog::level::trace));
     CHECK(log.logger->level() == spdlog::level::trace);
-    asio::io_context context;
-    auto client = test::connect(context, s.endpoint());
-    CHECK(chain(context, client) == 6);
-    CHECK(log.has("trace", "call 'child' on Node"));
+    CHECK(traces_calls(s, log));
   }
   SECTION("client") {
     LoggedServer s({});
@@ -156,10 +162,7 @@ TEST_CASE("REMOTEABLE_LOG sets the level when the options leave it unset") {
     RingLog log("server", spdlog::level::warn);
     LoggedServer s(with_logger(log, std::nullopt));
     CHECK(log.logger->level() == spdlog::level::trace);
-    asio::io_context context;
-    auto client = test::connect(context, s.endpoint());
-    CHECK(chain(context, client) == 6);
-    CHECK(log.has("trace", "call 'child' on Node"));
+    CHECK(traces_calls(s, log));
   }
   SECTION("client, to info, in any case") {
     ScopedLogEnv env(std::string("INFO"));

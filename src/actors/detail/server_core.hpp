@@ -16,7 +16,9 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <variant>
 
 #include "actors/actor.hpp"
@@ -35,18 +37,15 @@ struct FreshObject {
   Object object;
 };
 
-/// What an operation on an actor sends back to the network loop: plain data only.
-/// A result and its plain value, for a step sent with `fetch` (the value is copied on the
-/// actor's strand, right after the step).
+/// A result and its evaluation, for a step sent with `fetch` (made on the actor's strand, right
+/// after the step).
 struct Fetched {
   Object object;
   std::variant<Plain, std::string, bool> value;  ///< as get, str or truthy
   bool fresh = false;  ///< the object starts a new actor
 };
 
-/// What a step sent with `fetch` evaluates its result to. [actor]
-std::variant<Plain, std::string, bool> fetch_value(wire::Handle::Fetch kind, const Object& result);
-
+/// What an operation on an actor sends back to the network loop: plain data only.
 using Outcome = std::variant<None, Object, FreshObject, Plain, std::string, bool, Description, Fetched>;
 
 struct Export {
@@ -150,12 +149,20 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   int flush_attempts_ = 0;   // [loop]
 
   std::unique_ptr<Kj> kj_;  // [loop]
-  // Calls learned to be slow, as "key/name". Read by every call once one is learned, from the
-  // loop and from the actors' strands: a mutex, not a strand. `any_learned_` keeps the common
-  // case (nothing learned) to one atomic load.
+  // Calls learned to be slow, as (key, name), looked up without building a key. Read by every
+  // call once one is learned, from the loop and from the actors' strands: a mutex, not a
+  // strand. `any_learned_` keeps the common case (nothing learned) to one atomic load.
+  struct LearnedLess {
+    using is_transparent = void;
+    using Key = std::pair<const void*, std::string_view>;
+    static Key view(const std::pair<const void*, std::string>& k) { return {k.first, k.second}; }
+    static Key view(const Key& k) { return k; }
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const { return view(a) < view(b); }
+  };
   std::atomic<bool> any_learned_{false};
   std::mutex learned_mutex_;
-  std::set<std::string, std::less<>> learned_;
+  std::set<std::pair<const void*, std::string>, LearnedLess> learned_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> keep_running_;
 };
 
