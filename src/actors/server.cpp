@@ -13,6 +13,7 @@
 #include <cstdlib>
 
 #include "actors/builtins.hpp"
+#include "rpc/wire_checks.hpp"
 #include "actors/detail/server_core.hpp"
 #include "rpc/kj_error.hpp"
 #include "rpc/log.hpp"
@@ -695,6 +696,7 @@ void build(wire::Value::Reader v, Object& slot, kj::Vector<Hole>& holes) {
     }
     case wire::Value::LIST: {
       auto list = v.getList();
+      if (zero_sized_elements(list)) throw to_kj(zero_sized_error(list.size()));
       builtin::ObjectList out(list.size());  // sized once: the holes point into it
       for (unsigned i = 0; i < list.size(); ++i) build(list[i], out[i], holes);
       slot = builtin::box(std::move(out));  // moving a vector keeps its elements in place
@@ -702,7 +704,9 @@ void build(wire::Value::Reader v, Object& slot, kj::Vector<Hole>& holes) {
     }
     case wire::Value::MAP: {
       builtin::ObjectMap out;
-      for (auto e : v.getMap()) {
+      auto map = v.getMap();
+      if (zero_sized_elements(map)) throw to_kj(zero_sized_error(map.size()));
+      for (auto e : map) {
         auto [it, inserted] = out.try_emplace(text(e.getKey()));
         if (!inserted) throw to_kj(RemoteError(ErrorKind::value, "a map on the wire has the key '" + it->first + "' twice"));
         build(e.getValue(), it->second, holes);
@@ -731,6 +735,7 @@ kj::Promise<Object> ServerCore::decode(wire::Value::Reader value) {
 }
 
 kj::Promise<std::vector<Object>> ServerCore::decode(capnp::List<wire::Value>::Reader values) {
+  if (zero_sized_elements(values)) throw to_kj(zero_sized_error(values.size()));
   auto parts = kj::heapArrayBuilder<kj::Promise<Object>>(values.size());
   for (auto v : values) parts.add(decode(v));
   return kj::joinPromises(parts.finish()).then([](kj::Array<Object> objects) {

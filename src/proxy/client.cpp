@@ -16,6 +16,7 @@
 
 #include "proxy/detail/client_connection.hpp"
 #include "rpc/log.hpp"
+#include "rpc/wire_checks.hpp"
 
 namespace remoteable {
 
@@ -304,14 +305,18 @@ Value ClientConnection::decode(wire::Value::Reader v) {
       return b;
     }
     case wire::Value::LIST: {
+      auto list = v.getList();
+      if (zero_sized_elements(list)) throw to_kj(zero_sized_error(list.size()));
       Value::List out;
-      out.reserve(v.getList().size());
-      for (auto e : v.getList()) out.push_back(decode(e));
+      out.reserve(list.size());
+      for (auto e : list) out.push_back(decode(e));
       return out;
     }
     case wire::Value::MAP: {
+      auto map = v.getMap();
+      if (zero_sized_elements(map)) throw to_kj(zero_sized_error(map.size()));
       Value::Map out;
-      for (auto e : v.getMap()) out.insert_or_assign(std::string(e.getKey().cStr(), e.getKey().size()), decode(e.getValue()));
+      for (auto e : map) out.insert_or_assign(std::string(e.getKey().cStr(), e.getKey().size()), decode(e.getValue()));
       return out;
     }
     case wire::Value::HANDLE: {
@@ -320,7 +325,7 @@ Value ClientConnection::decode(wire::Value::Reader v) {
       return Handle::from_state(std::move(state));
     }
   }
-  throw RemoteError(ErrorKind::type, "unknown value kind on the wire");
+  throw to_kj(RemoteError(ErrorKind::type, "unknown value kind on the wire"));
 }
 
 }  // namespace detail

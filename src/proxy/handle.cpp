@@ -1,6 +1,7 @@
 #include "proxy/handle.hpp"
 
 #include "proxy/detail/client_connection.hpp"
+#include "rpc/wire_checks.hpp"
 
 namespace remoteable {
 namespace {
@@ -185,7 +186,9 @@ asio::awaitable<Description> Handle::describe() const {
     return cap.describeRequest().send().then([](auto response) {
       Description d;
       d.type_name = response.getTypeName().cStr();
-      for (auto m : response.getMembers()) d.members.push_back({m.getName().cStr(), m.getKind().cStr()});
+      auto members = response.getMembers();
+      if (detail::zero_sized_elements(members)) throw detail::to_kj(detail::zero_sized_error(members.size()));
+      for (auto m : members) d.members.push_back({m.getName().cStr(), m.getKind().cStr()});
       return d;
     });
   });

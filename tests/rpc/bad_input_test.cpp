@@ -292,6 +292,26 @@ TEST_CASE("a 10M-element list gets a clean error") {
   t.still_serves();
 }
 
+// A list of zero-sized elements costs a few bytes on the wire however long it claims to be, and
+// Cap'n Proto charges it only one word per element against the traversal limit: eight of them just
+// inside the limit would decode as 64M values. No encoder of Value writes such a list.
+TEST_CASE("lists of zero-sized elements just inside the traversal limit get a clean error") {
+  BadInput t;
+  RawConnection raw(t.port());
+  REQUIRE(raw.write(bootstrap(0)));
+  for (std::uint32_t question = 1; question <= 8; ++question) {
+    REQUIRE(raw.write(store_amplified_list(question, 0, 8'000'000) + handle_call(question + 100, question, handle::len)));
+    auto a = raw.answer(question + 100);
+    INFO(describe(a));
+    REQUIRE(a.kind == Answer::exception);
+    CHECK_THAT(a.reason, Catch::Matchers::Contains("zero-sized"));
+  }
+  CHECK(answers_five(raw, 200));
+  raw.close();
+  CHECK(t.settles());
+  t.still_serves();
+}
+
 TEST_CASE("a large list within the limits is stored and counted") {
   BadInput t;
   RawConnection raw(t.port());
