@@ -405,6 +405,8 @@ void make_corpus(const std::string& dir) {
   write_file(dir, "raw-nested-20", bootstrap(0) + store(1, 0, [](remoteable::wire::Value::Builder v) { nest(v, 20); }) +
                                        handle_call(2, 1, handle::len));
   write_file(dir, "raw-amplified-list", bootstrap(0) + store_amplified_list(1, 0, 1000) + handle_call(2, 1, handle::len));
+  // Just inside the traversal limit: refused for its zero-sized elements, not for its length.
+  write_file(dir, "raw-amplified-near-limit", bootstrap(0) + store_amplified_list(1, 0, 8'000'000) + handle_call(2, 1, handle::get));
   write_file(dir, "raw-finish-early", simple + finish(0) + finish(1));
   write_file(dir, "truncated-table", simple.substr(0, 6));
   write_file(dir, "truncated-body", simple.substr(0, simple.size() - 9));
