@@ -27,7 +27,9 @@ std::string quote(const std::string& s) {
 }
 
 std::string repr(const Object& o) {
-  return o.is(text_type()) ? quote(o.as<std::string>()) : ops::str(o);
+  if (!o.is(text_type())) return ops::str(o);
+  ops::charge_expansion(o.as<std::string>().size());
+  return quote(o.as<std::string>());
 }
 
 TypeInfo make_type(std::string name) {
@@ -37,11 +39,13 @@ TypeInfo make_type(std::string name) {
 }
 
 Plain list_to_plain(const Object& self) {
+  ops::charge_expansion(8 * self.as<ObjectList>().size());
   Plain::List out;
   for (auto& e : self.as<ObjectList>()) out.push_back(ops::get(e));
   return out;
 }
 Plain map_to_plain(const Object& self) {
+  ops::charge_expansion(8 * self.as<ObjectMap>().size());
   Plain::Map out;
   for (auto& [k, e] : self.as<ObjectMap>()) out.emplace(k, ops::get(e));
   return out;
@@ -65,6 +69,7 @@ const TypeInfo& make_list_type() {
     t.len = [](const Object& s) { return s.as<ObjectList>().size(); };
     t.truthy = [](const Object& s) { return !s.as<ObjectList>().empty(); };
     t.str = [](const Object& s) {
+      ops::charge_expansion(8 * s.as<ObjectList>().size());
       std::string out = "[";
       for (auto& e : s.as<ObjectList>()) out += repr(e) + ", ";
       if (out.size() > 1) out.resize(out.size() - 2);
@@ -86,6 +91,7 @@ const TypeInfo& make_map_type() {
     t.len = [](const Object& s) { return s.as<ObjectMap>().size(); };
     t.truthy = [](const Object& s) { return !s.as<ObjectMap>().empty(); };
     t.str = [](const Object& s) {
+      ops::charge_expansion(8 * s.as<ObjectMap>().size());
       std::string out = "{";
       for (auto& [k, e] : s.as<ObjectMap>()) out += quote(k) + ": " + repr(e) + ", ";
       if (out.size() > 1) out.resize(out.size() - 2);
@@ -107,6 +113,13 @@ const TypeInfo& make_map_type() {
 
 [[noreturn]] void overflow(BinaryOp op) {
   throw_error(ErrorKind::value, "integer overflow in " + std::string(to_string(op)));
+}
+
+/// Refuses a `+` of text, bytes or lists whose result would be longer than `limit`.
+void check_joined(std::size_t a, std::size_t b, std::size_t limit, std::string_view unit) {
+  if (a + b > limit)
+    throw_error(ErrorKind::value, "+ would make " + std::to_string(a + b) + " " + std::string(unit) + ", over the limit of " +
+                                      std::to_string(limit));
 }
 
 std::optional<Object> int_op(BinaryOp op, std::int64_t a, std::int64_t b) {
@@ -167,6 +180,7 @@ std::optional<Object> ordered_op(BinaryOp op, const T& a, const T& b) {
     case BinaryOp::gt: return box(a > b);
     case BinaryOp::ge: return box(a >= b);
     case BinaryOp::add: {
+      check_joined(a.size(), b.size(), max_joined_bytes, "bytes");
       T joined(a);
       joined.insert(joined.end(), b.begin(), b.end());
       return box(std::move(joined));
@@ -268,8 +282,14 @@ const TypeInfo& float64_type() {
 const TypeInfo& text_type() {
   static TypeInfo t = [] {
     TypeInfo t = make_type("text");
-    t.to_plain = [](const Object& o) { return Plain(o.as<std::string>()); };
-    t.str = [](const Object& o) { return o.as<std::string>(); };
+    t.to_plain = [](const Object& o) {
+      ops::charge_expansion(o.as<std::string>().size());
+      return Plain(o.as<std::string>());
+    };
+    t.str = [](const Object& o) {
+      ops::charge_expansion(o.as<std::string>().size());
+      return o.as<std::string>();
+    };
     t.truthy = [](const Object& o) { return !o.as<std::string>().empty(); };
     t.len = [](const Object& o) { return o.as<std::string>().size(); };
     t.item = [](Ctx&, const Object& s, const Object& key) {
@@ -283,8 +303,12 @@ const TypeInfo& text_type() {
 const TypeInfo& bytes_type() {
   static TypeInfo t = [] {
     TypeInfo t = make_type("bytes");
-    t.to_plain = [](const Object& o) { return Plain(o.as<Bytes>()); };
+    t.to_plain = [](const Object& o) {
+      ops::charge_expansion(o.as<Bytes>().size());
+      return Plain(o.as<Bytes>());
+    };
     t.str = [](const Object& o) {
+      ops::charge_expansion(o.as<Bytes>().size());
       std::string out = "b'";
       for (auto b : o.as<Bytes>()) {
         auto c = static_cast<unsigned char>(b);
@@ -400,6 +424,7 @@ std::optional<Object> binary(BinaryOp op, const Object& a, const Object& b) {
     auto& l = a.as<ObjectList>();
     auto& r = b.as<ObjectList>();
     if (op == BinaryOp::add) {
+      check_joined(l.size(), r.size(), max_joined_elements, "elements");
       ObjectList out(l);
       out.insert(out.end(), r.begin(), r.end());
       return box(std::move(out));

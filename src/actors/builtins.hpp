@@ -67,6 +67,12 @@ std::string_view type_name(const Object& o) noexcept;
 /// Built-in arithmetic and comparison; nullopt when neither side is a built-in that knows `op`.
 std::optional<Object> binary(BinaryOp op, const Object& lhs, const Object& rhs);
 
+/// The largest text or bytes value, and the longest list, that `+` joins: about what one message
+/// carries at the default message limit. A longer result is a value error, so a few small calls
+/// that double a value in turn cannot make the server allocate without bound.
+inline constexpr std::size_t max_joined_bytes = 64u << 20;
+inline constexpr std::size_t max_joined_elements = 8u << 20;
+
 std::string_view to_string(BinaryOp op) noexcept;
 std::string_view to_string(UnaryOp op) noexcept;
 

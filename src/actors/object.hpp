@@ -99,6 +99,13 @@ void set_item(Ctx&, const Object& self, const Object& key, const Object& value);
 Object len(Ctx&, const Object& self);
 Object binary(Ctx&, BinaryOp op, const Object& self, const Object& other, bool reflected);
 Object unary(Ctx&, UnaryOp op, const Object& self);
+/// get() and str() of a plain value expand it: a list that holds one long list many times is
+/// small on the server and huge once converted. One top-level get() or str() may expand to at
+/// most `max_expansion` bytes (text and bytes count their size, each list or map element 8);
+/// past it, a value error.
+inline constexpr std::size_t max_expansion = 128u << 20;
+/// Charges `bytes` to the get() or str() in progress on this thread (the built-in kinds call it).
+void charge_expansion(std::size_t bytes);
 Plain get(const Object& self);
 std::string str(const Object& self);
 bool truthy(const Object& self);

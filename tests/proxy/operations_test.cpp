@@ -198,6 +198,37 @@ TEST_CASE("text, bytes and lists concatenate with +") {
   CHECK(t.error_of((t.client.store("ab") + 1).get()) == ErrorKind::type);
 }
 
+TEST_CASE("+ that doubles a value in turn stops at the join limit with a value error") {
+  bt::Connected t;
+  // 1 KiB doubled 16 times is 64 MiB, the limit; once more is over it. Nothing is evaluated on
+  // the way: the values stay on the server.
+  auto text = t.client.store(std::string(1024, 'x'));
+  for (int i = 0; i < 16; ++i) text = text + text;
+  CHECK(as_int(t, text.len()) == 64 << 20);
+  auto over = text + "y";
+  CHECK(t.error_of(over.len().get()) == ErrorKind::value);
+  CHECK_THAT(t.message_of(over.len().get()), Catch::Contains("over the limit"));
+  // The server is unharmed, and the value below the limit is still there.
+  CHECK(as_int(t, t.client.fetch("five") + 1) == 6);
+  CHECK(t.run((text.item(0)).as<std::string>()) == "x");
+}
+
+TEST_CASE("get and str of a value that expands past the limit are value errors") {
+  bt::Connected t;
+  // 40 references to one 4 MiB text: 4 MiB on the server, 160 MiB once converted.
+  auto big = t.client.store(std::string(4 << 20, 'x'));
+  std::vector<Value> refs(40, Value(big));
+  auto list = t.client.store(Value(Value::List(refs.begin(), refs.end())));
+  CHECK(as_int(t, list.len()) == 40);
+  CHECK(t.error_of(list.get()) == ErrorKind::value);
+  CHECK_THAT(t.message_of(list.get()), Catch::Contains("too large"));
+  CHECK(t.error_of(list.str()) == ErrorKind::value);
+  // A part of it converts, and the server is unharmed.
+  auto part = t.client.store(Value(Value::List(refs.begin(), refs.begin() + 2)));
+  CHECK(t.run(part.get()).as<Value::List>().size() == 2);
+  CHECK(as_int(t, t.client.fetch("five") + 1) == 6);
+}
+
 TEST_CASE("int64 with float64 promotes to float64") {
   bt::Connected t;
   auto five = t.client.fetch("five");
