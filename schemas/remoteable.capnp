@@ -73,6 +73,34 @@ interface Handle {
   str      @10 () -> (text :Text);
   truthy   @11 () -> (value :Bool);
   describe @12 () -> (typeName :Text, members :List(Member));
+
+  chain    @13 (steps :List(Step), fetch :Fetch, keep :Bool) -> (result :Handle, value :Value, text :Text, truth :Bool);
+    # Runs the steps in order, each on the previous step's result (the first on this handle),
+    # as the methods above would, and answers for the last: `result` only if `keep` (else the
+    # caller wants just the evaluation), and `fetch` as above. The results in between get no
+    # handle. A failing step fails the chain. The client sends a chain for steps whose
+    # intermediate handles nobody holds: one call instead of one per step.
+
+  struct Step {
+    union {
+      attr   @0 :Text;
+      call   @1 :CallStep;
+      invoke @2 :List(Value);
+      item   @3 :Value;
+      len    @4 :Void;
+      binary @5 :BinaryStep;
+      unary  @6 :UnaryOp;
+    }
+  }
+  struct CallStep {
+    name @0 :Text;
+    args @1 :List(Value);
+  }
+  struct BinaryStep {
+    op        @0 :BinaryOp;
+    operand   @1 :Value;
+    reflected @2 :Bool;
+  }
 }
 
 interface Registry {

@@ -223,10 +223,9 @@ class HandleServer final : public wire::Handle::Server {
  protected:
   kj::Promise<void> attr(AttrContext context) override {
     context.allowCancellation();
-    auto name = text(context.getParams().getName());
-    trace("attr", name);
-    return run([name = std::move(name)](Ctx& ctx, const Object& self) -> Outcome { return ops::attr(ctx, self, name); },
-               context);
+    Step step{wire::Handle::Step::ATTR};
+    step.name = text(context.getParams().getName());
+    return finish(run_step(step, object_, actor_, checked(context.getParams().getFetch())), actor_, true, context);
   }
 
   kj::Promise<void> setAttr(SetAttrContext context) override {
@@ -245,38 +244,29 @@ class HandleServer final : public wire::Handle::Server {
   kj::Promise<void> call(CallContext context) override {
     context.allowCancellation();
     auto params = context.getParams();
-    auto name = text(params.getName());
-    trace("call", name);
-    return core_.decode(params.getArgs()).then([this, context, name = std::move(name)](std::vector<Object> args) mutable {
-      auto touched = args;
-      bool blocking = ops::blocking(object_, name) || core_.learned_blocking(object_.type, name);
-      return finish(core_.on_actor(budget_, actor_, [core = &core_, self = object_, name, args = std::move(args)](Ctx& ctx) -> Outcome {
-        SlowWatch watch(*core, self.type, self, name);
-        return ops::call(ctx, self, name, args);
-      }, std::move(touched), blocking, checked(context.getParams().getFetch())), context);
+    Step step{wire::Handle::Step::CALL};
+    step.name = text(params.getName());
+    return core_.decode(params.getArgs()).then([this, context, step = std::move(step)](std::vector<Object> args) mutable {
+      step.operands = std::move(args);
+      return finish(run_step(step, object_, actor_, checked(context.getParams().getFetch())), actor_, true, context);
     });
   }
 
   kj::Promise<void> invoke(InvokeContext context) override {
     context.allowCancellation();
-    trace("invoke");
     return core_.decode(context.getParams().getArgs()).then([this, context](std::vector<Object> args) mutable {
-      auto touched = args;
-      bool blocking = ops::blocking(object_) || core_.learned_blocking(invoke_key(object_), "");
-      return finish(core_.on_actor(budget_, actor_, [core = &core_, self = object_, args = std::move(args)](Ctx& ctx) -> Outcome {
-        SlowWatch watch(*core, invoke_key(self), self, "");
-        return ops::invoke(ctx, self, args);
-      }, std::move(touched), blocking, checked(context.getParams().getFetch())), context);
+      Step step{wire::Handle::Step::INVOKE};
+      step.operands = std::move(args);
+      return finish(run_step(step, object_, actor_, checked(context.getParams().getFetch())), actor_, true, context);
     });
   }
 
   kj::Promise<void> item(ItemContext context) override {
     context.allowCancellation();
-    trace("item");
     return core_.decode(context.getParams().getKey()).then([this, context](Object key) mutable {
-      return finish(core_.on_actor(budget_, actor_, [self = object_, key](Ctx& ctx) -> Outcome { return ops::item(ctx, self, key); },
-                                   {key}, false, checked(context.getParams().getFetch())),
-                    context);
+      Step step{wire::Handle::Step::ITEM};
+      step.operands.push_back(std::move(key));
+      return finish(run_step(step, object_, actor_, checked(context.getParams().getFetch())), actor_, true, context);
     });
   }
 
@@ -297,28 +287,75 @@ class HandleServer final : public wire::Handle::Server {
 
   kj::Promise<void> len(LenContext context) override {
     context.allowCancellation();
-    trace("len");
-    return run([](Ctx& ctx, const Object& self) -> Outcome { return ops::len(ctx, self); }, context);
+    Step step{wire::Handle::Step::LEN};
+    return finish(run_step(step, object_, actor_, checked(context.getParams().getFetch())), actor_, true, context);
   }
 
   kj::Promise<void> binary(BinaryContext context) override {
     context.allowCancellation();
     auto params = context.getParams();
-    auto op = from_wire(params.getOp());
-    bool reflected = params.getReflected();
-    trace("binary", op);
-    return core_.decode(params.getOperand()).then([this, context, op, reflected](Object other) mutable {
-      return finish(core_.on_actor(budget_, actor_, [self = object_, other, op, reflected](Ctx& ctx) -> Outcome {
-        return ops::binary(ctx, op, self, other, reflected);
-      }, {other}, false, checked(context.getParams().getFetch())), context);
+    Step step{wire::Handle::Step::BINARY};
+    step.binary_op = from_wire(params.getOp());
+    step.reflected = params.getReflected();
+    return core_.decode(params.getOperand()).then([this, context, step = std::move(step)](Object other) mutable {
+      step.operands.push_back(std::move(other));
+      return finish(run_step(step, object_, actor_, checked(context.getParams().getFetch())), actor_, true, context);
     });
   }
 
   kj::Promise<void> unary(UnaryContext context) override {
     context.allowCancellation();
-    auto op = from_wire(context.getParams().getOp());
-    trace("unary", op);
-    return run([op](Ctx& ctx, const Object& self) -> Outcome { return ops::unary(ctx, op, self); }, context);
+    Step step{wire::Handle::Step::UNARY};
+    step.unary_op = from_wire(context.getParams().getOp());
+    return finish(run_step(step, object_, actor_, checked(context.getParams().getFetch())), actor_, true, context);
+  }
+
+  kj::Promise<void> chain(ChainContext context) override {
+    context.allowCancellation();
+    auto params = context.getParams();
+    auto steps = params.getSteps();
+    if (zero_sized_elements(steps)) throw to_kj(zero_sized_error(steps.size()));
+    if (steps.size() == 0) throw to_kj(RemoteError(ErrorKind::value, "a chain needs at least one step"));
+    if (steps.size() > max_chain_steps)
+      throw to_kj(RemoteError(ErrorKind::value, "a chain of " + std::to_string(steps.size()) + " steps is longer than the limit of " +
+                                                    std::to_string(max_chain_steps)));
+    auto fetch = checked(params.getFetch());
+    auto chain = std::make_shared<std::vector<Step>>();
+    chain->reserve(steps.size());
+    // Read every step on the loop, resolving the handles among its operands; then run them.
+    kj::Vector<kj::Promise<void>> operands;
+    auto into = [chain](std::size_t i) {
+      return [chain, i](std::vector<Object> objects) { (*chain)[i].operands = std::move(objects); };
+    };
+    auto one = [](Object o) { return std::vector<Object>{std::move(o)}; };
+    for (auto s : steps) {
+      auto i = chain->size();
+      chain->emplace_back(s.which());
+      auto& step = chain->back();
+      switch (s.which()) {
+        case wire::Handle::Step::ATTR: step.name = text(s.getAttr()); break;
+        case wire::Handle::Step::CALL:
+          step.name = text(s.getCall().getName());
+          operands.add(core_.decode(s.getCall().getArgs()).then(into(i)));
+          break;
+        case wire::Handle::Step::INVOKE: operands.add(core_.decode(s.getInvoke()).then(into(i))); break;
+        case wire::Handle::Step::ITEM: operands.add(core_.decode(s.getItem()).then(one).then(into(i))); break;
+        case wire::Handle::Step::LEN: break;
+        case wire::Handle::Step::BINARY: {
+          auto b = s.getBinary();
+          step.binary_op = from_wire(b.getOp());
+          step.reflected = b.getReflected();
+          operands.add(core_.decode(b.getOperand()).then(one).then(into(i)));
+          break;
+        }
+        case wire::Handle::Step::UNARY: step.unary_op = from_wire(s.getUnary()); break;
+        default:
+          throw to_kj(RemoteError(ErrorKind::value, "unknown chain step kind " + std::to_string(static_cast<unsigned>(s.which()))));
+      }
+    }
+    return kj::joinPromises(operands.releaseAsArray()).then([this, context, chain, fetch]() mutable {
+      return run_chain(chain, 0, object_, actor_, fetch, context);
+    });
   }
 
   kj::Promise<void> get(GetContext context) override {
@@ -364,41 +401,103 @@ class HandleServer final : public wire::Handle::Server {
   /// One line per call at trace level: the operation, its name or operator, the object's type
   /// and this handle. Checked first: with trace off a call formats and looks up nothing.
   bool tracing() const { return core_.log->should_log(spdlog::level::trace); }
-  void trace(std::string_view op, std::string_view detail = {}) const {
+  void trace(std::string_view op, std::string_view detail = {}) const { trace(op, object_, detail); }
+  /// The same for the object a step runs on (a step of a chain runs on the step before's result).
+  void trace(std::string_view op, const Object& self, std::string_view detail = {}) const {
     if (!tracing()) return;
-    if (detail.empty()) core_.log->trace("{} on {} (handle {})", op, builtin::type_name(object_), fmt::ptr(this));
-    else core_.log->trace("{} '{}' on {} (handle {})", op, detail, builtin::type_name(object_), fmt::ptr(this));
-  }
-  void trace(std::string_view op, BinaryOp code) const {
-    if (tracing()) trace(op, builtin::to_string(code));
-  }
-  void trace(std::string_view op, UnaryOp code) const {
-    if (tracing()) trace(op, builtin::to_string(code));
+    if (detail.empty()) core_.log->trace("{} on {} (handle {})", op, builtin::type_name(self), fmt::ptr(this));
+    else core_.log->trace("{} '{}' on {} (handle {})", op, detail, builtin::type_name(self), fmt::ptr(this));
   }
 
-  /// Runs an operation whose result is a new handle, and sets it as the call's result.
-  template <class Work, class Context>
-  kj::Promise<void> run(Work work, Context& context) {
-    auto fetch = checked(context.getParams().getFetch());
-    return finish(core_.on_actor(budget_, actor_, [self = object_, work = std::move(work)](Ctx& ctx) { return work(ctx, self); },
-                                 {}, false, fetch),
-                  context);
+  /// One operation that makes a new object: a method of this interface, or a step of a chain.
+  /// Read off the wire on the loop.
+  struct Step {
+    explicit Step(wire::Handle::Step::Which k) : kind(k) {}
+    wire::Handle::Step::Which kind;
+    std::string name;              ///< attr, call
+    std::vector<Object> operands;  ///< call and invoke: the arguments; item: the key; binary: the operand
+    BinaryOp binary_op = BinaryOp::add;
+    UnaryOp unary_op = UnaryOp::neg;
+    bool reflected = false;
+  };
+
+  /// Runs `step` on `self`, owned by `actor`; with `fetch`, evaluates the result too. [loop]
+  kj::Promise<Outcome> run_step(const Step& step, const Object& self, const std::shared_ptr<Actor>& actor,
+                                wire::Handle::Fetch fetch) {
+    auto on = [&](auto work, std::vector<Object> touched = {}, bool blocking = false) {
+      return core_.on_actor(budget_, actor, std::move(work), std::move(touched), blocking, fetch);
+    };
+    switch (step.kind) {
+      case wire::Handle::Step::ATTR:
+        trace("attr", self, step.name);
+        return on([self, name = step.name](Ctx& ctx) -> Outcome { return ops::attr(ctx, self, name); });
+      case wire::Handle::Step::CALL: {
+        trace("call", self, step.name);
+        bool blocking = ops::blocking(self, step.name) || core_.learned_blocking(self.type, step.name);
+        return on([core = &core_, self, name = step.name, args = step.operands](Ctx& ctx) -> Outcome {
+          SlowWatch watch(*core, self.type, self, name);
+          return ops::call(ctx, self, name, args);
+        }, step.operands, blocking);
+      }
+      case wire::Handle::Step::INVOKE: {
+        trace("invoke", self);
+        bool blocking = ops::blocking(self) || core_.learned_blocking(invoke_key(self), "");
+        return on([core = &core_, self, args = step.operands](Ctx& ctx) -> Outcome {
+          SlowWatch watch(*core, invoke_key(self), self, "");
+          return ops::invoke(ctx, self, args);
+        }, step.operands, blocking);
+      }
+      case wire::Handle::Step::ITEM:
+        trace("item", self);
+        return on([self, key = step.operands.at(0)](Ctx& ctx) -> Outcome { return ops::item(ctx, self, key); }, step.operands);
+      case wire::Handle::Step::LEN:
+        trace("len", self);
+        return on([self](Ctx& ctx) -> Outcome { return ops::len(ctx, self); });
+      case wire::Handle::Step::BINARY:
+        if (tracing()) trace("binary", self, builtin::to_string(step.binary_op));
+        return on([self, other = step.operands.at(0), op = step.binary_op, reflected = step.reflected](Ctx& ctx) -> Outcome {
+          return ops::binary(ctx, op, self, other, reflected);
+        }, step.operands);
+      case wire::Handle::Step::UNARY:
+        if (tracing()) trace("unary", self, builtin::to_string(step.unary_op));
+        return on([self, op = step.unary_op](Ctx& ctx) -> Outcome { return ops::unary(ctx, op, self); });
+    }
+    throw to_kj(RemoteError(ErrorKind::value, "unknown step"));
   }
+
+  /// Runs the chain's steps from `i` on, the first on `self`, and answers for the last. [loop]
+  kj::Promise<void> run_chain(std::shared_ptr<std::vector<Step>> chain, std::size_t i, const Object& self,
+                              const std::shared_ptr<Actor>& actor, wire::Handle::Fetch fetch, ChainContext context) {
+    if (i + 1 == chain->size())
+      return finish(run_step((*chain)[i], self, actor, fetch), actor, context.getParams().getKeep(), context);
+    return run_step((*chain)[i], self, actor, wire::Handle::Fetch::NONE)
+        .then([this, chain, i, actor, fetch, context](Outcome o) mutable {
+          // The result in between gets no handle, but an owner as if it had one: the next step
+          // runs there.
+          bool fresh = std::holds_alternative<FreshObject>(o);
+          Object next = fresh ? std::get<FreshObject>(std::move(o)).object : take<Object>(o);
+          auto owner = core_.owner_for(next, actor, fresh);
+          return run_chain(chain, i + 1, next, owner, fetch, context);
+        });
+  }
+
+  /// Answers an operation whose result is a new object: its handle (unless `keep` is false: a
+  /// chain whose caller wants only the evaluation), and what `fetch` asked for.
   template <class Context>
-  kj::Promise<void> finish(kj::Promise<Outcome> outcome, Context& context) {
-    return outcome.then([this, context](Outcome o) mutable {
+  kj::Promise<void> finish(kj::Promise<Outcome> outcome, const std::shared_ptr<Actor>& actor, bool keep, Context& context) {
+    return outcome.then([this, actor, keep, context](Outcome o) mutable {
       auto results = context.getResults();
       if (auto* fresh = std::get_if<FreshObject>(&o)) {
-        results.setResult(core_.wrap(fresh->object, nullptr, budget_, true));
+        if (keep) results.setResult(core_.wrap(fresh->object, nullptr, budget_, true));
       } else if (auto* f = std::get_if<Fetched>(&o)) {
         // Objects inside the value belong to the result's actor (a new one for a fresh result).
-        auto owner = f->fresh ? std::make_shared<Actor>(core_.pool) : actor_;
-        results.setResult(core_.wrap(f->object, owner, budget_));
+        auto owner = f->fresh ? std::make_shared<Actor>(core_.pool) : actor;
+        if (keep) results.setResult(core_.wrap(f->object, owner, budget_));
         if (auto* plain = std::get_if<Plain>(&f->value)) core_.encode(results.initValue(), *plain, owner, budget_);
         else if (auto* text = std::get_if<std::string>(&f->value)) results.setText(*text);
         else results.setTruth(std::get<bool>(f->value));
-      } else {
-        results.setResult(core_.wrap(take<Object>(o), actor_, budget_));
+      } else if (keep) {
+        results.setResult(core_.wrap(take<Object>(o), actor, budget_));
       }
     });
   }
@@ -649,6 +748,10 @@ wire::Handle::Client ServerCore::wrap(const Object& object, const std::shared_pt
   if (budget->handles >= options.max_handles_per_connection)
     throw to_kj(RemoteError(ErrorKind::overloaded, "too many live handles on this connection (limit " +
                                                        std::to_string(options.max_handles_per_connection) + ")"));
+  return kj().caps.add(kj::heap<HandleServer>(*this, object, owner_for(object, actor, fresh), budget));
+}
+
+std::shared_ptr<Actor> ServerCore::owner_for(const Object& object, const std::shared_ptr<Actor>& actor, bool fresh) {
   std::shared_ptr<Actor> owner = actor;
   if (fresh || !owner) owner = std::make_shared<Actor>(pool);
   if (!immutable(object)) {
@@ -657,7 +760,7 @@ wire::Handle::Client ServerCore::wrap(const Object& object, const std::shared_pt
     if (existing != owner && !fresh && existing->root() != owner->root()) Actor::merge_and_post(owner, {existing}, [] {});
     owner = std::move(existing);
   }
-  return kj().caps.add(kj::heap<HandleServer>(*this, object, std::move(owner), budget));
+  return owner;
 }
 
 kj::Promise<std::pair<Object, std::shared_ptr<Actor>>> ServerCore::unwrap(wire::Handle::Client cap) {

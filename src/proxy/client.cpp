@@ -198,12 +198,44 @@ void ClientConnection::send_deferred() {
   sending_deferred_ = false;
 }
 
-kj::Maybe<kj::Promise<Value>> ClientConnection::fetch_deferred(std::uint64_t id, wire::Handle::Fetch kind) {
+kj::Maybe<kj::Promise<Value>> ClientConnection::fetch_deferred(std::uint64_t id, wire::Handle::Fetch kind, bool keep) {
   if (sending_deferred_ || deferred_.empty() || deferred_.back().id != id) return nullptr;
-  auto d = std::move(deferred_.back());
-  deferred_.pop_back();
+  // The steps at the end made each on the one before, whose handles only that next step holds.
+  std::size_t first = deferred_.size() - 1;
+  while (first > 0 && deferred_.size() - first < max_chain_steps) {
+    const auto& parent = deferred_[first].parent;
+    if (deferred_[first - 1].id != parent->id || parent.use_count() != 1) break;
+    --first;
+  }
+  std::vector<Deferred> run(std::make_move_iterator(deferred_.begin() + static_cast<std::ptrdiff_t>(first)),
+                            std::make_move_iterator(deferred_.end()));
+  deferred_.erase(deferred_.begin() + static_cast<std::ptrdiff_t>(first), deferred_.end());
   send_deferred();
-  return send_step(d, kind);
+  if (run.size() == 1 && keep) return send_step(run.front(), kind);
+  return send_chain(run, kind, keep);
+}
+
+namespace {
+/// What an answer carries for `fetch`, as a Value.
+template <class Response>
+Value fetched_value(ClientConnection& c, Response& response, wire::Handle::Fetch fetch) {
+  if (fetch == wire::Handle::Fetch::TEXT) {
+    auto t = response.getText();
+    return Value(std::string(t.cStr(), t.size()));
+  }
+  if (fetch == wire::Handle::Fetch::TRUTH) return Value(response.getTruth());
+  return c.decode(response.getValue());
+}
+}  // namespace
+
+template <class Request>
+kj::Maybe<kj::Promise<Value>> ClientConnection::send_request(std::uint64_t id, Request& request, wire::Handle::Fetch fetch,
+                                                             bool keep) {
+  request.setFetch(fetch);
+  auto promise = request.send();
+  if (keep) set_cap(id, promise.getResult());
+  if (fetch == wire::Handle::Fetch::NONE) return nullptr;
+  return promise.then([conn = shared_from_this(), fetch](auto response) { return fetched_value(*conn, response, fetch); });
 }
 
 kj::Maybe<kj::Promise<Value>> ClientConnection::send_step(Deferred& d, wire::Handle::Fetch fetch) {
@@ -213,9 +245,101 @@ kj::Maybe<kj::Promise<Value>> ClientConnection::send_step(Deferred& d, wire::Han
     return nullptr;
   };
   try {
-    auto sent = d.step(*this, find_cap(d.parent->id), fetch);
-    set_cap(d.id, kj::mv(sent.cap));
-    return kj::mv(sent.value);
+    auto& parent = find_cap(d.parent->id);
+    const auto& step = d.step;
+    auto encode_all = [&](capnp::List<wire::Value>::Builder out) {
+      for (unsigned i = 0; i < out.size(); ++i) encode(out[i], step.operands[i]);
+    };
+    auto count = static_cast<unsigned>(step.operands.size());
+    switch (step.kind) {
+      case wire::Handle::Step::ATTR: {
+        auto request = parent.attrRequest();
+        request.setName(step.name);
+        return send_request(d.id, request, fetch);
+      }
+      case wire::Handle::Step::CALL: {
+        auto request = parent.callRequest();
+        request.setName(step.name);
+        encode_all(request.initArgs(count));
+        return send_request(d.id, request, fetch);
+      }
+      case wire::Handle::Step::INVOKE: {
+        auto request = parent.invokeRequest();
+        encode_all(request.initArgs(count));
+        return send_request(d.id, request, fetch);
+      }
+      case wire::Handle::Step::ITEM: {
+        auto request = parent.itemRequest();
+        encode(request.initKey(), step.operands.at(0));
+        return send_request(d.id, request, fetch);
+      }
+      case wire::Handle::Step::LEN: {
+        auto request = parent.lenRequest();
+        return send_request(d.id, request, fetch);
+      }
+      case wire::Handle::Step::BINARY: {
+        auto request = parent.binaryRequest();
+        request.setOp(step.binary_op);
+        request.setReflected(step.reflected);
+        encode(request.initOperand(), step.operands.at(0));
+        return send_request(d.id, request, fetch);
+      }
+      case wire::Handle::Step::UNARY: {
+        auto request = parent.unaryRequest();
+        request.setOp(step.unary_op);
+        return send_request(d.id, request, fetch);
+      }
+    }
+    throw RemoteError(ErrorKind::type, "unknown step");
+  } catch (RemoteError& e) {
+    return broken(to_kj(e));
+  } catch (kj::Exception& e) {
+    return broken(kj::mv(e));
+  }
+}
+
+void ClientConnection::encode_step(wire::Handle::Step::Builder out, const Step& step) {
+  auto encode_all = [&](capnp::List<wire::Value>::Builder list) {
+    for (unsigned i = 0; i < list.size(); ++i) encode(list[i], step.operands[i]);
+  };
+  auto count = static_cast<unsigned>(step.operands.size());
+  switch (step.kind) {
+    case wire::Handle::Step::ATTR: out.setAttr(step.name); return;
+    case wire::Handle::Step::CALL: {
+      auto call = out.initCall();
+      call.setName(step.name);
+      encode_all(call.initArgs(count));
+      return;
+    }
+    case wire::Handle::Step::INVOKE: encode_all(out.initInvoke(count)); return;
+    case wire::Handle::Step::ITEM: encode(out.initItem(), step.operands.at(0)); return;
+    case wire::Handle::Step::LEN: out.setLen(); return;
+    case wire::Handle::Step::BINARY: {
+      auto binary = out.initBinary();
+      binary.setOp(step.binary_op);
+      binary.setReflected(step.reflected);
+      encode(binary.initOperand(), step.operands.at(0));
+      return;
+    }
+    case wire::Handle::Step::UNARY: out.setUnary(step.unary_op); return;
+  }
+  throw RemoteError(ErrorKind::type, "unknown step");
+}
+
+kj::Promise<Value> ClientConnection::send_chain(std::vector<Deferred>& run, wire::Handle::Fetch fetch, bool keep) {
+  auto id = run.back().id;
+  auto broken = [&](kj::Exception e) -> kj::Promise<Value> {
+    if (keep) set_cap(id, wire::Handle::Client(capnp::newBrokenCap(kj::cp(e))));
+    return kj::mv(e);
+  };
+  try {
+    auto request = find_cap(run.front().parent->id).chainRequest();
+    auto steps = request.initSteps(static_cast<unsigned>(run.size()));
+    for (unsigned i = 0; i < steps.size(); ++i) encode_step(steps[i], run[i].step);
+    request.setKeep(keep);
+    // The handles in between get no capability: nobody holds them.
+    KJ_IF_MAYBE(value, send_request(id, request, fetch, keep)) { return kj::mv(*value); }
+    return Value(None{});  // not reached: a chain is sent for an evaluation
   } catch (RemoteError& e) {
     return broken(to_kj(e));
   } catch (kj::Exception& e) {

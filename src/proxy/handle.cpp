@@ -11,43 +11,53 @@ using detail::ClientConnection;
 wire::BinaryOp to_wire(BinaryOp op) { return static_cast<wire::BinaryOp>(static_cast<int>(op)); }
 wire::UnaryOp to_wire(UnaryOp op) { return static_cast<wire::UnaryOp>(static_cast<int>(op)); }
 
-std::shared_ptr<detail::HandleState> require(const std::shared_ptr<detail::HandleState>& state) {
+using Step = ClientConnection::Step;
+
+std::shared_ptr<detail::HandleState> require(std::shared_ptr<detail::HandleState> state) {
   if (!state) throw RemoteError(ErrorKind::disconnected, "empty handle");
   return state;
 }
 
-/// A new handle whose capability is `step(connection, parent capability, fetch)`: a pipelined
-/// request, made on the connection's loop (deferred briefly, so that an evaluation right behind
-/// it can fetch the value in the same call). A failure to build the request (a bad argument)
-/// breaks the new handle with that error, which surfaces at its evaluation.
-template <class Step>
-Handle derive(const std::shared_ptr<detail::HandleState>& parent, Step step) {
+/// A new handle made by `step` on `parent`: a pipelined request, made on the connection's loop
+/// (deferred briefly, so that an evaluation right behind it can fetch the value in the same
+/// call, and steps nobody else holds can go as one chain). A failure to build the request (a
+/// bad argument) breaks the new handle with that error, which surfaces at its evaluation.
+/// `parent` is taken by value: a temporary handle gives its reference to the step.
+Handle derive(std::shared_ptr<detail::HandleState> parent, Step step) {
   if (!parent) return Handle{};
-  auto& c = parent->connection;
+  auto c = parent->connection;
   auto state = c->new_handle();
-  c->loop()->run([c, parent, id = state->id, step = std::move(step)]() mutable {
-    c->defer(id, parent, std::move(step));
+  c->loop()->run([c, parent = std::move(parent), id = state->id, step = std::move(step)]() mutable {
+    c->defer(id, std::move(parent), std::move(step));
   });
   return Handle::from_state(std::move(state));
 }
 
-/// Sends a step's request, with `fetch` set if asked: then the answer also carries the
-/// evaluation (a Value; text for str, a bool for truthy).
-template <class Request>
-ClientConnection::Sent send_step(ClientConnection& c, Request& request, wire::Handle::Fetch fetch) {
-  request.setFetch(fetch);
-  auto promise = request.send();
-  ClientConnection::Sent sent{promise.getResult(), nullptr};
-  if (fetch != wire::Handle::Fetch::NONE)
-    sent.value = promise.then([conn = c.shared_from_this(), fetch](auto response) -> Value {
-      if (fetch == wire::Handle::Fetch::TEXT) {
-        auto t = response.getText();
-        return Value(std::string(t.cStr(), t.size()));
-      }
-      if (fetch == wire::Handle::Fetch::TRUTH) return Value(response.getTruth());
-      return conn->decode(response.getValue());
-    });
-  return sent;
+Step named(wire::Handle::Step::Which kind, std::string_view name, std::vector<Value> operands = {}) {
+  Step step(kind);
+  step.name = std::string(name);
+  step.operands = std::move(operands);
+  return step;
+}
+
+Step with_operands(wire::Handle::Step::Which kind, std::vector<Value> operands) {
+  Step step(kind);
+  step.operands = std::move(operands);
+  return step;
+}
+
+Step binary_step(BinaryOp op, Value operand, bool reflected) {
+  Step step(wire::Handle::Step::BINARY);
+  step.binary_op = to_wire(op);
+  step.reflected = reflected;
+  step.operands.push_back(std::move(operand));
+  return step;
+}
+
+Step unary_step(UnaryOp op) {
+  Step step(wire::Handle::Step::UNARY);
+  step.unary_op = to_wire(op);
+  return step;
 }
 
 /// Awaits `send(connection, capability) -> kj::Promise<T>` for this handle.
@@ -61,28 +71,45 @@ asio::awaitable<T> evaluate(const std::shared_ptr<detail::HandleState>& state, S
 
 /// Awaits this handle's evaluation of `kind`: carried by the step that makes the handle when
 /// that step is still held back (see ClientConnection::defer), else its own call,
-/// `send(connection, capability)`. `convert` turns the carried Value into a T.
+/// `send(connection, capability)`. `convert` turns the carried Value into a T. `state` is taken
+/// by value: when the evaluation holds the only reference (a temporary handle), the step is
+/// sent without asking for a capability.
 template <class T, class Convert, class Send>
-asio::awaitable<T> evaluate_fetched(const std::shared_ptr<detail::HandleState>& state, wire::Handle::Fetch kind,
-                                    Convert convert, Send send) {
-  auto s = require(state);
-  return s->connection->evaluate<T>(
-      [s, kind, convert = std::move(convert), send = std::move(send)](ClientConnection& c) mutable -> kj::Promise<T> {
-        auto fetched = c.fetch_deferred(s->id, kind);
-        KJ_IF_MAYBE(value, fetched) { return value->then(kj::mv(convert)); }
+asio::awaitable<T> evaluate_fetched(std::shared_ptr<detail::HandleState> state, wire::Handle::Fetch kind, Convert convert,
+                                    Send send) {
+  auto s = require(std::move(state));
+  auto& connection = s->connection;
+  return connection->template evaluate<T>(
+      [s = std::move(s), kind, convert = std::move(convert), send = std::move(send)](ClientConnection& c) mutable -> kj::Promise<T> {
+        auto fetched = c.fetch_deferred(s->id, kind, s.use_count() > 1);
+        KJ_IF_MAYBE(value, fetched) {
+          return value->then([convert](Value v) { return convert(std::move(v)); });
+        }
         return send(c, c.cap(s->id));
       });
 }
 
-}  // namespace
+Value get_value(Value v) { return v; }
+std::string text_value(Value v) { return v.as<std::string>(); }
+bool truth_value(Value v) { return v.as<bool>(); }
 
-Handle Handle::attr(std::string_view name) const {
-  return derive(state_, [name = std::string(name)](ClientConnection& c, wire::Handle::Client& cap, wire::Handle::Fetch fetch) {
-    auto request = cap.attrRequest();
-    request.setName(name);
-    return send_step(c, request, fetch);
+kj::Promise<Value> send_get(ClientConnection& c, wire::Handle::Client& cap) {
+  return cap.getRequest().send().then([conn = c.shared_from_this()](auto response) { return conn->decode(response.getValue()); });
+}
+kj::Promise<std::string> send_str(ClientConnection&, wire::Handle::Client& cap) {
+  return cap.strRequest().send().then([](auto response) {
+    auto t = response.getText();
+    return std::string(t.cStr(), t.size());
   });
 }
+kj::Promise<bool> send_truthy(ClientConnection&, wire::Handle::Client& cap) {
+  return cap.truthyRequest().send().then([](auto response) { return response.getValue(); });
+}
+
+}  // namespace
+
+Handle Handle::attr(std::string_view name) const& { return derive(state_, named(wire::Handle::Step::ATTR, name)); }
+Handle Handle::attr(std::string_view name) && { return derive(std::move(state_), named(wire::Handle::Step::ATTR, name)); }
 
 asio::awaitable<void> Handle::set(std::string_view name, Value value) const {
   return detail::discard(evaluate<None>(state_, [name = std::string(name), value = std::move(value)](ClientConnection& c,
@@ -94,31 +121,23 @@ asio::awaitable<void> Handle::set(std::string_view name, Value value) const {
   }));
 }
 
-Handle Handle::call_list(std::string_view name, std::vector<Value> args) const {
-  return derive(state_, [name = std::string(name), args = std::move(args)](ClientConnection& c, wire::Handle::Client& cap, wire::Handle::Fetch fetch) {
-    auto request = cap.callRequest();
-    request.setName(name);
-    auto list = request.initArgs(static_cast<unsigned>(args.size()));
-    for (unsigned i = 0; i < args.size(); ++i) c.encode(list[i], args[i]);
-    return send_step(c, request, fetch);
-  });
+Handle Handle::call_list(std::string_view name, std::vector<Value> args) const& {
+  return derive(state_, named(wire::Handle::Step::CALL, name, std::move(args)));
+}
+Handle Handle::call_list(std::string_view name, std::vector<Value> args) && {
+  return derive(std::move(state_), named(wire::Handle::Step::CALL, name, std::move(args)));
 }
 
-Handle Handle::invoke_list(std::vector<Value> args) const {
-  return derive(state_, [args = std::move(args)](ClientConnection& c, wire::Handle::Client& cap, wire::Handle::Fetch fetch) {
-    auto request = cap.invokeRequest();
-    auto list = request.initArgs(static_cast<unsigned>(args.size()));
-    for (unsigned i = 0; i < args.size(); ++i) c.encode(list[i], args[i]);
-    return send_step(c, request, fetch);
-  });
+Handle Handle::invoke_list(std::vector<Value> args) const& {
+  return derive(state_, with_operands(wire::Handle::Step::INVOKE, std::move(args)));
+}
+Handle Handle::invoke_list(std::vector<Value> args) && {
+  return derive(std::move(state_), with_operands(wire::Handle::Step::INVOKE, std::move(args)));
 }
 
-Handle Handle::item(Value key) const {
-  return derive(state_, [key = std::move(key)](ClientConnection& c, wire::Handle::Client& cap, wire::Handle::Fetch fetch) {
-    auto request = cap.itemRequest();
-    c.encode(request.initKey(), key);
-    return send_step(c, request, fetch);
-  });
+Handle Handle::item(Value key) const& { return derive(state_, with_operands(wire::Handle::Step::ITEM, {std::move(key)})); }
+Handle Handle::item(Value key) && {
+  return derive(std::move(state_), with_operands(wire::Handle::Step::ITEM, {std::move(key)}));
 }
 
 asio::awaitable<void> Handle::set_item(Value key, Value value) const {
@@ -131,54 +150,38 @@ asio::awaitable<void> Handle::set_item(Value key, Value value) const {
   }));
 }
 
-Handle Handle::len() const {
-  return derive(state_, [](ClientConnection& c, wire::Handle::Client& cap, wire::Handle::Fetch fetch) {
-    auto request = cap.lenRequest();
-    return send_step(c, request, fetch);
-  });
+Handle Handle::len() const& { return derive(state_, Step(wire::Handle::Step::LEN)); }
+Handle Handle::len() && { return derive(std::move(state_), Step(wire::Handle::Step::LEN)); }
+
+Handle Handle::binary(BinaryOp op, Value operand, bool reflected) const& {
+  return derive(state_, binary_step(op, std::move(operand), reflected));
+}
+Handle Handle::binary(BinaryOp op, Value operand, bool reflected) && {
+  return derive(std::move(state_), binary_step(op, std::move(operand), reflected));
 }
 
-Handle Handle::binary(BinaryOp op, Value operand, bool reflected) const {
-  return derive(state_, [op, operand = std::move(operand), reflected](ClientConnection& c, wire::Handle::Client& cap, wire::Handle::Fetch fetch) {
-    auto request = cap.binaryRequest();
-    request.setOp(to_wire(op));
-    request.setReflected(reflected);
-    c.encode(request.initOperand(), operand);
-    return send_step(c, request, fetch);
-  });
+Handle Handle::unary(UnaryOp op) const& { return derive(state_, unary_step(op)); }
+Handle Handle::unary(UnaryOp op) && { return derive(std::move(state_), unary_step(op)); }
+
+asio::awaitable<Value> Handle::get() const& {
+  return evaluate_fetched<Value>(state_, wire::Handle::Fetch::VALUE, get_value, send_get);
+}
+asio::awaitable<Value> Handle::get() && {
+  return evaluate_fetched<Value>(std::move(state_), wire::Handle::Fetch::VALUE, get_value, send_get);
 }
 
-Handle Handle::unary(UnaryOp op) const {
-  return derive(state_, [op](ClientConnection& c, wire::Handle::Client& cap, wire::Handle::Fetch fetch) {
-    auto request = cap.unaryRequest();
-    request.setOp(to_wire(op));
-    return send_step(c, request, fetch);
-  });
+asio::awaitable<std::string> Handle::str() const& {
+  return evaluate_fetched<std::string>(state_, wire::Handle::Fetch::TEXT, text_value, send_str);
+}
+asio::awaitable<std::string> Handle::str() && {
+  return evaluate_fetched<std::string>(std::move(state_), wire::Handle::Fetch::TEXT, text_value, send_str);
 }
 
-asio::awaitable<Value> Handle::get() const {
-  return evaluate_fetched<Value>(state_, wire::Handle::Fetch::VALUE, [](Value v) { return v; },
-                                 [](ClientConnection& c, wire::Handle::Client& cap) {
-                                   return cap.getRequest().send().then(
-                                       [conn = c.shared_from_this()](auto response) { return conn->decode(response.getValue()); });
-                                 });
+asio::awaitable<bool> Handle::truthy() const& {
+  return evaluate_fetched<bool>(state_, wire::Handle::Fetch::TRUTH, truth_value, send_truthy);
 }
-
-asio::awaitable<std::string> Handle::str() const {
-  return evaluate_fetched<std::string>(state_, wire::Handle::Fetch::TEXT, [](Value v) { return v.as<std::string>(); },
-                                       [](ClientConnection&, wire::Handle::Client& cap) {
-                                         return cap.strRequest().send().then([](auto response) {
-                                           auto t = response.getText();
-                                           return std::string(t.cStr(), t.size());
-                                         });
-                                       });
-}
-
-asio::awaitable<bool> Handle::truthy() const {
-  return evaluate_fetched<bool>(state_, wire::Handle::Fetch::TRUTH, [](Value v) { return v.as<bool>(); },
-                                [](ClientConnection&, wire::Handle::Client& cap) {
-                                  return cap.truthyRequest().send().then([](auto response) { return response.getValue(); });
-                                });
+asio::awaitable<bool> Handle::truthy() && {
+  return evaluate_fetched<bool>(std::move(state_), wire::Handle::Fetch::TRUTH, truth_value, send_truthy);
 }
 
 asio::awaitable<Description> Handle::describe() const {

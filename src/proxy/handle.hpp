@@ -52,40 +52,65 @@ class Handle {
   /// An empty handle: every operation on it fails with a disconnected error.
   Handle() = default;
 
+  // Each operation comes in two forms. On a temporary (`h.call("f").attr("x")`, the handle
+  // `call` made) the handle gives its reference to the new step: a chain whose handles in
+  // between nobody holds is sent as one call, and an evaluation of a temporary asks for no
+  // capability back. On a handle you keep, the step is pipelined on it.
+
   /// Reads attribute `name`.
-  [[nodiscard]] Handle attr(std::string_view name) const;
+  [[nodiscard]] Handle attr(std::string_view name) const&;
+  [[nodiscard]] Handle attr(std::string_view name) &&;
   /// Writes attribute `name`. Completes once the server has written it.
   [[nodiscard]] asio::awaitable<void> set(std::string_view name, Value value) const;
 
   /// Calls method `name` with the given arguments (plain values or handles).
   template <class... A>
-  [[nodiscard]] Handle call(std::string_view name, A&&... args) const {
+  [[nodiscard]] Handle call(std::string_view name, A&&... args) const& {
     return call_list(name, {Value(std::forward<A>(args))...});
   }
-  [[nodiscard]] Handle call_list(std::string_view name, std::vector<Value> args) const;
+  template <class... A>
+  [[nodiscard]] Handle call(std::string_view name, A&&... args) && {
+    return std::move(*this).call_list(name, {Value(std::forward<A>(args))...});
+  }
+  [[nodiscard]] Handle call_list(std::string_view name, std::vector<Value> args) const&;
+  [[nodiscard]] Handle call_list(std::string_view name, std::vector<Value> args) &&;
 
   /// Calls the object itself: a class handle constructs, a function handle runs.
   template <class... A>
-  [[nodiscard]] Handle operator()(A&&... args) const {
+  [[nodiscard]] Handle operator()(A&&... args) const& {
     return invoke_list({Value(std::forward<A>(args))...});
   }
-  [[nodiscard]] Handle invoke_list(std::vector<Value> args) const;
+  template <class... A>
+  [[nodiscard]] Handle operator()(A&&... args) && {
+    return std::move(*this).invoke_list({Value(std::forward<A>(args))...});
+  }
+  [[nodiscard]] Handle invoke_list(std::vector<Value> args) const&;
+  [[nodiscard]] Handle invoke_list(std::vector<Value> args) &&;
 
   /// Item access: `h[key]`, `h[key] = value`, `len(h)`.
-  [[nodiscard]] Handle item(Value key) const;
+  [[nodiscard]] Handle item(Value key) const&;
+  [[nodiscard]] Handle item(Value key) &&;
   [[nodiscard]] asio::awaitable<void> set_item(Value key, Value value) const;
-  [[nodiscard]] Handle len() const;
+  [[nodiscard]] Handle len() const&;
+  [[nodiscard]] Handle len() &&;
 
   /// Applies a binary operator. `reflected` puts `operand` on the left (`4 + h`).
-  [[nodiscard]] Handle binary(BinaryOp op, Value operand, bool reflected = false) const;
-  [[nodiscard]] Handle unary(UnaryOp op) const;
+  [[nodiscard]] Handle binary(BinaryOp op, Value operand, bool reflected = false) const&;
+  [[nodiscard]] Handle binary(BinaryOp op, Value operand, bool reflected = false) &&;
+  [[nodiscard]] Handle unary(UnaryOp op) const&;
+  [[nodiscard]] Handle unary(UnaryOp op) &&;
 
   /// Evaluation: waits for the chain and copies the result to the client.
   template <class T>
-  [[nodiscard]] asio::awaitable<T> as() const;
-  [[nodiscard]] asio::awaitable<Value> get() const;
-  [[nodiscard]] asio::awaitable<std::string> str() const;
-  [[nodiscard]] asio::awaitable<bool> truthy() const;
+  [[nodiscard]] asio::awaitable<T> as() const&;
+  template <class T>
+  [[nodiscard]] asio::awaitable<T> as() &&;
+  [[nodiscard]] asio::awaitable<Value> get() const&;
+  [[nodiscard]] asio::awaitable<Value> get() &&;
+  [[nodiscard]] asio::awaitable<std::string> str() const&;
+  [[nodiscard]] asio::awaitable<std::string> str() &&;
+  [[nodiscard]] asio::awaitable<bool> truthy() const&;
+  [[nodiscard]] asio::awaitable<bool> truthy() &&;
   [[nodiscard]] asio::awaitable<Description> describe() const;
 
   /// True unless default-constructed.
@@ -108,14 +133,18 @@ namespace detail {
 // from is gone (a member coroutine would keep `this`).
 template <class T>
 asio::awaitable<T> evaluate_as(Handle handle) {
-  Value value = co_await handle.get();
+  Value value = co_await std::move(handle).get();
   co_return value.template as<T>();
 }
 }  // namespace detail
 
 template <class T>
-asio::awaitable<T> Handle::as() const {
+asio::awaitable<T> Handle::as() const& {
   return detail::evaluate_as<T>(*this);
+}
+template <class T>
+asio::awaitable<T> Handle::as() && {
+  return detail::evaluate_as<T>(std::move(*this));
 }
 
 namespace detail {
@@ -124,15 +153,29 @@ template <class T>
 concept operand = std::constructible_from<Value, T> && !std::same_as<std::remove_cvref_t<T>, Handle>;
 }  // namespace detail
 
-#define REMOTEABLE_BINARY_OPERATOR(sym, op)                                                \
-  inline Handle operator sym(const Handle& a, const Handle& b) { return a.binary(op, Value(b)); } \
-  template <detail::operand T>                                                            \
-  Handle operator sym(const Handle& a, T&& b) {                                           \
-    return a.binary(op, Value(std::forward<T>(b)));                                       \
-  }                                                                                       \
-  template <detail::operand T>                                                            \
-  Handle operator sym(T&& a, const Handle& b) {                                           \
-    return b.binary(op, Value(std::forward<T>(a)), true);                                 \
+// A temporary handle on the left (or, reflected, on the right) gives its reference to the step,
+// as the members' && forms do. Every pairing of handle kinds is spelled out: C++20 would
+// otherwise consider `b == a` reversed for `a == b`, and these do not return bool.
+#define REMOTEABLE_BINARY_OPERATOR(sym, op)                                                         \
+  inline Handle operator sym(const Handle& a, const Handle& b) { return a.binary(op, Value(b)); }   \
+  inline Handle operator sym(Handle&& a, const Handle& b) { return std::move(a).binary(op, Value(b)); } \
+  inline Handle operator sym(const Handle& a, Handle&& b) { return a.binary(op, Value(std::move(b))); } \
+  inline Handle operator sym(Handle&& a, Handle&& b) { return std::move(a).binary(op, Value(std::move(b))); } \
+  template <detail::operand T>                                                                     \
+  Handle operator sym(const Handle& a, T&& b) {                                                    \
+    return a.binary(op, Value(std::forward<T>(b)));                                                \
+  }                                                                                                \
+  template <detail::operand T>                                                                     \
+  Handle operator sym(Handle&& a, T&& b) {                                                         \
+    return std::move(a).binary(op, Value(std::forward<T>(b)));                                     \
+  }                                                                                                \
+  template <detail::operand T>                                                                     \
+  Handle operator sym(T&& a, const Handle& b) {                                                    \
+    return b.binary(op, Value(std::forward<T>(a)), true);                                          \
+  }                                                                                                \
+  template <detail::operand T>                                                                     \
+  Handle operator sym(T&& a, Handle&& b) {                                                         \
+    return std::move(b).binary(op, Value(std::forward<T>(a)), true);                               \
   }
 
 REMOTEABLE_BINARY_OPERATOR(+, BinaryOp::add)
@@ -156,5 +199,8 @@ REMOTEABLE_BINARY_OPERATOR(>=, BinaryOp::ge)
 inline Handle operator-(const Handle& h) { return h.unary(UnaryOp::neg); }
 inline Handle operator~(const Handle& h) { return h.unary(UnaryOp::invert); }
 inline Handle operator!(const Handle& h) { return h.unary(UnaryOp::logical_not); }
+inline Handle operator-(Handle&& h) { return std::move(h).unary(UnaryOp::neg); }
+inline Handle operator~(Handle&& h) { return std::move(h).unary(UnaryOp::invert); }
+inline Handle operator!(Handle&& h) { return std::move(h).unary(UnaryOp::logical_not); }
 
 }  // namespace remoteable

@@ -9,6 +9,9 @@
 
 namespace remoteable::detail {
 
+/// The most steps one Handle.chain call may carry (the client splits a longer chain).
+inline constexpr std::size_t max_chain_steps = 1024;
+
 /// True if `list` (a List of structs) claims elements of no size. Such a list costs a few bytes
 /// on the wire however many elements it claims, and Cap'n Proto charges it only one word per
 /// element against the traversal limit, so one small message could decode as millions of values.

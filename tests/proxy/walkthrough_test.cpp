@@ -34,6 +34,29 @@ TEST_CASE("every step of the walkthrough gives the seed's values") {
   CHECK(t.run(root.attr("value").as<std::int64_t>()) == 5);
 }
 
+namespace {
+/// Calls the client wrote before the first return arrived, calls in all, and returns in all,
+/// for what `t` did since the trace was cleared.
+struct Counted {
+  std::size_t before_first_return = 0, calls = 0, returns = 0;
+};
+Counted count_calls(Connected& t) {
+  Counted n;
+  bool returned = false;
+  for (auto& e : t.client.wire_trace()) {
+    if (!e.outgoing && e.kind == "return") {
+      returned = true;
+      ++n.returns;
+    }
+    if (e.outgoing && e.kind == "call") {
+      ++n.calls;
+      if (!returned) ++n.before_first_return;
+    }
+  }
+  return n;
+}
+}  // namespace
+
 TEST_CASE("a pipelined chain writes all its calls before any return arrives") {
   remoteable::ClientOptions options;
   options.trace_wire = true;
@@ -43,23 +66,30 @@ TEST_CASE("a pipelined chain writes all its calls before any return arrives") {
   t.client.clear_wire_trace();
   auto before = t.client.wire_stats();
 
-  auto value = t.run((root.call("child", 0).attr("value") + 4).as<std::int64_t>());
-  CHECK(value == 6);
-
-  auto trace = t.client.wire_trace();
-  std::size_t calls_before_first_return = 0;
-  for (auto& e : trace) {
-    if (!e.outgoing && e.kind == "return") break;
-    if (e.outgoing && e.kind == "call") ++calls_before_first_return;
+  SECTION("handles kept in between: each step is a call, pipelined on the one before") {
+    auto child = root.call("child", 0);
+    auto value = child.attr("value");
+    auto sum = value + 4;
+    CHECK(t.run(sum.as<std::int64_t>()) == 6);
+    // Four operations: call child, attr value, binary +, and the evaluation, which rides in the
+    // last step (its answer carries the value): three calls, all on the wire before the first
+    // return, and no other call.
+    auto n = count_calls(t);
+    CHECK(n.before_first_return == 3);
+    CHECK(n.calls == 3);
+    CHECK(t.client.wire_stats().calls_sent - before.calls_sent == 3);
+    CHECK(n.returns == 3);
   }
-  // Four operations: call child, attr value, binary +, and the evaluation, which rides in the
-  // last step (its answer carries the value): three calls, all on the wire before the first
-  // return, and no other call.
-  CHECK(calls_before_first_return == 3);
-  CHECK(t.client.wire_stats().calls_sent - before.calls_sent == 3);
-  std::size_t returns = 0;
-  for (auto& e : trace) returns += !e.outgoing && e.kind == "return";
-  CHECK(returns == 3);
+  SECTION("nothing held in between: the steps travel as one chain call") {
+    // The walkthrough's expression: the handles that call and attr make are temporaries, so
+    // the three steps and the evaluation go in one Handle.chain call, with one return.
+    CHECK(t.run((root.call("child", 0).attr("value") + 4).as<std::int64_t>()) == 6);
+    auto n = count_calls(t);
+    CHECK(n.before_first_return == 1);
+    CHECK(n.calls == 1);
+    CHECK(t.client.wire_stats().calls_sent - before.calls_sent == 1);
+    CHECK(n.returns == 1);
+  }
 }
 
 TEST_CASE("a pipelined chain goes out in one socket write") {
@@ -71,15 +101,27 @@ TEST_CASE("a pipelined chain goes out in one socket write") {
   t.context.poll();
   auto before = t.client.wire_stats();
   std::optional<std::int64_t> value;
-  asio::co_spawn(t.context, [](remoteable::Handle root, std::optional<std::int64_t>* out) -> asio::awaitable<void> {
-    *out = co_await (root.call("child", 0).attr("value") + 4).as<std::int64_t>();
-  }(root, &value), asio::detached);
+  std::size_t calls = 0;
+  SECTION("as one chain call") {
+    asio::co_spawn(t.context, [](remoteable::Handle root, std::optional<std::int64_t>* out) -> asio::awaitable<void> {
+      *out = co_await (root.call("child", 0).attr("value") + 4).as<std::int64_t>();
+    }(root, &value), asio::detached);
+    calls = 1;  // child, value, + and the value: one chain
+  }
+  SECTION("as three pipelined calls") {
+    asio::co_spawn(t.context, [](remoteable::Handle root, std::optional<std::int64_t>* out) -> asio::awaitable<void> {
+      auto child = root.call("child", 0);
+      auto value = child.attr("value");
+      *out = co_await (value + 4).as<std::int64_t>();
+    }(root, &value), asio::detached);
+    calls = 3;  // child, value, + with the value
+  }
   // Run until the first write: by then every call of the chain is in it.
   t.context.restart();
   for (int i = 0; i < 1000 && t.client.wire_stats().writes == before.writes; ++i) t.context.run_one_for(std::chrono::milliseconds(20));
   auto at_first_write = t.client.wire_stats();
   CHECK(at_first_write.writes - before.writes == 1);
-  CHECK(at_first_write.calls_sent - before.calls_sent == 3);  // child, value, + with the value
+  CHECK(at_first_write.calls_sent - before.calls_sent == calls);
   // And the answer is right.
   for (int i = 0; i < 1000 && !value; ++i) t.context.run_one_for(std::chrono::milliseconds(20));
   CHECK(value == 6);

@@ -111,6 +111,9 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   /// connection's budget. [loop]
   wire::Handle::Client wrap(const Object& object, const std::shared_ptr<Actor>& actor,
                             const std::shared_ptr<Budget>& budget, bool fresh = false);
+  /// The actor that owns `object` reached from `actor` (a new one when `fresh` or none): an
+  /// object already owned keeps its owner, merged with `actor` (DESIGN §4 rules 1-2). [loop]
+  std::shared_ptr<Actor> owner_for(const Object& object, const std::shared_ptr<Actor>& actor, bool fresh);
   /// The object behind a capability that this server created; throws a type error for others. [loop]
   kj::Promise<std::pair<Object, std::shared_ptr<Actor>>> unwrap(wire::Handle::Client cap);
 

@@ -14,6 +14,8 @@
 #include <atomic>
 #include <deque>
 #include <functional>
+#include <string>
+#include <vector>
 #include <memory>
 #include <unordered_map>
 
@@ -109,12 +111,17 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   /// are destroyed. For an io_context that is destroyed (its thread, not a loop handler).
   void abandon();
 
-  /// A derived handle's step, as sent: the result capability, and with `fetch` its value.
-  struct Sent {
-    wire::Handle::Client cap;
-    kj::Maybe<kj::Promise<Value>> value;
+  /// A derived handle's operation, as data: sent as a request of its own, or as a step of a
+  /// Handle.chain call.
+  struct Step {
+    explicit Step(wire::Handle::Step::Which k) : kind(k) {}
+    wire::Handle::Step::Which kind;
+    std::string name;             ///< attr, call
+    std::vector<Value> operands;  ///< call, invoke: the arguments; item: the key; binary: the operand
+    wire::BinaryOp binary_op = wire::BinaryOp::ADD;
+    wire::UnaryOp unary_op = wire::UnaryOp::NEG;
+    bool reflected = false;
   };
-  using Step = std::function<Sent(ClientConnection&, wire::Handle::Client& parent, wire::Handle::Fetch fetch)>;
   /// Keeps the step making handle `id` back until the handlers already queued on the loop have
   /// run. If one of them evaluates that handle (`h.call(...).as<T>()`), fetch_deferred sends the
   /// step with `fetch` set: the value comes back in the step's own answer. Steps go out in the
@@ -123,8 +130,11 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   /// Sends every deferred step, in order. [loop]
   void send_deferred();
   /// If the last deferred step makes handle `id`: sends the others, then it with `fetch`, and
-  /// returns its value. Else nothing. [loop]
-  kj::Maybe<kj::Promise<Value>> fetch_deferred(std::uint64_t id, wire::Handle::Fetch kind);
+  /// returns its value. Else nothing. The steps before it that make handles nobody else holds
+  /// (each held only by the step made on it) go with it in one Handle.chain call; so does the
+  /// step alone when `keep` is false (the evaluation holds the only reference to handle `id`:
+  /// it needs no capability). [loop]
+  kj::Maybe<kj::Promise<Value>> fetch_deferred(std::uint64_t id, wire::Handle::Fetch kind, bool keep);
 
   /// Cancels the evaluation `id` if it is still pending. [loop]
   void cancel(std::uint64_t id);
@@ -167,6 +177,13 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
     Step step;
   };
   kj::Maybe<kj::Promise<Value>> send_step(Deferred& d, wire::Handle::Fetch fetch);  // [loop]
+  /// Sends `run` (each step made on the one before) as one Handle.chain call. [loop]
+  kj::Promise<Value> send_chain(std::vector<Deferred>& run, wire::Handle::Fetch fetch, bool keep);
+  /// Sets `fetch` on a step's request, sends it, and gives its result capability to handle `id`
+  /// (unless `keep` is false) and its evaluation, if any, as a Value. [loop]
+  template <class Request>
+  kj::Maybe<kj::Promise<Value>> send_request(std::uint64_t id, Request& request, wire::Handle::Fetch fetch, bool keep = true);
+  void encode_step(wire::Handle::Step::Builder out, const Step& step);  // [loop]
   wire::Handle::Client& find_cap(std::uint64_t id);                  // [loop], without sending
   std::deque<Deferred> deferred_;                                    // [loop]
   bool deferred_posted_ = false;                                     // [loop]
