@@ -83,7 +83,7 @@ inline constexpr Method detach{remoteable::wire::Registry::_capnpPrivate::typeId
 namespace handle {
 constexpr std::uint64_t id = remoteable::wire::Handle::_capnpPrivate::typeId;
 inline constexpr Method attr{id, 0}, set_attr{id, 1}, call{id, 2}, invoke{id, 3}, item{id, 4}, set_item{id, 5},
-    len{id, 6}, binary{id, 7}, unary{id, 8}, get{id, 9}, str{id, 10}, truthy{id, 11}, describe{id, 12};
+    len{id, 6}, binary{id, 7}, unary{id, 8}, get{id, 9}, str{id, 10}, truthy{id, 11}, describe{id, 12}, chain{id, 13};
 }  // namespace handle
 
 /// A call to the answer of question `target` (the bootstrap when `field` is empty, else the
@@ -145,6 +145,19 @@ inline std::string add(std::uint32_t question, std::uint32_t target, std::int64_
     auto p = content.initAs<remoteable::wire::Handle::BinaryParams>();
     p.setOp(remoteable::wire::BinaryOp::ADD);
     p.initOperand().setInt64(operand);
+  });
+}
+
+/// Handle.chain on the handle of question `target`: `count` steps, step i written by `fill`.
+inline std::string chain(std::uint32_t question, std::uint32_t target, unsigned count,
+                         const std::function<void(unsigned, remoteable::wire::Handle::Step::Builder)>& fill,
+                         remoteable::wire::Handle::Fetch fetch = remoteable::wire::Handle::Fetch::VALUE, bool keep = false) {
+  return call(question, target, std::uint16_t{0}, handle::chain, [&](capnp::AnyPointer::Builder content) {
+    auto p = content.initAs<remoteable::wire::Handle::ChainParams>();
+    auto steps = p.initSteps(count);
+    for (unsigned i = 0; i < count; ++i) fill(i, steps[i]);
+    p.setFetch(fetch);
+    p.setKeep(keep);
   });
 }
 

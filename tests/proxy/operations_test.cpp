@@ -488,6 +488,61 @@ TEST_CASE("a step whose answer carried its value stays a working handle") {
         }) == Calls{3, 3});  // +1, +2, get on the first
 }
 
+TEST_CASE("steps nobody holds in between travel as one chain, with the answers of separate calls") {
+  bt::Connected t(traced());
+  auto& c = t.client;
+  using Calls = std::pair<std::size_t, std::size_t>;
+  // Every step kind: call, item, attr, binary, unary; invoke; len.
+  auto chained = t.run((-(c.fetch("shape").call("corners").item(1).attr("x") * 2)).get());
+  auto shape = c.fetch("shape");
+  auto corners = shape.call("corners");
+  auto corner = corners.item(1);
+  auto x = corner.attr("x");
+  auto doubled = x * 2;
+  auto negated = -doubled;
+  auto separate = t.run(negated.get());
+  CHECK(chained.as<double>() == separate.as<double>());
+  CHECK(t.run(c.fetch("shape").attr("kind")(1).as<std::string>()) == "int64");
+  CHECK(as_int(t, c.fetch("shape").attr("tags").len() + 0) == 3);
+  // A constructed object in the middle: the steps after it run on its new actor.
+  CHECK(as_double(t, c.fetch("Vec2")(1.0, 2.0).attr("y") * 2) == 4.0);
+  // A step that fails fails the chain with its own error.
+  CHECK(t.error_of((c.fetch("shape").attr("missing").attr("x") + 1).get()) == ErrorKind::attribute);
+  CHECK(t.error_of((c.fetch("five") / 0 + 1).get()) == ErrorKind::value);
+  // The kept handles still work, and so does the server.
+  CHECK(as_int(t, c.fetch("five") + 1) == 6);
+  CHECK(as_double(t, -doubled) == separate.as<double>());
+  // Longer than one chain may be (1024 steps): the first steps go as calls of their own.
+  CHECK(calls_of(t, [&] {
+          auto h = c.fetch("five");
+          for (int i = 0; i < 1100; ++i) h = std::move(h) + 1;
+          return std::move(h).as<std::int64_t>();
+        }) == Calls{78, 78});  // fetch, 76 single steps, one chain of 1024
+  auto h = c.fetch("five");
+  for (int i = 0; i < 1100; ++i) h = h + 1;
+  CHECK(t.run(std::move(h).as<std::int64_t>()) == 1105);
+}
+
+TEST_CASE("a handle someone holds keeps its capability, in a chain or evaluated") {
+  bt::Connected t(traced());
+  auto& c = t.client;
+  using Calls = std::pair<std::size_t, std::size_t>;
+  // Evaluated while held: the answer carries a capability, and the handle goes on working.
+  auto sum = c.fetch("five") + 1;
+  CHECK(as_int(t, sum) == 6);
+  CHECK(as_int(t, sum * 2) == 12);
+  // Held in the middle: the chain stops at it; it is pipelined on, and has its capability.
+  auto middle = c.fetch("five") + 10;
+  // (fetch and +10 went out before the count began: calls_of starts with a round trip)
+  CHECK(calls_of(t, [&] { return ((middle + 1) * 2).get(); }) == Calls{1, 1});  // the chain, on middle
+  CHECK(as_int(t, middle) == 15);
+  // Copies count as holders too.
+  auto first = c.fetch("five") + 100;
+  auto copy = first;
+  CHECK(as_int(t, std::move(first) + 0) == 105);
+  CHECK(as_int(t, copy) == 105);
+}
+
 TEST_CASE("every operation is pipelined: a chain is sent whole before any answer") {
   bt::Connected t(traced());
   auto& c = t.client;

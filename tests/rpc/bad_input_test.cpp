@@ -3,6 +3,7 @@
 // clean error or a disconnect, and after each a second client still gets a real walkthrough
 // evaluation. The bytes are written by the test itself (tests/fuzz/wire.hpp), not by the client.
 
+#include <capnp/schema.h>
 #include <fstream>
 #include <random>
 
@@ -307,6 +308,76 @@ TEST_CASE("lists of zero-sized elements just inside the traversal limit get a cl
     CHECK_THAT(a.reason, Catch::Matchers::Contains("zero-sized"));
   }
   CHECK(answers_five(raw, 200));
+  raw.close();
+  CHECK(t.settles());
+  t.still_serves();
+}
+
+TEST_CASE("chains on the raw wire: a good one answers, malformed ones get clean errors") {
+  BadInput t;
+  using Step = remoteable::wire::Handle::Step;
+  auto add = [](std::int64_t n) {
+    return [n](unsigned, Step::Builder s) {
+      auto b = s.initBinary();
+      b.setOp(remoteable::wire::BinaryOp::ADD);
+      b.initOperand().setInt64(n);
+    };
+  };
+  RawConnection raw(t.port());
+  REQUIRE(raw.write(bootstrap(0) + fetch(1, 0, "five")));
+  SECTION("a good chain carries the value and, without keep, no capability") {
+    REQUIRE(raw.write(chain(2, 1, 3, add(1))));
+    auto a = raw.answer(2);
+    INFO(describe(a));
+    REQUIRE(a.kind == Answer::results);
+    auto results = a.reply.message().getReturn().getResults();
+    auto chained = results.getContent().getAs<remoteable::wire::Handle::ChainResults>();
+    CHECK(chained.getValue().getInt64() == 8);
+    CHECK(results.getCapTable().size() == 0);
+  }
+  SECTION("with keep, the result is a capability that works") {
+    REQUIRE(raw.write(chain(2, 1, 2, add(10), remoteable::wire::Handle::Fetch::NONE, true) + handle_call(3, 2, handle::get)));
+    auto a = raw.answer(3);
+    INFO(describe(a));
+    REQUIRE(a.kind == Answer::results);
+    CHECK(a.reply.message().getReturn().getResults().getContent().getAs<remoteable::wire::Handle::GetResults>().getValue().getInt64() == 25);
+  }
+  SECTION("no steps") {
+    REQUIRE(raw.write(chain(2, 1, 0, add(1))));
+    auto a = raw.answer(2);
+    REQUIRE(a.kind == Answer::exception);
+    CHECK_THAT(a.reason, Catch::Matchers::Contains("at least one step"));
+  }
+  SECTION("more steps than the limit") {
+    REQUIRE(raw.write(chain(2, 1, 1025, add(1))));
+    auto a = raw.answer(2);
+    REQUIRE(a.kind == Answer::exception);
+    CHECK_THAT(a.reason, Catch::Matchers::Contains("limit of 1024"));
+  }
+  SECTION("a step kind the schema does not know") {
+    auto offset = capnp::Schema::from<Step>().getProto().getStruct().getDiscriminantOffset();
+    REQUIRE(raw.write(chain(2, 1, 2, [&](unsigned i, Step::Builder s) {
+      s.setLen();
+      if (i == 1) {
+        auto data = capnp::AnyStruct::Builder(Step::Builder(s)).getDataSection();
+        std::uint16_t unknown = 99;
+        std::memcpy(data.begin() + offset * 2, &unknown, 2);
+      }
+    })));
+    auto a = raw.answer(2);
+    REQUIRE(a.kind == Answer::exception);
+    CHECK_THAT(a.reason, Catch::Matchers::Contains("unknown chain step kind 99"));
+  }
+  SECTION("a failing step fails the chain") {
+    REQUIRE(raw.write(chain(2, 1, 2, [](unsigned i, Step::Builder s) {
+      if (i == 0) s.setAttr("missing");
+      else s.setLen();
+    })));
+    auto a = raw.answer(2);
+    REQUIRE(a.kind == Answer::exception);
+    CHECK_THAT(a.reason, Catch::Matchers::Contains("missing"));
+  }
+  CHECK(answers_five(raw, 10));
   raw.close();
   CHECK(t.settles());
   t.still_serves();
