@@ -376,6 +376,29 @@ std::string every_method() {
     p.initOperand().setBool(true);
   });
   s += handle_call(18, 17, handle::get);
+  // A chain of every step kind on the Counted (the steps fail where the kinds do not fit), and
+  // one kept and used.
+  s += chain(19, 3, 7, [&](unsigned i, w::Handle::Step::Builder step) {
+    switch (i) {
+      case 0: step.initCall().setName(text("twin")); break;
+      case 1: step.setAttr(text("value")); break;
+      case 2: {
+        auto b = step.initBinary();
+        b.setOp(w::BinaryOp::MUL);
+        b.initOperand().setInt64(3);
+        break;
+      }
+      case 3: step.setUnary(w::UnaryOp::NEG); break;
+      case 4: step.initItem().setInt64(0); break;
+      case 5: step.setLen(); break;
+      default: step.initInvoke(1)[0].setNone(); break;
+    }
+  });
+  s += chain(20, 3, 2, [&](unsigned i, w::Handle::Step::Builder step) {
+    if (i == 0) step.setAttr(text("value"));
+    else step.setUnary(w::UnaryOp::INVERT);
+  }, w::Handle::Fetch::TEXT, true);
+  s += handle_call(21, 20, handle::get);
   return s;
 }
 
