@@ -4,8 +4,8 @@
 // W1: sequential `add(i, 2)`. W2: closed loop, --in-flight coroutines per connection each
 // awaiting one call at a time, over --connections Clients. W3/W4:
 // `root.call("child", 0)...attr("value") + 4`, built without round trips and evaluated once;
-// unlike the raw Cap'n Proto chain, the `+ 4` runs on the server as part of the chain. The
-// result must be 42.
+// nobody holds the handles in between, so the steps travel as one Handle.chain call (the raw
+// Cap'n Proto peer pipelines one call per step, and adds the 4 locally). The result must be 42.
 //
 // Everything runs on one io_context driven by the main thread, so evaluations complete there and
 // the shared counters need no lock.
