@@ -151,7 +151,7 @@ Harness* harness = nullptr;
 /// One message of the input, as far as the input parses as a stream of RPC messages.
 struct Piece {
   std::size_t end;     ///< byte offset just past the message
-  bool question;       ///< a Bootstrap or Call: the server owes a Return
+  bool question;       ///< a Bootstrap or Call whose results go to the caller: the server owes a Return
   bool needs_answers;  ///< names a capability the server exports only in a Return
 };
 
@@ -170,6 +170,9 @@ std::vector<Piece> pieces_of(const std::uint8_t* data, std::size_t size) {
       Piece piece{0, m.isBootstrap() || m.isCall(), m.isRelease() || m.isDisembargo()};
       if (m.isCall()) {
         auto call = m.getCall();
+        // Results kept by the server for a tail call (sendResultsTo.yourself) are answered
+        // only once the caller finishes the question: no Return is owed before that.
+        if (!call.getSendResultsTo().isCaller()) piece.question = false;
         piece.needs_answers = call.getTarget().isImportedCap() || call.getParams().getCapTable().size() > 0;
       }
       auto end = reader.getEnd();
@@ -190,7 +193,12 @@ void await_returns(RawConnection& raw, std::size_t owed, std::size_t& returns, C
     if (!reply) return;
     try {
       auto m = reply->message();
-      if (m.isReturn()) ++returns;
+      if (m.isReturn()) {
+        ++returns;
+        if (std::getenv("REMOTEABLE_FUZZ_VERBOSE"))
+          std::fprintf(stderr, "remoteable_fuzz: return %u (%s)\n", m.getReturn().getAnswerId(),
+                       m.getReturn().isException() ? m.getReturn().getException().getReason().cStr() : "results");
+      }
       if (m.isAbort() && std::getenv("REMOTEABLE_FUZZ_VERBOSE"))
         std::fprintf(stderr, "remoteable_fuzz: abort: %s\n", m.getAbort().getReason().cStr());
     } catch (const kj::Exception&) {
