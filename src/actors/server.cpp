@@ -225,7 +225,7 @@ class HandleServer final : public wire::Handle::Server {
     context.allowCancellation();
     Step step{wire::Handle::Step::ATTR};
     step.name = text(context.getParams().getName());
-    return finish(run_step(step, object_, actor_, checked(context.getParams().getFetch())), actor_, true, context);
+    return answer_step(step, context);
   }
 
   kj::Promise<void> setAttr(SetAttrContext context) override {
@@ -248,7 +248,7 @@ class HandleServer final : public wire::Handle::Server {
     step.name = text(params.getName());
     return core_.decode(params.getArgs()).then([this, context, step = std::move(step)](std::vector<Object> args) mutable {
       step.operands = std::move(args);
-      return finish(run_step(step, object_, actor_, checked(context.getParams().getFetch())), actor_, true, context);
+      return answer_step(step, context);
     });
   }
 
@@ -257,7 +257,7 @@ class HandleServer final : public wire::Handle::Server {
     return core_.decode(context.getParams().getArgs()).then([this, context](std::vector<Object> args) mutable {
       Step step{wire::Handle::Step::INVOKE};
       step.operands = std::move(args);
-      return finish(run_step(step, object_, actor_, checked(context.getParams().getFetch())), actor_, true, context);
+      return answer_step(step, context);
     });
   }
 
@@ -266,7 +266,7 @@ class HandleServer final : public wire::Handle::Server {
     return core_.decode(context.getParams().getKey()).then([this, context](Object key) mutable {
       Step step{wire::Handle::Step::ITEM};
       step.operands.push_back(std::move(key));
-      return finish(run_step(step, object_, actor_, checked(context.getParams().getFetch())), actor_, true, context);
+      return answer_step(step, context);
     });
   }
 
@@ -288,7 +288,7 @@ class HandleServer final : public wire::Handle::Server {
   kj::Promise<void> len(LenContext context) override {
     context.allowCancellation();
     Step step{wire::Handle::Step::LEN};
-    return finish(run_step(step, object_, actor_, checked(context.getParams().getFetch())), actor_, true, context);
+    return answer_step(step, context);
   }
 
   kj::Promise<void> binary(BinaryContext context) override {
@@ -299,7 +299,7 @@ class HandleServer final : public wire::Handle::Server {
     step.reflected = params.getReflected();
     return core_.decode(params.getOperand()).then([this, context, step = std::move(step)](Object other) mutable {
       step.operands.push_back(std::move(other));
-      return finish(run_step(step, object_, actor_, checked(context.getParams().getFetch())), actor_, true, context);
+      return answer_step(step, context);
     });
   }
 
@@ -307,7 +307,7 @@ class HandleServer final : public wire::Handle::Server {
     context.allowCancellation();
     Step step{wire::Handle::Step::UNARY};
     step.unary_op = from_wire(context.getParams().getOp());
-    return finish(run_step(step, object_, actor_, checked(context.getParams().getFetch())), actor_, true, context);
+    return answer_step(step, context);
   }
 
   kj::Promise<void> chain(ChainContext context) override {
@@ -420,6 +420,12 @@ class HandleServer final : public wire::Handle::Server {
     UnaryOp unary_op = UnaryOp::neg;
     bool reflected = false;
   };
+
+  /// Runs one operation of this interface on this handle's object and answers it.
+  template <class Context>
+  kj::Promise<void> answer_step(const Step& step, Context& context) {
+    return finish(run_step(step, object_, actor_, checked(context.getParams().getFetch())), actor_, true, context);
+  }
 
   /// Runs `step` on `self`, owned by `actor`; with `fetch`, evaluates the result too. [loop]
   kj::Promise<Outcome> run_step(const Step& step, const Object& self, const std::shared_ptr<Actor>& actor,

@@ -55,6 +55,14 @@ Counted count_calls(Connected& t) {
   }
   return n;
 }
+/// Exactly `calls` calls since `before`, all written before the first return, and as many returns.
+void check_calls(Connected& t, const remoteable::WireStats& before, std::size_t calls) {
+  auto n = count_calls(t);
+  CHECK(n.before_first_return == calls);
+  CHECK(n.calls == calls);
+  CHECK(t.client.wire_stats().calls_sent - before.calls_sent == calls);
+  CHECK(n.returns == calls);
+}
 }  // namespace
 
 TEST_CASE("a pipelined chain writes all its calls before any return arrives") {
@@ -74,21 +82,13 @@ TEST_CASE("a pipelined chain writes all its calls before any return arrives") {
     // Four operations: call child, attr value, binary +, and the evaluation, which rides in the
     // last step (its answer carries the value): three calls, all on the wire before the first
     // return, and no other call.
-    auto n = count_calls(t);
-    CHECK(n.before_first_return == 3);
-    CHECK(n.calls == 3);
-    CHECK(t.client.wire_stats().calls_sent - before.calls_sent == 3);
-    CHECK(n.returns == 3);
+    check_calls(t, before, 3);
   }
   SECTION("nothing held in between: the steps travel as one chain call") {
     // The walkthrough's expression: the handles that call and attr make are temporaries, so
     // the three steps and the evaluation go in one Handle.chain call, with one return.
     CHECK(t.run((root.call("child", 0).attr("value") + 4).as<std::int64_t>()) == 6);
-    auto n = count_calls(t);
-    CHECK(n.before_first_return == 1);
-    CHECK(n.calls == 1);
-    CHECK(t.client.wire_stats().calls_sent - before.calls_sent == 1);
-    CHECK(n.returns == 1);
+    check_calls(t, before, 1);
   }
 }
 
