@@ -103,6 +103,19 @@ TEST_CASE("the sync client does every operation and returns plain values") {
   CHECK(error_of([&] { client.detach("root"); }) == ErrorKind::name);
 }
 
+TEST_CASE("a chain built in a coroutine run by sync::Client::wait is one call") {
+  bt::Server s;
+  rsync::Client client{s.endpoint()};
+  auto root = client.fetch("root");
+  CHECK(root.attr("value").as<std::int64_t>() == 1);  // bootstrap and fetch are done
+  auto before = client.async().wire_stats().calls_sent;
+  auto six = client.wait([](remoteable::Handle root) -> asio::awaitable<std::int64_t> {
+    co_return co_await (root.call("child", 0).attr("value") + 4).as<std::int64_t>();
+  }(root.async()));
+  CHECK(six == 6);
+  CHECK(client.async().wire_stats().calls_sent - before == 1);
+}
+
 TEST_CASE("two threads use one sync client at once") {
   bt::Server s;
   rsync::Client client{s.endpoint()};
