@@ -536,6 +536,12 @@ TEST_CASE("a handle someone holds keeps its capability, in a chain or evaluated"
   // (fetch and +10 went out before the count began: calls_of starts with a round trip)
   CHECK(calls_of(t, [&] { return ((middle + 1) * 2).get(); }) == Calls{1, 1});  // the chain, on middle
   CHECK(as_int(t, middle) == 15);
+  // Held at the end of a chain: the chain brings its capability back too.
+  auto before = c.wire_stats().calls_sent;
+  auto x = c.fetch("shape").attr("origin").attr("x");
+  auto v = t.run(x.get()).as<double>();
+  CHECK(c.wire_stats().calls_sent - before == 2);  // fetch, chain (attr, attr, the value)
+  CHECK(as_double(t, x * 2) == 2 * v);
   // Copies count as holders too.
   auto first = c.fetch("five") + 100;
   auto copy = first;
