@@ -116,6 +116,15 @@ TEST_CASE("a coroutine method runs to completion and its result comes back") {
   CHECK(test::error_of(t.context, a.call("fail_later").get()) == ErrorKind::user);
 }
 
+TEST_CASE("a coroutine method in the middle of a chain: the next steps run on its result") {
+  ActorsFixture t;
+  auto a = t.client.fetch("async");
+  CHECK(t.run((a.call("slow_increment", 5) * 2 + 1).as<std::int64_t>()) == 11);
+  // A coroutine method that fails fails the chain with its error.
+  CHECK(test::error_of(t.context, (a.call("fail_later") + 1).get()) == ErrorKind::user);
+  CHECK(t.run(a.attr("count").as<std::int64_t>()) == 5);
+}
+
 TEST_CASE("another call to the same actor may run while a coroutine method is suspended") {
   ActorsFixture t;
   auto a = t.client.fetch("async");
