@@ -175,9 +175,18 @@ namespace {
 Outcome object_outcome(Object result, wire::Handle::Fetch fetch, bool fresh) {
   switch (fetch) {
     case wire::Handle::Fetch::NONE: break;
-    case wire::Handle::Fetch::TEXT: return Fetched{result, ops::str(result), fresh};
-    case wire::Handle::Fetch::TRUTH: return Fetched{result, ops::truthy(result), fresh};
-    default: return Fetched{result, ops::get(result), fresh};
+    case wire::Handle::Fetch::TEXT: {
+      auto text = ops::str(result);
+      return Fetched{std::move(result), std::move(text), fresh};
+    }
+    case wire::Handle::Fetch::TRUTH: {
+      bool truth = ops::truthy(result);
+      return Fetched{std::move(result), truth, fresh};
+    }
+    default: {
+      auto value = ops::get(result);
+      return Fetched{std::move(result), std::move(value), fresh};
+    }
   }
   if (fresh) return FreshObject{std::move(result)};
   return result;
@@ -225,7 +234,7 @@ class HandleServer final : public wire::Handle::Server {
     context.allowCancellation();
     Step step{wire::Handle::Step::ATTR};
     step.name = text(context.getParams().getName());
-    return answer_step(step, context);
+    return answer_step(std::move(step), context);
   }
 
   kj::Promise<void> setAttr(SetAttrContext context) override {
@@ -248,7 +257,7 @@ class HandleServer final : public wire::Handle::Server {
     step.name = text(params.getName());
     return core_.decode(params.getArgs()).then([this, context, step = std::move(step)](std::vector<Object> args) mutable {
       step.operands = std::move(args);
-      return answer_step(step, context);
+      return answer_step(std::move(step), context);
     });
   }
 
@@ -257,7 +266,7 @@ class HandleServer final : public wire::Handle::Server {
     return core_.decode(context.getParams().getArgs()).then([this, context](std::vector<Object> args) mutable {
       Step step{wire::Handle::Step::INVOKE};
       step.operands = std::move(args);
-      return answer_step(step, context);
+      return answer_step(std::move(step), context);
     });
   }
 
@@ -266,7 +275,7 @@ class HandleServer final : public wire::Handle::Server {
     return core_.decode(context.getParams().getKey()).then([this, context](Object key) mutable {
       Step step{wire::Handle::Step::ITEM};
       step.operands.push_back(std::move(key));
-      return answer_step(step, context);
+      return answer_step(std::move(step), context);
     });
   }
 
@@ -288,7 +297,7 @@ class HandleServer final : public wire::Handle::Server {
   kj::Promise<void> len(LenContext context) override {
     context.allowCancellation();
     Step step{wire::Handle::Step::LEN};
-    return answer_step(step, context);
+    return answer_step(std::move(step), context);
   }
 
   kj::Promise<void> binary(BinaryContext context) override {
@@ -299,7 +308,7 @@ class HandleServer final : public wire::Handle::Server {
     step.reflected = params.getReflected();
     return core_.decode(params.getOperand()).then([this, context, step = std::move(step)](Object other) mutable {
       step.operands.push_back(std::move(other));
-      return answer_step(step, context);
+      return answer_step(std::move(step), context);
     });
   }
 
@@ -307,7 +316,7 @@ class HandleServer final : public wire::Handle::Server {
     context.allowCancellation();
     Step step{wire::Handle::Step::UNARY};
     step.unary_op = from_wire(context.getParams().getOp());
-    return answer_step(step, context);
+    return answer_step(std::move(step), context);
   }
 
   kj::Promise<void> chain(ChainContext context) override {
@@ -423,12 +432,13 @@ class HandleServer final : public wire::Handle::Server {
 
   /// Runs one operation of this interface on this handle's object and answers it.
   template <class Context>
-  kj::Promise<void> answer_step(const Step& step, Context& context) {
-    return finish(run_step(step, object_, actor_, checked(context.getParams().getFetch())), actor_, true, context);
+  kj::Promise<void> answer_step(Step step, Context& context) {
+    return finish(run_step(std::move(step), object_, actor_, checked(context.getParams().getFetch())), actor_, true, context);
   }
 
-  /// Runs `step` on `self`, owned by `actor`; with `fetch`, evaluates the result too. [loop]
-  kj::Promise<Outcome> run_step(const Step& step, const Object& self, const std::shared_ptr<Actor>& actor,
+  /// Runs `step` on `self`, owned by `actor`; with `fetch`, evaluates the result too. Its name
+  /// and operands move into the work. [loop]
+  kj::Promise<Outcome> run_step(Step step, const Object& self, const std::shared_ptr<Actor>& actor,
                                 wire::Handle::Fetch fetch) {
     auto on = [&](auto work, std::vector<Object> touched = {}, bool blocking = false) {
       return core_.on_actor(budget_, actor, std::move(work), std::move(touched), blocking, fetch);
@@ -436,36 +446,43 @@ class HandleServer final : public wire::Handle::Server {
     switch (step.kind) {
       case wire::Handle::Step::ATTR:
         trace("attr", self, step.name);
-        return on([self, name = step.name](Ctx& ctx) -> Outcome { return ops::attr(ctx, self, name); });
+        return on([self, name = std::move(step.name)](Ctx& ctx) -> Outcome { return ops::attr(ctx, self, name); });
       case wire::Handle::Step::CALL: {
         trace("call", self, step.name);
         bool blocking = ops::blocking(self, step.name) || core_.learned_blocking(self.type, step.name);
-        return on([core = &core_, self, name = step.name, args = step.operands](Ctx& ctx) -> Outcome {
+        auto touched = step.operands;
+        return on([core = &core_, self, name = std::move(step.name), args = std::move(step.operands)](Ctx& ctx) -> Outcome {
           SlowWatch watch(*core, self.type, self, name);
           return ops::call(ctx, self, name, args);
-        }, step.operands, blocking);
+        }, std::move(touched), blocking);
       }
       case wire::Handle::Step::INVOKE: {
         trace("invoke", self);
         bool blocking = ops::blocking(self) || core_.learned_blocking(invoke_key(self), "");
-        return on([core = &core_, self, args = step.operands](Ctx& ctx) -> Outcome {
+        auto touched = step.operands;
+        return on([core = &core_, self, args = std::move(step.operands)](Ctx& ctx) -> Outcome {
           SlowWatch watch(*core, invoke_key(self), self, "");
           return ops::invoke(ctx, self, args);
-        }, step.operands, blocking);
+        }, std::move(touched), blocking);
       }
-      case wire::Handle::Step::ITEM:
+      case wire::Handle::Step::ITEM: {
         trace("item", self);
-        return on([self, key = step.operands.at(0)](Ctx& ctx) -> Outcome { return ops::item(ctx, self, key); }, step.operands);
+        auto key = step.operands.at(0);  // before the operands move on as the touched objects
+        return on([self, key = std::move(key)](Ctx& ctx) -> Outcome { return ops::item(ctx, self, key); },
+                  std::move(step.operands));
+      }
       case wire::Handle::Step::LEN:
         trace("len", self);
         return on([self](Ctx& ctx) -> Outcome { return ops::len(ctx, self); });
-      case wire::Handle::Step::BINARY:
-        if (tracing()) trace("binary", self, builtin::to_string(step.binary_op));
-        return on([self, other = step.operands.at(0), op = step.binary_op, reflected = step.reflected](Ctx& ctx) -> Outcome {
+      case wire::Handle::Step::BINARY: {
+        trace("binary", self, builtin::to_string(step.binary_op));
+        auto other = step.operands.at(0);  // before the operands move on as the touched objects
+        return on([self, other = std::move(other), op = step.binary_op, reflected = step.reflected](Ctx& ctx) -> Outcome {
           return ops::binary(ctx, op, self, other, reflected);
-        }, step.operands);
+        }, std::move(step.operands));
+      }
       case wire::Handle::Step::UNARY:
-        if (tracing()) trace("unary", self, builtin::to_string(step.unary_op));
+        trace("unary", self, builtin::to_string(step.unary_op));
         return on([self, op = step.unary_op](Ctx& ctx) -> Outcome { return ops::unary(ctx, op, self); });
     }
     throw to_kj(RemoteError(ErrorKind::value, "unknown step"));
@@ -475,8 +492,8 @@ class HandleServer final : public wire::Handle::Server {
   kj::Promise<void> run_chain(std::shared_ptr<std::vector<Step>> chain, std::size_t i, const Object& self,
                               const std::shared_ptr<Actor>& actor, wire::Handle::Fetch fetch, ChainContext context) {
     if (i + 1 == chain->size())
-      return finish(run_step((*chain)[i], self, actor, fetch), actor, context.getParams().getKeep(), context);
-    return run_step((*chain)[i], self, actor, wire::Handle::Fetch::NONE)
+      return finish(run_step(std::move((*chain)[i]), self, actor, fetch), actor, context.getParams().getKeep(), context);
+    return run_step(std::move((*chain)[i]), self, actor, wire::Handle::Fetch::NONE)
         .then([this, chain, i, actor, fetch, context](Outcome o) mutable {
           // The result in between gets no handle, but an owner as if it had one: the next step
           // runs there.

@@ -56,7 +56,8 @@ struct ServerOptions {
   /// The logger's level. When unset it comes from the REMOTEABLE_LOG environment variable
   /// (trace, debug, info, warn, error, critical, off); when that is unset too, a default logger
   /// logs at warn and a given one keeps its level. An unknown REMOTEABLE_LOG value is ignored
-  /// with a warning. Connections log at info, limits and failures at warn, each call at trace.
+  /// with a warning. Connections log at info, limits and failures at warn, each operation
+  /// (each step of a chain) at trace.
   std::optional<spdlog::level::level_enum> log_level;
 };
 

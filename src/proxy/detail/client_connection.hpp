@@ -13,7 +13,6 @@
 #include <asio/use_awaitable.hpp>
 #include <atomic>
 #include <deque>
-#include <functional>
 #include <string>
 #include <vector>
 #include <memory>
