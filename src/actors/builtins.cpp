@@ -7,6 +7,43 @@
 namespace remoteable::builtin {
 namespace {
 
+/// The boxes behind list and map objects: the elements and their shape, computed once.
+struct ListBox {
+  ObjectList items;
+  Shape shape;
+};
+struct MapBox {
+  ObjectMap entries;
+  Shape shape;
+};
+
+/// What get() makes of one list element or map entry besides the element's own expansion.
+constexpr std::uint64_t element_bytes = sizeof(Plain);
+constexpr std::uint64_t entry_bytes = sizeof(Plain) + sizeof(std::string) + 4 * sizeof(void*);
+
+std::uint64_t add_capped(std::uint64_t a, std::uint64_t b) {
+  // Both are at most max_shape_bytes (2^62): the sum cannot overflow.
+  return std::min(a + b, max_shape_bytes);
+}
+
+/// A container's shape from its elements' shapes: one level, never deeper.
+void add_element(Shape& s, const Object& e, std::uint64_t own_bytes) {
+  auto c = shape(e);
+  s.depth = std::max(s.depth, c.depth + 1);
+  s.plain = s.plain && c.plain;
+  s.expansion = add_capped(s.expansion, add_capped(own_bytes, c.expansion));
+}
+Shape list_shape(const ObjectList& l) {
+  Shape s{1, true, 0};
+  for (auto& e : l) add_element(s, e, element_bytes);
+  return s;
+}
+Shape map_shape(const ObjectMap& m) {
+  Shape s{1, true, 0};
+  for (auto& [k, e] : m) add_element(s, e, entry_bytes + k.size());
+  return s;
+}
+
 std::string format_double(double d) {
   if (std::isnan(d)) return "nan";
   if (std::isinf(d)) return d < 0 ? "-inf" : "inf";
@@ -28,8 +65,18 @@ std::string quote(const std::string& s) {
 
 std::string repr(const Object& o) {
   if (!o.is(text_type())) return ops::str(o);
-  ops::charge_expansion(o.as<std::string>().size());
+  ops::charge_expansion(2 * o.as<std::string>().size() + 2);  // each character may be escaped
   return quote(o.as<std::string>());
+}
+
+/// One element of a list's or map's str(): its visit is charged before it is made, what it made
+/// (a user object's str() can be anything) right after.
+void append_repr(std::string& out, const Object& e) {
+  ops::charge_expansion(element_bytes);
+  auto piece = repr(e);
+  ops::charge_expansion(piece.size());
+  out += piece;
+  out += ", ";
 }
 
 TypeInfo make_type(std::string name) {
@@ -38,16 +85,16 @@ TypeInfo make_type(std::string name) {
   return t;
 }
 
+// get() is charged once, for the whole expansion (the shape), before anything is made.
 Plain list_to_plain(const Object& self) {
-  ops::charge_expansion(8 * self.as<ObjectList>().size());
   Plain::List out;
-  for (auto& e : self.as<ObjectList>()) out.push_back(ops::get(e));
+  out.reserve(items(self).size());
+  for (auto& e : items(self)) out.push_back(ops::get(e));
   return out;
 }
 Plain map_to_plain(const Object& self) {
-  ops::charge_expansion(8 * self.as<ObjectMap>().size());
   Plain::Map out;
-  for (auto& [k, e] : self.as<ObjectMap>()) out.emplace(k, ops::get(e));
+  for (auto& [k, e] : entries(self)) out.emplace_hint(out.end(), k, ops::get(e));
   return out;
 }
 
@@ -66,17 +113,16 @@ const TypeInfo& make_list_type() {
   static TypeInfo t = [] {
     TypeInfo t = make_type("list");
     t.to_plain = list_to_plain;
-    t.len = [](const Object& s) { return s.as<ObjectList>().size(); };
-    t.truthy = [](const Object& s) { return !s.as<ObjectList>().empty(); };
+    t.len = [](const Object& s) { return items(s).size(); };
+    t.truthy = [](const Object& s) { return !items(s).empty(); };
     t.str = [](const Object& s) {
-      ops::charge_expansion(8 * s.as<ObjectList>().size());
       std::string out = "[";
-      for (auto& e : s.as<ObjectList>()) out += repr(e) + ", ";
+      for (auto& e : items(s)) append_repr(out, e);
       if (out.size() > 1) out.resize(out.size() - 2);
       return out + "]";
     };
     t.item = [](Ctx&, const Object& s, const Object& key) {
-      auto& l = s.as<ObjectList>();
+      auto& l = items(s);
       return l[index_of(s, key, l.size())];
     };
     return t;
@@ -88,18 +134,21 @@ const TypeInfo& make_map_type() {
   static TypeInfo t = [] {
     TypeInfo t = make_type("map");
     t.to_plain = map_to_plain;
-    t.len = [](const Object& s) { return s.as<ObjectMap>().size(); };
-    t.truthy = [](const Object& s) { return !s.as<ObjectMap>().empty(); };
+    t.len = [](const Object& s) { return entries(s).size(); };
+    t.truthy = [](const Object& s) { return !entries(s).empty(); };
     t.str = [](const Object& s) {
-      ops::charge_expansion(8 * s.as<ObjectMap>().size());
       std::string out = "{";
-      for (auto& [k, e] : s.as<ObjectMap>()) out += quote(k) + ": " + repr(e) + ", ";
+      for (auto& [k, e] : entries(s)) {
+        ops::charge_expansion(2 * k.size() + 4);
+        out += quote(k) + ": ";
+        append_repr(out, e);
+      }
       if (out.size() > 1) out.resize(out.size() - 2);
       return out + "}";
     };
     t.item = [](Ctx&, const Object& s, const Object& key) {
       if (!key.is(text_type())) throw_error(ErrorKind::type, "map key must be text, got " + std::string(type_name(key)));
-      auto& m = s.as<ObjectMap>();
+      auto& m = entries(s);
       auto it = m.find(key.as<std::string>());
       if (it == m.end()) throw_error(ErrorKind::index, "no key " + quote(key.as<std::string>()));
       return it->second;
@@ -201,10 +250,23 @@ double as_float(const Object& o) {
 
 bool plain_equal(const Object& a, const Object& b);
 
+// Comparing walks both values as far as they are equal: each element pair is charged like an
+// element of get(), so two large values that share their parts cost at most one expansion.
 bool list_equal(const ObjectList& a, const ObjectList& b) {
   if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    ops::charge_expansion(element_bytes);
     if (!plain_equal(a[i], b[i])) return false;
+  }
+  return true;
+}
+
+bool map_equal(const ObjectMap& l, const ObjectMap& r) {
+  if (l.size() != r.size()) return false;
+  for (auto li = l.begin(), ri = r.begin(); li != l.end(); ++li, ++ri) {
+    ops::charge_expansion(entry_bytes);
+    if (li->first != ri->first || !plain_equal(li->second, ri->second)) return false;
+  }
   return true;
 }
 
@@ -282,10 +344,7 @@ const TypeInfo& float64_type() {
 const TypeInfo& text_type() {
   static TypeInfo t = [] {
     TypeInfo t = make_type("text");
-    t.to_plain = [](const Object& o) {
-      ops::charge_expansion(o.as<std::string>().size());
-      return Plain(o.as<std::string>());
-    };
+    t.to_plain = [](const Object& o) { return Plain(o.as<std::string>()); };
     t.str = [](const Object& o) {
       ops::charge_expansion(o.as<std::string>().size());
       return o.as<std::string>();
@@ -303,12 +362,9 @@ const TypeInfo& text_type() {
 const TypeInfo& bytes_type() {
   static TypeInfo t = [] {
     TypeInfo t = make_type("bytes");
-    t.to_plain = [](const Object& o) {
-      ops::charge_expansion(o.as<Bytes>().size());
-      return Plain(o.as<Bytes>());
-    };
+    t.to_plain = [](const Object& o) { return Plain(o.as<Bytes>()); };
     t.str = [](const Object& o) {
-      ops::charge_expansion(o.as<Bytes>().size());
+      ops::charge_expansion(4 * o.as<Bytes>().size() + 3);  // each byte may become \xNN
       std::string out = "b'";
       for (auto b : o.as<Bytes>()) {
         auto c = static_cast<unsigned char>(b);
@@ -371,8 +427,40 @@ Object box(std::int64_t v) { return Object{std::make_shared<std::int64_t>(v), &i
 Object box(double v) { return Object{std::make_shared<double>(v), &float64_type()}; }
 Object box(std::string v) { return Object{std::make_shared<std::string>(std::move(v)), &text_type()}; }
 Object box(Bytes v) { return Object{std::make_shared<Bytes>(std::move(v)), &bytes_type()}; }
-Object box(ObjectList v) { return Object{std::make_shared<ObjectList>(std::move(v)), &list_type()}; }
-Object box(ObjectMap v) { return Object{std::make_shared<ObjectMap>(std::move(v)), &map_type()}; }
+Object box(ObjectList v) {
+  auto b = std::make_shared<ListBox>();
+  b->items = std::move(v);  // moving a vector keeps its elements in place
+  b->shape = list_shape(b->items);
+  return Object{std::move(b), &list_type()};
+}
+Object box(ObjectMap v) {
+  auto b = std::make_shared<MapBox>();
+  b->entries = std::move(v);  // map nodes stay in place
+  b->shape = map_shape(b->entries);
+  return Object{std::move(b), &map_type()};
+}
+
+Shape shape(const Object& o) noexcept {
+  if (o.is(list_type())) return o.as<ListBox>().shape;
+  if (o.is(map_type())) return o.as<MapBox>().shape;
+  if (o.is(text_type())) return Shape{0, true, o.as<std::string>().size()};
+  if (o.is(bytes_type())) return Shape{0, true, o.as<Bytes>().size()};
+  if (o.is(none_type()) || o.is(bool_type()) || o.is(int64_type()) || o.is(float64_type())) return Shape{};
+  return Shape{0, false, 0};
+}
+
+const ObjectList& items(const Object& list) noexcept { return list.as<ListBox>().items; }
+const ObjectMap& entries(const Object& map) noexcept { return map.as<MapBox>().entries; }
+
+void reshape(const Object& container) noexcept {
+  if (container.is(list_type())) {
+    auto& b = container.as<ListBox>();
+    b.shape = list_shape(b.items);
+  } else if (container.is(map_type())) {
+    auto& b = container.as<MapBox>();
+    b.shape = map_shape(b.entries);
+  }
+}
 
 Object box(const Plain& v) {
   return std::visit(
@@ -394,20 +482,7 @@ Object box(const Plain& v) {
       v.storage());
 }
 
-bool is_plain(const Object& o) noexcept {
-  if (o.is(list_type())) {
-    for (auto& e : o.as<ObjectList>())
-      if (!is_plain(e)) return false;
-    return true;
-  }
-  if (o.is(map_type())) {
-    for (auto& [k, e] : o.as<ObjectMap>())
-      if (!is_plain(e)) return false;
-    return true;
-  }
-  return o.is(none_type()) || o.is(bool_type()) || o.is(int64_type()) || o.is(float64_type()) ||
-         o.is(text_type()) || o.is(bytes_type());
-}
+bool is_plain(const Object& o) noexcept { return shape(o).plain; }
 
 std::string_view type_name(const Object& o) noexcept {
   return o.type ? std::string_view(o.type->name) : std::string_view("nothing");
@@ -421,24 +496,22 @@ std::optional<Object> binary(BinaryOp op, const Object& a, const Object& b) {
   if (a.is(text_type()) && b.is(text_type())) return ordered_op(op, a.as<std::string>(), b.as<std::string>());
   if (a.is(bytes_type()) && b.is(bytes_type())) return ordered_op(op, a.as<Bytes>(), b.as<Bytes>());
   if (a.is(list_type()) && b.is(list_type())) {
-    auto& l = a.as<ObjectList>();
-    auto& r = b.as<ObjectList>();
+    auto& l = items(a);
+    auto& r = items(b);
     if (op == BinaryOp::add) {
       check_joined(l.size(), r.size(), max_joined_elements, "elements");
       ObjectList out(l);
       out.insert(out.end(), r.begin(), r.end());
       return box(std::move(out));
     }
-    if (op == BinaryOp::eq) return box(list_equal(l, r));
-    if (op == BinaryOp::ne) return box(!list_equal(l, r));
-    return std::nullopt;
+    if (op != BinaryOp::eq && op != BinaryOp::ne) return std::nullopt;
+    ops::ExpansionBudget budget;
+    bool eq = list_equal(l, r);
+    return box(op == BinaryOp::eq ? eq : !eq);
   }
   if (a.is(map_type()) && b.is(map_type()) && (op == BinaryOp::eq || op == BinaryOp::ne)) {
-    auto& l = a.as<ObjectMap>();
-    auto& r = b.as<ObjectMap>();
-    bool eq = l.size() == r.size();
-    for (auto li = l.begin(), ri = r.begin(); eq && li != l.end(); ++li, ++ri)
-      eq = li->first == ri->first && plain_equal(li->second, ri->second);
+    ops::ExpansionBudget budget;
+    bool eq = map_equal(entries(a), entries(b));
     return box(op == BinaryOp::eq ? eq : !eq);
   }
   if (a.is(none_type()) || b.is(none_type())) {

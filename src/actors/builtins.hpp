@@ -57,8 +57,33 @@ Object box(ObjectMap v);
 /// Boxes a plain value; its handle alternatives are taken as they are.
 Object box(const Plain& v);
 
+/// What the server knows of a value's structure. Boxed values are immutable, so it is computed
+/// once, when a list or map is made, from its elements' shapes: no walk ever looks further than
+/// one level, however deep the value or however often it shares an element.
+struct Shape {
+  /// Levels of lists and maps: 0 for a scalar or an object, 1 for [1], 2 for [[1]].
+  std::uint32_t depth = 0;
+  /// Only plain kinds inside (no object that stays remote).
+  bool plain = true;
+  /// The bytes get() makes of it, an element shared n times counted n times (saturating at
+  /// max_shape_bytes): text and bytes their size, each list element sizeof(Plain), each map entry
+  /// that, its key and a tree node.
+  std::uint64_t expansion = 0;
+};
+/// Where Shape::expansion stops counting: far above any budget, far below overflow.
+inline constexpr std::uint64_t max_shape_bytes = std::uint64_t{1} << 62;
+Shape shape(const Object& o) noexcept;
+
+/// The elements of a list (list_type) and the entries of a map (map_type).
+const ObjectList& items(const Object& list) noexcept;
+const ObjectMap& entries(const Object& map) noexcept;
+
+/// Recomputes the shape of a list or map made by box() whose elements changed since (the
+/// decoder fills in handles after boxing). Only for a value no one else has seen yet.
+void reshape(const Object& container) noexcept;
+
 /// True for the boxed plain kinds (none, bool, int64, float64, text, bytes, and lists and maps
-/// of them): immutable values that any strand may read.
+/// of them): immutable values that any strand may read. O(1).
 bool is_plain(const Object& o) noexcept;
 
 /// The type name used in messages: a registered name or a built-in kind.

@@ -144,6 +144,13 @@ struct ArgConv<None> {
   template <class P> static P pass(Held& h) { return h; }
 };
 
+/// A list or map argument becomes a C++ container as large as the value expands (an element
+/// shared n times is copied n times): refused before matching walks it when that is over the
+/// budget of one expansion.
+inline void check_expansion(const Object& o) {
+  if (builtin::shape(o).expansion > ops::max_expansion) ops::expansion_error();
+}
+
 template <class D>
   requires is_vector<D>::value
 struct ArgConv<D> {
@@ -152,13 +159,14 @@ struct ArgConv<D> {
   static constexpr std::string_view kind = "list";
   static int match(const Registry& r, const Object& o) {
     if (!o.is(builtin::list_type())) return -1;
+    check_expansion(o);
     int worst = 0;
-    for (auto& e : o.as<builtin::ObjectList>()) worst = worse(worst, E::match(r, e));
+    for (auto& e : builtin::items(o)) worst = worse(worst, E::match(r, e));
     return worst;
   }
   static Held from(const Registry& r, const Object& o) {
     D out;
-    for (auto& e : o.as<builtin::ObjectList>()) {
+    for (auto& e : builtin::items(o)) {
       auto h = E::from(r, e);
       out.push_back(E::template pass<typename D::value_type>(h));
     }
@@ -178,13 +186,14 @@ struct ArgConv<D> {
   static constexpr std::string_view kind = "map";
   static int match(const Registry& r, const Object& o) {
     if (!o.is(builtin::map_type())) return -1;
+    check_expansion(o);
     int worst = 0;
-    for (auto& [k, e] : o.as<builtin::ObjectMap>()) worst = worse(worst, E::match(r, e));
+    for (auto& [k, e] : builtin::entries(o)) worst = worse(worst, E::match(r, e));
     return worst;
   }
   static Held from(const Registry& r, const Object& o) {
     D out;
-    for (auto& [k, e] : o.as<builtin::ObjectMap>()) {
+    for (auto& [k, e] : builtin::entries(o)) {
       auto h = E::from(r, e);
       out.emplace(k, E::template pass<typename D::mapped_type>(h));
     }

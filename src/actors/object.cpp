@@ -199,44 +199,39 @@ Object unary(Ctx& ctx, UnaryOp op, const Object& self) {
 }
 
 namespace {
-/// The expansion left to the outermost get() or str() on this thread. They run to the end
-/// without suspending, so a thread-local is exact.
 thread_local std::size_t* expansion_left = nullptr;
-
-/// Opens a budget in the outermost get() or str(); nested ones share it.
-class ExpansionScope {
- public:
-  ExpansionScope() : owner_(expansion_left == nullptr) {
-    if (owner_) expansion_left = &left_;
-  }
-  ~ExpansionScope() {
-    if (owner_) expansion_left = nullptr;
-  }
-  ExpansionScope(const ExpansionScope&) = delete;
-  ExpansionScope& operator=(const ExpansionScope&) = delete;
-
- private:
-  bool owner_;
-  std::size_t left_ = max_expansion;
-};
 }  // namespace
 
-void charge_expansion(std::size_t bytes) {
-  if (expansion_left == nullptr) return;  // outside get() and str(): nothing to bound
-  if (bytes > *expansion_left)
-    throw_error(ErrorKind::value, "the value is too large to convert: it expands to more than " +
-                                      std::to_string(max_expansion >> 20) + " MiB");
-  *expansion_left -= bytes;
+ExpansionBudget::ExpansionBudget() noexcept : owner_(expansion_left == nullptr) {
+  if (owner_) expansion_left = &left_;
+}
+ExpansionBudget::~ExpansionBudget() {
+  if (owner_) expansion_left = nullptr;
+}
+
+void expansion_error() {
+  throw_error(ErrorKind::value, "the value is too large to convert: it expands to more than " +
+                                    std::to_string(max_expansion >> 20) + " MiB (limit max_expansion)");
+}
+
+void charge_expansion(std::uint64_t bytes) {
+  if (expansion_left == nullptr) return;  // outside any expansion: nothing to bound
+  if (bytes > *expansion_left) expansion_error();
+  *expansion_left -= static_cast<std::size_t>(bytes);
 }
 
 Plain get(const Object& self) {
-  ExpansionScope scope;
+  bool outermost = expansion_left == nullptr;
+  ExpansionBudget budget;
+  // Charged once, for everything the value expands to (its shape knows), before anything is
+  // made; the elements' get() calls below charge nothing more.
+  if (outermost) charge_expansion(sizeof(Plain) + builtin::shape(self).expansion);
   if (self.type->to_plain) return self.type->to_plain(self);
   return Plain(self);  // stays remote: travels back as a handle
 }
 
 std::string str(const Object& self) {
-  ExpansionScope scope;
+  ExpansionBudget budget;
   if (self.type->str) return self.type->str(self);
   char buf[32];
   std::snprintf(buf, sizeof buf, "%p", self.ptr.get());

@@ -99,13 +99,32 @@ void set_item(Ctx&, const Object& self, const Object& key, const Object& value);
 Object len(Ctx&, const Object& self);
 Object binary(Ctx&, BinaryOp op, const Object& self, const Object& other, bool reflected);
 Object unary(Ctx&, UnaryOp op, const Object& self);
-/// get() and str() of a plain value expand it: a list that holds one long list many times is
-/// small on the server and huge once converted. One top-level get() or str() may expand to at
-/// most `max_expansion` bytes (text and bytes count their size, each list or map element 8);
-/// past it, a value error.
+/// get(), str(), == and converting an argument expand a value: a list that holds one long list
+/// many times is small on the server and huge once converted. One top-level operation may
+/// expand at most `max_expansion` bytes, counted as builtin::Shape::expansion counts them (what
+/// get() really allocates: text and bytes their size, each list element sizeof(Plain), each map
+/// entry that, its key and a node); past it, a value error. get() and argument conversion are
+/// charged for the whole value before they make anything; str() and == element by element, each
+/// element before it is made.
 inline constexpr std::size_t max_expansion = 128u << 20;
-/// Charges `bytes` to the get() or str() in progress on this thread (the built-in kinds call it).
-void charge_expansion(std::size_t bytes);
+/// The budget of one top-level expansion on this thread; nested ones share the outermost. They
+/// run to the end without suspending, so a thread-local is exact.
+class ExpansionBudget {
+ public:
+  ExpansionBudget() noexcept;
+  ~ExpansionBudget();
+  ExpansionBudget(const ExpansionBudget&) = delete;
+  ExpansionBudget& operator=(const ExpansionBudget&) = delete;
+
+ private:
+  bool owner_;
+  std::size_t left_ = max_expansion;
+};
+/// Charges `bytes` to the expansion in progress on this thread, or throws a value error naming
+/// the limit. Outside one (no ExpansionBudget open), nothing is charged.
+void charge_expansion(std::uint64_t bytes);
+/// The value error of an expansion over the budget.
+[[noreturn]] void expansion_error();
 Plain get(const Object& self);
 std::string str(const Object& self);
 bool truthy(const Object& self);

@@ -172,7 +172,12 @@ const void* invoke_key(const Object& o) {
 namespace {
 /// What an operation that made `result` hands to the loop: evaluated as `fetch` asks, and
 /// marked when it starts a new actor. [actor]
-Outcome object_outcome(Object result, wire::Handle::Fetch fetch, bool fresh) {
+Outcome object_outcome(Object result, wire::Handle::Fetch fetch, bool fresh, int max_depth) {
+  // A method may wrap what it was given (return [x]): depth built one call at a time is bounded
+  // here, where each result is made, as the decoder bounds what arrives.
+  if (auto depth = builtin::shape(result).depth; depth > static_cast<std::uint32_t>(max_depth))
+    throw RemoteError(ErrorKind::value, "the result is nested " + std::to_string(depth) + " lists or maps deep, more than " +
+                                            std::to_string(max_depth) + " (limit max_nesting)");
   switch (fetch) {
     case wire::Handle::Fetch::NONE: break;
     case wire::Handle::Fetch::TEXT: {
@@ -609,7 +614,7 @@ class ServerConnection {
       : core_(core), peer_(std::move(peer)), budget_(std::make_shared<Budget>()) {
     capnp::ReaderOptions options;
     options.traversalLimitInWords = core.options.max_message_words;
-    options.nestingLimit = core.options.max_nesting;
+    options.nestingLimit = reader_nesting_limit(core.options.max_nesting);
     rpc_.emplace(core.loop, std::move(socket), capnp::rpc::twoparty::Side::SERVER,
                  capnp::Capability::Client(kj::heap<RegistryServer>(core, budget_)), options,
                  std::make_shared<WireCounters>(false));
@@ -673,6 +678,8 @@ ServerCore::ServerCore(Endpoint endpoint, const Registry& types, ServerOptions o
       pool(options.actor_threads ? options.actor_threads : std::max(1u, std::thread::hardware_concurrency())),
       loop(std::make_shared<KjLoop>(io.get_executor())),
       acceptor(io) {
+  if (options.max_nesting < 1 || options.max_nesting > max_nesting_limit)
+    throw std::invalid_argument("ServerOptions::max_nesting must be between 1 and " + std::to_string(max_nesting_limit));
   asio::ip::tcp::endpoint ep(asio::ip::make_address(endpoint.host), endpoint.port);
   acceptor.open(ep.protocol());
   acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true));
@@ -725,7 +732,7 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget,
                          Outcome outcome;
                          if (!e) {
                            try {
-                             outcome = object_outcome(std::move(result), fetch, false);
+                             outcome = object_outcome(std::move(result), fetch, false, core->options.max_nesting);
                            } catch (...) {
                              e = std::current_exception();
                            }
@@ -734,7 +741,7 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget,
                        }));
         return;
       }
-      if (auto* obj = std::get_if<Object>(&outcome)) outcome = object_outcome(std::move(*obj), fetch, ctx.fresh_actor);
+      if (auto* obj = std::get_if<Object>(&outcome)) outcome = object_outcome(std::move(*obj), fetch, ctx.fresh_actor, core->options.max_nesting);
     } catch (...) {
       error = std::current_exception();
     }
@@ -804,9 +811,24 @@ struct Hole {
   wire::Handle::Client cap;
 };
 
-/// Decodes `v` into `slot` in one pass over the message (Cap'n Proto charges every read against
-/// the traversal limit, so each pointer is read once). Capabilities are left as holes.
-void build(wire::Value::Reader v, Object& slot, kj::Vector<Hole>& holes) {
+RemoteError too_deep(int limit) {
+  return RemoteError(ErrorKind::value, "a value nested more than " + std::to_string(limit) +
+                                           " lists or maps deep is refused (limit max_nesting)");
+}
+
+/// What decoding one value collects: the capabilities to resolve, and the lists and maps made,
+/// children before parents, whose shapes change once the holes are filled.
+struct Decoding {
+  kj::Vector<Hole> holes;
+  std::vector<const Object*> containers;
+  int max_depth;
+};
+
+/// Decodes `v`, `depth` lists or maps deep, into `slot` in one pass over the message (Cap'n
+/// Proto charges every read against the traversal limit, so each pointer is read once).
+/// Capabilities are left as holes. Refuses a value deeper than ServerOptions::max_nesting before
+/// it recurses further, so the stack is bounded by that option.
+void build(wire::Value::Reader v, Object& slot, Decoding& d, int depth) {
   switch (v.which()) {
     case wire::Value::NONE: slot = builtin::none(); return;
     case wire::Value::BOOL: slot = builtin::box(v.getBool()); return;
@@ -821,26 +843,30 @@ void build(wire::Value::Reader v, Object& slot, kj::Vector<Hole>& holes) {
       return;
     }
     case wire::Value::LIST: {
+      if (depth >= d.max_depth) throw to_kj(too_deep(d.max_depth));
       auto list = v.getList();
       if (zero_sized_elements(list)) throw to_kj(zero_sized_error(list.size()));
       builtin::ObjectList out(list.size());  // sized once: the holes point into it
-      for (unsigned i = 0; i < list.size(); ++i) build(list[i], out[i], holes);
+      for (unsigned i = 0; i < list.size(); ++i) build(list[i], out[i], d, depth + 1);
       slot = builtin::box(std::move(out));  // moving a vector keeps its elements in place
+      d.containers.push_back(&slot);
       return;
     }
     case wire::Value::MAP: {
+      if (depth >= d.max_depth) throw to_kj(too_deep(d.max_depth));
       builtin::ObjectMap out;
       auto map = v.getMap();
       if (zero_sized_elements(map)) throw to_kj(zero_sized_error(map.size()));
       for (auto e : map) {
         auto [it, inserted] = out.try_emplace(text(e.getKey()));
         if (!inserted) throw to_kj(RemoteError(ErrorKind::value, "a map on the wire has the key '" + it->first + "' twice"));
-        build(e.getValue(), it->second, holes);
+        build(e.getValue(), it->second, d, depth + 1);
       }
       slot = builtin::box(std::move(out));  // map nodes stay in place
+      d.containers.push_back(&slot);
       return;
     }
-    case wire::Value::HANDLE: holes.add(Hole{&slot, v.getHandle()}); return;
+    case wire::Value::HANDLE: d.holes.add(Hole{&slot, v.getHandle()}); return;
   }
   throw to_kj(RemoteError(ErrorKind::type, "unknown value kind on the wire"));
 }
@@ -848,14 +874,24 @@ void build(wire::Value::Reader v, Object& slot, kj::Vector<Hole>& holes) {
 
 kj::Promise<Object> ServerCore::decode(wire::Value::Reader value) {
   auto root = kj::heap<Object>();
-  kj::Vector<Hole> holes;
-  build(value, *root, holes);
-  if (holes.empty()) return kj::mv(*root);
-  auto unwrapped = KJ_MAP(h, holes) { return unwrap(kj::mv(h.cap)); };
-  auto slots = KJ_MAP(h, holes) { return h.slot; };
+  auto d = kj::heap<Decoding>(Decoding{{}, {}, options.max_nesting});
+  try {
+    build(value, *root, *d, 0);
+  } catch (kj::Exception& e) {
+    // Cap'n Proto's own checks (a pointer out of bounds, a message nested past its limit): the
+    // value is malformed. Ours carry their kind already.
+    if (from_kj(e).kind() != ErrorKind::user) throw;
+    throw to_kj(RemoteError(ErrorKind::value, std::string("a malformed value on the wire: ") + e.getDescription().cStr()));
+  }
+  if (d->holes.empty()) return kj::mv(*root);
+  auto unwrapped = KJ_MAP(h, d->holes) { return unwrap(kj::mv(h.cap)); };
+  auto slots = KJ_MAP(h, d->holes) { return h.slot; };
   return kj::joinPromises(kj::mv(unwrapped))
-      .then([root = kj::mv(root), slots = kj::mv(slots)](kj::Array<std::pair<Object, std::shared_ptr<Actor>>> resolved) mutable {
+      .then([root = kj::mv(root), d = kj::mv(d), slots = kj::mv(slots)](kj::Array<std::pair<Object, std::shared_ptr<Actor>>> resolved) mutable {
         for (size_t i = 0; i < slots.size(); ++i) *slots[i] = kj::mv(resolved[i].first);
+        // The handles are values stored before: their depth adds to this one's. Children first.
+        for (auto* c : d->containers) builtin::reshape(*c);
+        if (builtin::shape(*root).depth > static_cast<std::uint32_t>(d->max_depth)) throw to_kj(too_deep(d->max_depth));
         return kj::mv(*root);
       });
 }

@@ -29,7 +29,11 @@ struct ServerOptions {
   unsigned actor_threads = 0;
   /// The largest message accepted from a client, in 8-byte words (Cap'n Proto traversal limit).
   std::uint64_t max_message_words = 8 * 1024 * 1024;
-  /// The deepest nesting accepted in a message.
+  /// How many lists or maps deep a value may nest (1 to 1000), counted in value levels, as
+  /// ClientOptions::max_nesting counts them: [[1]] is 2 deep. It bounds every value the server
+  /// holds, not only one message: a value stored with handles to stored values counts their
+  /// depth too, and so does a result a method makes. A deeper value, or result, fails that call
+  /// with a value error; the connection stays.
   int max_nesting = 64;
   /// How long stop() lets in-flight calls finish before it closes connections.
   std::chrono::milliseconds stop_grace{2000};

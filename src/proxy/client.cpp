@@ -91,7 +91,10 @@ ClientConnection::ClientConnection(asio::any_io_executor executor, ClientOptions
     : loop_(std::make_shared<KjLoop>(std::move(executor))),
       options_(std::move(options)),
       log_(make_logger(options_.logger, "remoteable.client", options_.log_level)),
-      counters_(std::make_shared<WireCounters>(options_.trace_wire)) {}
+      counters_(std::make_shared<WireCounters>(options_.trace_wire)) {
+  if (options_.max_nesting < 1 || options_.max_nesting > max_nesting_limit)
+    throw std::invalid_argument("ClientOptions::max_nesting must be between 1 and " + std::to_string(max_nesting_limit));
+}
 
 ClientConnection::~ClientConnection() {
   // Normally close_now() ran on the loop. If the executor never ran it (the Client was dropped
@@ -105,7 +108,7 @@ ClientConnection::~ClientConnection() {
 void ClientConnection::start(asio::ip::tcp::socket socket) {
   capnp::ReaderOptions reader;
   reader.traversalLimitInWords = options_.max_message_words;
-  reader.nestingLimit = options_.max_nesting;
+  reader.nestingLimit = reader_nesting_limit(options_.max_nesting);
   std::error_code ignored;
   auto peer = socket.remote_endpoint(ignored);
   log_->info("connected to {}:{}", peer.address().to_string(), peer.port());
@@ -384,9 +387,16 @@ wire::Handle::Client& ClientConnection::cap_of(const Handle& handle) {
   return cap(state->id);
 }
 
+namespace {
+RemoteError too_deep(int limit, std::string_view what) {
+  return RemoteError(ErrorKind::value, "a value nested more than " + std::to_string(limit) + " lists or maps deep " +
+                                           std::string(what) + " (limit max_nesting)");
+}
+}  // namespace
+
 void ClientConnection::encode(wire::Value::Builder out, const Value& value, int depth) {
-  if (depth > options_.max_nesting)
-    throw RemoteError(ErrorKind::value, "a value nested more than " + std::to_string(options_.max_nesting) + " deep cannot be sent");
+  if ((value.holds<Value::List>() || value.holds<Value::Map>()) && depth >= options_.max_nesting)
+    throw too_deep(options_.max_nesting, "cannot be sent");
   std::visit(
       [&](const auto& x) {
         using X = std::decay_t<decltype(x)>;
@@ -415,8 +425,11 @@ void ClientConnection::encode(wire::Value::Builder out, const Value& value, int 
       value.storage());
 }
 
-Value ClientConnection::decode(wire::Value::Reader v) {
-  switch (v.which()) {
+Value ClientConnection::decode(wire::Value::Reader v, int depth) {
+  auto which = v.which();
+  if ((which == wire::Value::LIST || which == wire::Value::MAP) && depth >= options_.max_nesting)
+    throw to_kj(too_deep(options_.max_nesting, "from the server is refused"));
+  switch (which) {
     case wire::Value::NONE: return None{};
     case wire::Value::BOOL: return v.getBool();
     case wire::Value::INT64: return static_cast<std::int64_t>(v.getInt64());
@@ -433,14 +446,14 @@ Value ClientConnection::decode(wire::Value::Reader v) {
       if (zero_sized_elements(list)) throw to_kj(zero_sized_error(list.size()));
       Value::List out;
       out.reserve(list.size());
-      for (auto e : list) out.push_back(decode(e));
+      for (auto e : list) out.push_back(decode(e, depth + 1));
       return out;
     }
     case wire::Value::MAP: {
       auto map = v.getMap();
       if (zero_sized_elements(map)) throw to_kj(zero_sized_error(map.size()));
       Value::Map out;
-      for (auto e : map) out.insert_or_assign(std::string(e.getKey().cStr(), e.getKey().size()), decode(e.getValue()));
+      for (auto e : map) out.insert_or_assign(std::string(e.getKey().cStr(), e.getKey().size()), decode(e.getValue(), depth + 1));
       return out;
     }
     case wire::Value::HANDLE: {

@@ -25,8 +25,10 @@ struct ClientOptions {
   bool trace_wire = false;
   /// The largest message accepted from the server, in 8-byte words.
   std::uint64_t max_message_words = 64 * 1024 * 1024;
-  /// How deep a value may nest, both ways: deeper values to send fail with a value error, and a
-  /// message from the server nested deeper (in Cap'n Proto pointer levels) is refused.
+  /// How many lists or maps deep a value may nest (1 to 1000), both ways, counted in value levels
+  /// as ServerOptions::max_nesting counts them ([[1]] is 2 deep): a deeper value to send fails
+  /// with a value error before anything is sent, and a deeper value from the server fails the
+  /// evaluation that received it with a value error.
   int max_nesting = 64;
   /// How long one attempt's TCP connect may take; past it the attempt fails with a timeout error.
   std::chrono::milliseconds connect_timeout{5000};

@@ -24,6 +24,17 @@ bool zero_sized_elements(const List& list) {
   return first.getDataSection().size() == 0 && first.getPointerSection().size() == 0;
 }
 
+/// The Cap'n Proto nesting limit (pointer levels) that lets a value nest `value_levels` lists or
+/// maps deep: a list level costs two pointer levels (the list, its struct element), a map level
+/// three (the list, the entry, the entry's value), and the RPC envelope a few. Both sides set it
+/// from their `max_nesting` (counted in value levels) and check value levels themselves, so a
+/// value too deep is refused with a typed error before Cap'n Proto's own limit is reached.
+inline int reader_nesting_limit(int value_levels) { return 3 * value_levels + 32; }
+
+/// The largest `max_nesting` either side accepts: every walk of a value recurses once per level,
+/// and this keeps that well inside a thread's stack.
+inline constexpr int max_nesting_limit = 1000;
+
 /// The value error for such a list.
 inline RemoteError zero_sized_error(std::size_t claimed) {
   return RemoteError(ErrorKind::value, "a list on the wire has zero-sized elements (" + std::to_string(claimed) +

@@ -104,7 +104,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   /// Encodes a client Value; handles must belong to this connection. [loop]
   void encode(wire::Value::Builder out, const Value& value, int depth = 0);
   /// Decodes a wire value; capabilities in it become new handles. [loop]
-  Value decode(wire::Value::Reader value);
+  Value decode(wire::Value::Reader value, int depth = 0);
 
   /// Drops everything, pending evaluations included, without completing them: their handlers
   /// are destroyed. For an io_context that is destroyed (its thread, not a loop handler).
