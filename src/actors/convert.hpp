@@ -216,7 +216,9 @@ struct ArgConv<D> {
   }
 };
 
-/// Registered classes, taken as T&, const T&, T (a copy), T* or std::shared_ptr<T>.
+/// Registered classes, taken as T&, const T&, T (a copy), T* or std::shared_ptr<T>. Only an object
+/// of the class matches: none does not (its type is none's), so only T* (below) and std::optional
+/// parameters take none.
 template <class U>
 struct ClassArg {
   using Held = std::shared_ptr<U>;
@@ -247,8 +249,11 @@ struct ArgConv<U*> : ClassArg<std::remove_const_t<U>> {
   }
 };
 
+// A std::shared_ptr<T> parameter is an object, never none: user code may dereference it without a
+// check. A binding that means "an object or nothing" says so with T* or
+// std::optional<std::shared_ptr<T>> (the optional handles none before this converter is asked).
 template <class U>
-struct ArgConv<std::shared_ptr<U>> : ArgConv<std::remove_const_t<U>*> {};
+struct ArgConv<std::shared_ptr<U>> : ClassArg<std::remove_const_t<U>> {};
 
 /// The argument converter for a parameter of type P.
 template <class P>
