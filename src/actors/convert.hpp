@@ -228,7 +228,13 @@ struct ClassArg {
     return t && o.type == t ? 0 : -1;
   }
   static Held from(const Registry&, const Object& o) { return std::static_pointer_cast<U>(o.ptr); }
-  template <class P> static P pass(Held& h) {
+  // A parameter `const std::shared_ptr<const U>&` gets a converted copy by value: returned as
+  // the reference type it would refer to a temporary that dies before the call.
+  template <class P>
+  using Passed = std::conditional_t<is_shared_ptr<std::remove_cvref_t<P>>::value &&
+                                        !std::same_as<std::remove_cvref_t<P>, Held>,
+                                    std::remove_cvref_t<P>, P>;
+  template <class P> static Passed<P> pass(Held& h) {
     if constexpr (std::is_pointer_v<P>) return h.get();
     else if constexpr (is_shared_ptr<std::remove_cvref_t<P>>::value) return h;
     else return *h;
