@@ -31,7 +31,7 @@ std::string invalid_argument_of(const std::function<void()>& f) {
 
 }  // namespace
 
-TEST_CASE("export_name_problem accepts exactly the CLI's identifiers that are not keywords") {
+TEST_CASE("export names: the CLI's identifiers that are not keywords, and every export_* refuses others") {
   for (auto& name : good_names) {
     INFO(name);
     CHECK(remoteable::export_name_problem(name).empty());
@@ -46,9 +46,8 @@ TEST_CASE("export_name_problem accepts exactly the CLI's identifiers that are no
   CHECK_THAT(remoteable::export_name_problem("none"), Catch::Contains("keyword"));
   CHECK_THAT(remoteable::export_name_problem(std::string("a\0b", 3)), Catch::Contains("a\\x00b"));
   CHECK(remoteable::export_name_problem(std::string(10'000, '-')).size() < 400);
-}
 
-TEST_CASE("every export_* refuses a name the CLI cannot write, and exports nothing") {
+  // Each export_* applies the rule and exports nothing.
   test::WalkthroughServer s;
   auto& server = s.server->server();
   for (auto& name : bad_names) {
@@ -93,6 +92,8 @@ TEST_CASE("exporting a taken name throws, and the first export stays") {
 TEST_CASE("remoteable::replace replaces an export explicitly") {
   test::Connected t;
   auto& server = t.server->server();
+  CHECK_THROWS_AS(server.export_value(std::int64_t{6}, "five"), std::invalid_argument);  // not without asking
+  CHECK(t.run(t.client.fetch("five").as<std::int64_t>()) == 5);
   server.export_value(std::int64_t{6}, "five", remoteable::replace);
   CHECK(t.run(t.client.fetch("five").as<std::int64_t>()) == 6);
   server.export_object(std::make_shared<example::Node>(9), "root", remoteable::replace);

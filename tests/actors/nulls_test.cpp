@@ -125,7 +125,7 @@ const remoteable::None none{};
 
 }  // namespace
 
-TEST_CASE("shared_ptr, reference and by-value parameters refuse none with a type error") {
+TEST_CASE("shared_ptr, reference and by-value parameters refuse none with a type error; T* and optional take it") {
   NullsFixture t;
   auto h = t.client->fetch("holder");
   for (const char* method : {"take_shared", "take_const_shared", "take_ref", "take_cref", "take_value"}) {
@@ -137,6 +137,17 @@ TEST_CASE("shared_ptr, reference and by-value parameters refuse none with a type
   auto message = t.message_of(h.call("take_shared", none).get());
   CHECK_THAT(message, Catch::Contains("'Holder.take_shared'") && Catch::Contains("(Probe)") &&
                           Catch::Contains("got (none)") && !Catch::Contains("or none"));
+
+  // T* and std::optional parameters take none, and say so in their signature.
+  auto probe = t.client->fetch("probe");
+  CHECK(t.run(h.call("take_ptr", none).as<std::int64_t>()) == 0);
+  CHECK(t.run(h.call("take_ptr", probe).as<std::int64_t>()) == 7);
+  CHECK(t.run(h.call("take_optional", none).as<std::int64_t>()) == 0);
+  CHECK(t.run(h.call("take_optional", probe).as<std::int64_t>()) == 7);
+  CHECK(t.run(h.call("take_optional_later", none).as<std::int64_t>()) == 0);
+  CHECK(t.run(h.call("take_optional_later", probe).as<std::int64_t>()) == 7);
+  CHECK_THAT(t.message_of(h.call("take_ptr", 1).get()), Catch::Contains("(Probe or none)") && Catch::Contains("got (int64)"));
+  CHECK_THAT(t.message_of(h.call("take_optional", 1).get()), Catch::Contains("(Probe or none)"));
   CHECK(nulls_seen == 0);
 }
 
@@ -148,21 +159,6 @@ TEST_CASE("a coroutine method, a constructor and a free function taking a shared
   CHECK_THAT(t.message_of(t.client->fetch("Pair")(none).get()), Catch::Contains("(Probe)"));
   CHECK(t.error_of(t.client->fetch("shared_fn")(none).get()) == ErrorKind::type);
   CHECK(t.run(t.client->fetch("shared_fn")(t.client->fetch("probe")).as<std::int64_t>()) == 7);
-  CHECK(nulls_seen == 0);
-}
-
-TEST_CASE("T* and std::optional parameters take none, and say so in their signature") {
-  NullsFixture t;
-  auto h = t.client->fetch("holder");
-  auto probe = t.client->fetch("probe");
-  CHECK(t.run(h.call("take_ptr", none).as<std::int64_t>()) == 0);
-  CHECK(t.run(h.call("take_ptr", probe).as<std::int64_t>()) == 7);
-  CHECK(t.run(h.call("take_optional", none).as<std::int64_t>()) == 0);
-  CHECK(t.run(h.call("take_optional", probe).as<std::int64_t>()) == 7);
-  CHECK(t.run(h.call("take_optional_later", none).as<std::int64_t>()) == 0);
-  CHECK(t.run(h.call("take_optional_later", probe).as<std::int64_t>()) == 7);
-  CHECK_THAT(t.message_of(h.call("take_ptr", 1).get()), Catch::Contains("(Probe or none)") && Catch::Contains("got (int64)"));
-  CHECK_THAT(t.message_of(h.call("take_optional", 1).get()), Catch::Contains("(Probe or none)"));
   CHECK(nulls_seen == 0);
 }
 
