@@ -225,7 +225,9 @@ struct ArgConv<D> {
   }
 };
 
-/// Registered classes, taken as T&, const T&, T (a copy), T* or std::shared_ptr<T>.
+/// Registered classes, taken as T&, const T&, T (a copy), T* or std::shared_ptr<T>. Only an object
+/// of the class matches: none does not (its type is none's), so only T* (below) and std::optional
+/// parameters take none.
 template <class U>
 struct ClassArg {
   using Held = std::shared_ptr<U>;
@@ -235,7 +237,13 @@ struct ClassArg {
     return t && o.type == t ? 0 : -1;
   }
   static Held from(const Registry&, const Object& o) { return std::static_pointer_cast<U>(o.ptr); }
-  template <class P> static P pass(Held& h) {
+  // A parameter `const std::shared_ptr<const U>&` gets a converted copy by value: returned as
+  // the reference type it would refer to a temporary that dies before the call.
+  template <class P>
+  using Passed = std::conditional_t<is_shared_ptr<std::remove_cvref_t<P>>::value &&
+                                        !std::same_as<std::remove_cvref_t<P>, Held>,
+                                    std::remove_cvref_t<P>, P>;
+  template <class P> static Passed<P> pass(Held& h) {
     if constexpr (std::is_pointer_v<P>) return h.get();
     else if constexpr (is_shared_ptr<std::remove_cvref_t<P>>::value) return h;
     else return *h;
@@ -256,8 +264,11 @@ struct ArgConv<U*> : ClassArg<std::remove_const_t<U>> {
   }
 };
 
+// A std::shared_ptr<T> parameter is an object, never none: user code may dereference it without a
+// check. A binding that means "an object or nothing" says so with T* or
+// std::optional<std::shared_ptr<T>> (the optional handles none before this converter is asked).
 template <class U>
-struct ArgConv<std::shared_ptr<U>> : ArgConv<std::remove_const_t<U>*> {};
+struct ArgConv<std::shared_ptr<U>> : ClassArg<std::remove_const_t<U>> {};
 
 /// The argument converter for a parameter of type P.
 template <class P>

@@ -129,10 +129,14 @@ std::string kind_name(const Registry& r) {
   if constexpr (std::same_as<D, Bytes>) return "bytes";
   else if constexpr (std::is_pointer_v<D> && user_class<std::remove_cv_t<std::remove_pointer_t<D>>>)
     return r.template name_of<std::remove_cv_t<std::remove_pointer_t<D>>>() + " or none";
-  else if constexpr (is_shared_ptr<D>::value) return r.template name_of<std::remove_const_t<typename D::element_type>>() + " or none";
+  else if constexpr (is_shared_ptr<D>::value) return r.template name_of<std::remove_const_t<typename D::element_type>>();
   else if constexpr (is_vector<D>::value) return "list of " + kind_name<typename D::value_type>(r);
   else if constexpr (is_string_map<D>::value) return "map of " + kind_name<typename D::mapped_type>(r);
-  else if constexpr (is_optional<D>::value) return kind_name<typename D::value_type>(r) + " or none";
+  else if constexpr (is_optional<D>::value) {
+    std::string inner = kind_name<typename D::value_type>(r);
+    if constexpr (std::is_pointer_v<typename D::value_type>) return inner;  // it already says "or none"
+    else return inner + " or none";
+  }
   else if constexpr (user_class<D>) return r.template name_of<D>();
   else return std::string(arg_conv<P>::kind);
 }

@@ -13,6 +13,7 @@
 #include <cstdlib>
 
 #include "actors/builtins.hpp"
+#include "actors/names.hpp"
 #include "rpc/wire_checks.hpp"
 #include "actors/detail/server_core.hpp"
 #include "rpc/kj_error.hpp"
@@ -581,7 +582,7 @@ class RegistryServer final : public wire::Registry::Server {
     auto params = context.getParams();
     auto name = text(params.getName());
     if (core_.log->should_log(spdlog::level::trace)) core_.log->trace("attach '{}'", name);
-    if (name.empty()) throw to_kj(RemoteError(ErrorKind::value, "an export name cannot be empty"));
+    if (auto problem = export_name_problem(name); !problem.empty()) throw to_kj(RemoteError(ErrorKind::value, problem));
     return core_.unwrap(params.getHandle()).then([this, name](std::pair<Object, std::shared_ptr<Actor>> target) {
       std::lock_guard lock(core_.exports_mutex);
       auto [it, inserted] = core_.exports.try_emplace(name, Export{target.first, target.second, true});
@@ -1065,8 +1066,11 @@ Server::~Server() {
 
 std::uint16_t Server::port() const { return core_->acceptor.local_endpoint().port(); }
 
-void Server::export_ref(Object ref, std::string name, const std::string* same_actor) {
+void Server::export_ref(Object ref, std::string name, const std::string* same_actor, bool replace) {
+  if (auto problem = export_name_problem(name); !problem.empty()) throw std::invalid_argument(problem);
   std::lock_guard lock(core_->exports_mutex);
+  if (!replace && core_->exports.contains(name))
+    throw std::invalid_argument("the name '" + name + "' is already exported (pass remoteable::replace to replace it)");
   std::shared_ptr<detail::Actor> actor;
   if (same_actor) {
     auto it = core_->exports.find(*same_actor);

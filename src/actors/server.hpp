@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -23,6 +24,13 @@ namespace remoteable {
 struct same_actor_as {
   std::string name;
 };
+
+/// Asks an export_* call to replace the export of that name if there is one, instead of throwing:
+/// `server.export_object(node, "root", remoteable::replace)`.
+struct Replace {
+  explicit constexpr Replace() = default;
+};
+inline constexpr Replace replace{};
 
 struct ServerOptions {
   /// Threads of the actor pool. 0 means std::thread::hardware_concurrency().
@@ -86,39 +94,71 @@ class Server {
   /// The port actually bound (useful with port 0).
   std::uint16_t port() const;
 
+  // Export names: a name must be one identifier a client can write (see actors/names.hpp: an
+  // ASCII letter or '_', then letters, digits or '_', not true/false/none/not), and free. Every
+  // export_* throws std::invalid_argument for a name that breaks the rule, or that is taken
+  // (by the server or by a client's attach) unless it is given remoteable::replace last, which
+  // replaces the export of that name.
+
   /// Exports `object` under `name`, in a new actor unless the object is already owned.
-  /// T must be registered with the Registry given to the server.
+  /// T must be registered with the Registry given to the server; `object` must not be null.
   template <class T>
   void export_object(std::shared_ptr<T> object, std::string name) {
-    export_ref(registry_.make_ref(std::move(object)), std::move(name), nullptr);
+    export_ref(object_ref(std::move(object)), std::move(name), nullptr, false);
+  }
+  template <class T>
+  void export_object(std::shared_ptr<T> object, std::string name, Replace) {
+    export_ref(object_ref(std::move(object)), std::move(name), nullptr, true);
   }
   /// Exports `object` under `name` into the actor of the export `actor.name`.
   template <class T>
   void export_object(std::shared_ptr<T> object, std::string name, const same_actor_as& actor) {
-    export_ref(registry_.make_ref(std::move(object)), std::move(name), &actor.name);
+    export_ref(object_ref(std::move(object)), std::move(name), &actor.name, false);
+  }
+  template <class T>
+  void export_object(std::shared_ptr<T> object, std::string name, const same_actor_as& actor, Replace) {
+    export_ref(object_ref(std::move(object)), std::move(name), &actor.name, true);
   }
   /// Exports the registered class T: calling the handle constructs a T.
   template <class T>
   void export_class(std::string name) {
-    export_ref(registry_.class_ref<T>(), std::move(name), nullptr);
+    export_ref(registry_.class_ref<T>(), std::move(name), nullptr, false);
+  }
+  template <class T>
+  void export_class(std::string name, Replace) {
+    export_ref(registry_.class_ref<T>(), std::move(name), nullptr, true);
   }
   /// Exports a plain value (int, double, bool, string, bytes, lists and maps of these).
   template <class V>
   void export_value(V&& value, std::string name) {
-    export_ref(registry_.box(std::forward<V>(value)), std::move(name), nullptr);
+    export_ref(registry_.box(std::forward<V>(value)), std::move(name), nullptr, false);
+  }
+  template <class V>
+  void export_value(V&& value, std::string name, Replace) {
+    export_ref(registry_.box(std::forward<V>(value)), std::move(name), nullptr, true);
   }
   /// Exports a free function (a function pointer or captureless lambda): calling the handle
   /// runs it. It runs in an actor of its own, one call at a time.
   template <class F>
   void export_function(std::string name, F function) {
     auto object = registry_.function(name, std::move(function));  // before `name` is moved
-    export_ref(std::move(object), std::move(name), nullptr);
+    export_ref(std::move(object), std::move(name), nullptr, false);
+  }
+  template <class F>
+  void export_function(std::string name, F function, Replace) {
+    auto object = registry_.function(name, std::move(function));
+    export_ref(std::move(object), std::move(name), nullptr, true);
   }
   /// The same, for a function that may block: its calls always run on the actor pool.
   template <class F>
   void export_function(std::string name, F function, Blocking) {
     auto object = registry_.function(name, std::move(function), blocking);
-    export_ref(std::move(object), std::move(name), nullptr);
+    export_ref(std::move(object), std::move(name), nullptr, false);
+  }
+  template <class F>
+  void export_function(std::string name, F function, Blocking, Replace) {
+    auto object = registry_.function(name, std::move(function), blocking);
+    export_ref(std::move(object), std::move(name), nullptr, true);
   }
   /// Removes an export. Returns false if there was none by that name.
   bool unexport(std::string_view name);
@@ -142,7 +182,12 @@ class Server {
   std::size_t connections() const;
 
  private:
-  void export_ref(Object ref, std::string name, const std::string* same_actor);
+  template <class T>
+  Object object_ref(std::shared_ptr<T> object) const {
+    if (!object) throw std::invalid_argument("export_object: the object is null");
+    return registry_.make_ref(std::move(object));
+  }
+  void export_ref(Object ref, std::string name, const std::string* same_actor, bool replace);
   const Registry& registry_;
   std::shared_ptr<detail::ServerCore> core_;
 };
