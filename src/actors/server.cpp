@@ -46,6 +46,11 @@ wire::Handle::Fetch checked(wire::Handle::Fetch fetch) {
   return fetch;
 }
 
+// A size hint for results that are a handle and little else: Cap'n Proto keeps the results
+// message of an answer that carries a capability until the client sends Finish, and without a
+// hint its first segment is 1024 words (8 KiB) however little it holds.
+constexpr capnp::MessageSize small_results{16, 1};
+
 template <class T>
 T take(Outcome& o) {
   return std::get<T>(std::move(o));
@@ -122,6 +127,32 @@ class PendingCall {
   std::shared_ptr<CallCancel> cancel_;
   std::shared_ptr<Actor> actor_;
   bool done_ = false;
+};
+
+/// One call counted in its connection's budget from the moment it is received until it ends,
+/// however it ends (answered, failed, cancelled, or its connection gone): made first thing in
+/// each method that can wait (decoding arguments may wait for handles that never resolve), and
+/// attached to the call's promise. Past max_calls_per_connection the call is refused. [loop]
+class CallSlot {
+ public:
+  CallSlot(ServerCore& core, const std::shared_ptr<Budget>& budget) : core_(&core), budget_(budget) {
+    if (budget_->calls >= core.options.max_calls_per_connection)
+      throw to_kj(RemoteError(ErrorKind::overloaded, "too many calls in flight on this connection (limit max_calls_per_connection = " +
+                                                         std::to_string(core.options.max_calls_per_connection) + ")"));
+    ++budget_->calls;
+    core.calls_in_flight.fetch_add(1, std::memory_order_relaxed);
+  }
+  CallSlot(CallSlot&& other) noexcept : core_(other.core_), budget_(std::move(other.budget_)) {}
+  CallSlot& operator=(CallSlot&&) = delete;
+  ~CallSlot() {
+    if (!budget_) return;
+    --budget_->calls;
+    core_->calls_in_flight.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+ private:
+  ServerCore* core_;
+  std::shared_ptr<Budget> budget_;
 };
 
 ServerCore::Kj& ServerCore::kj() {
@@ -238,13 +269,15 @@ class HandleServer final : public wire::Handle::Server {
  protected:
   kj::Promise<void> attr(AttrContext context) override {
     context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     Step step{wire::Handle::Step::ATTR};
     step.name = text(context.getParams().getName());
-    return answer_step(std::move(step), context);
+    return answer_step(std::move(step), context).attach(kj::mv(slot));
   }
 
   kj::Promise<void> setAttr(SetAttrContext context) override {
     context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     auto params = context.getParams();
     auto name = text(params.getName());
     trace("set", name);
@@ -253,40 +286,44 @@ class HandleServer final : public wire::Handle::Server {
         ops::set_attr(ctx, self, name, value);
         return None{};
       }, {value});
-    }).ignoreResult();
+    }).ignoreResult().attach(kj::mv(slot));
   }
 
   kj::Promise<void> call(CallContext context) override {
     context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     auto params = context.getParams();
     Step step{wire::Handle::Step::CALL};
     step.name = text(params.getName());
     return core_.decode(params.getArgs()).then([this, context, step = std::move(step)](std::vector<Object> args) mutable {
       step.operands = std::move(args);
       return answer_step(std::move(step), context);
-    });
+    }).attach(kj::mv(slot));
   }
 
   kj::Promise<void> invoke(InvokeContext context) override {
     context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     return core_.decode(context.getParams().getArgs()).then([this, context](std::vector<Object> args) mutable {
       Step step{wire::Handle::Step::INVOKE};
       step.operands = std::move(args);
       return answer_step(std::move(step), context);
-    });
+    }).attach(kj::mv(slot));
   }
 
   kj::Promise<void> item(ItemContext context) override {
     context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     return core_.decode(context.getParams().getKey()).then([this, context](Object key) mutable {
       Step step{wire::Handle::Step::ITEM};
       step.operands.push_back(std::move(key));
       return answer_step(std::move(step), context);
-    });
+    }).attach(kj::mv(slot));
   }
 
   kj::Promise<void> setItem(SetItemContext context) override {
     context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     trace("set_item");
     auto params = context.getParams();
     auto values = kj::heapArrayBuilder<kj::Promise<Object>>(2);
@@ -297,17 +334,19 @@ class HandleServer final : public wire::Handle::Server {
         ops::set_item(ctx, self, key, value);
         return None{};
       }, {kv[0], kv[1]});
-    }).ignoreResult();
+    }).ignoreResult().attach(kj::mv(slot));
   }
 
   kj::Promise<void> len(LenContext context) override {
     context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     Step step{wire::Handle::Step::LEN};
-    return answer_step(std::move(step), context);
+    return answer_step(std::move(step), context).attach(kj::mv(slot));
   }
 
   kj::Promise<void> binary(BinaryContext context) override {
     context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     auto params = context.getParams();
     Step step{wire::Handle::Step::BINARY};
     step.binary_op = from_wire(params.getOp());
@@ -315,18 +354,20 @@ class HandleServer final : public wire::Handle::Server {
     return core_.decode(params.getOperand()).then([this, context, step = std::move(step)](Object other) mutable {
       step.operands.push_back(std::move(other));
       return answer_step(std::move(step), context);
-    });
+    }).attach(kj::mv(slot));
   }
 
   kj::Promise<void> unary(UnaryContext context) override {
     context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     Step step{wire::Handle::Step::UNARY};
     step.unary_op = from_wire(context.getParams().getOp());
-    return answer_step(std::move(step), context);
+    return answer_step(std::move(step), context).attach(kj::mv(slot));
   }
 
   kj::Promise<void> chain(ChainContext context) override {
     context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     auto params = context.getParams();
     auto steps = params.getSteps();
     if (zero_sized_elements(steps)) throw to_kj(zero_sized_error(steps.size()));
@@ -370,34 +411,38 @@ class HandleServer final : public wire::Handle::Server {
     }
     return kj::joinPromises(operands.releaseAsArray()).then([this, context, chain, fetch]() mutable {
       return run_chain(chain, 0, object_, actor_, fetch, context);
-    });
+    }).attach(kj::mv(slot));
   }
 
   kj::Promise<void> get(GetContext context) override {
     context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     trace("get");
     return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::get(self); })
         .then([this, context](Outcome o) mutable {
           core_.encode(context.getResults().initValue(), take<Plain>(o), actor_, budget_);
-        });
+        }).attach(kj::mv(slot));
   }
 
   kj::Promise<void> str(StrContext context) override {
     context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     trace("str");
     return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::str(self); })
-        .then([context](Outcome o) mutable { context.getResults().setText(take<std::string>(o)); });
+        .then([context](Outcome o) mutable { context.getResults().setText(take<std::string>(o)); }).attach(kj::mv(slot));
   }
 
   kj::Promise<void> truthy(TruthyContext context) override {
     context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     trace("truthy");
     return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::truthy(self); })
-        .then([context](Outcome o) mutable { context.getResults().setValue(take<bool>(o)); });
+        .then([context](Outcome o) mutable { context.getResults().setValue(take<bool>(o)); }).attach(kj::mv(slot));
   }
 
   kj::Promise<void> describe(DescribeContext context) override {
     context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     trace("describe");
     return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::describe(self); })
         .then([context](Outcome o) mutable {
@@ -409,7 +454,7 @@ class HandleServer final : public wire::Handle::Server {
             members[i].setName(d.members[i].name);
             members[i].setKind(d.members[i].kind);
           }
-        });
+        }).attach(kj::mv(slot));
   }
 
  private:
@@ -515,7 +560,7 @@ class HandleServer final : public wire::Handle::Server {
   template <class Context>
   kj::Promise<void> finish(kj::Promise<Outcome> outcome, const std::shared_ptr<Actor>& actor, bool keep, Context& context) {
     return outcome.then([this, actor, keep, context](Outcome o) mutable {
-      auto results = context.getResults();
+      auto results = context.getResults(small_results);  // more segments come if a value needs them
       if (auto* fresh = std::get_if<FreshObject>(&o)) {
         if (keep) results.setResult(core_.wrap(fresh->object, nullptr, budget_, true));
       } else if (auto* f = std::get_if<Fetched>(&o)) {
@@ -554,7 +599,7 @@ class RegistryServer final : public wire::Registry::Server {
       e = it->second;
     }
     budget_->touch();
-    context.getResults().setHandle(core_.wrap(e.object, e.actor, budget_));
+    context.getResults(small_results).setHandle(core_.wrap(e.object, e.actor, budget_));
     return kj::READY_NOW;
   }
 
@@ -571,11 +616,15 @@ class RegistryServer final : public wire::Registry::Server {
   }
 
   kj::Promise<void> store(StoreContext context) override {
+    // Cancellable, like every Handle method: else a store waiting on a handle that never
+    // resolves outlives its connection (and keeps the call it waits on running).
+    context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on: decoding may wait
     if (core_.log->should_log(spdlog::level::trace)) core_.log->trace("store");
     return core_.decode(context.getParams().getValue()).then([this, context](Object value) mutable {
       auto owner = core_.identities.owner(value);
-      context.getResults().setHandle(core_.wrap(value, owner, budget_, owner == nullptr));
-    });
+      context.getResults(small_results).setHandle(core_.wrap(value, owner, budget_, owner == nullptr));
+    }).attach(kj::mv(slot));
   }
 
   kj::Promise<void> attach(AttachContext context) override {
@@ -583,12 +632,17 @@ class RegistryServer final : public wire::Registry::Server {
     auto name = text(params.getName());
     if (core_.log->should_log(spdlog::level::trace)) core_.log->trace("attach '{}'", name);
     if (auto problem = export_name_problem(name); !problem.empty()) throw to_kj(RemoteError(ErrorKind::value, problem));
+    context.allowCancellation();  // (as store)
+    CallSlot slot(core_, budget_);  // counted from here on: the handle may be a promise
     return core_.unwrap(params.getHandle()).then([this, name](std::pair<Object, std::shared_ptr<Actor>> target) {
       std::lock_guard lock(core_.exports_mutex);
-      auto [it, inserted] = core_.exports.try_emplace(name, Export{target.first, target.second, true});
+      check_attach_limits();
+      auto [it, inserted] = core_.exports.try_emplace(name, Export{target.first, target.second, true, budget_});
       if (!inserted) throw to_kj(RemoteError(ErrorKind::name, "the name '" + name + "' is already exported"));
+      ++budget_->attached;
+      ++core_.attached_names;
       core_.log->info("client attached '{}'", name);
-    });
+    }).attach(kj::mv(slot));
   }
 
   kj::Promise<void> detach(DetachContext context) override {
@@ -599,11 +653,26 @@ class RegistryServer final : public wire::Registry::Server {
     if (it == core_.exports.end()) throw to_kj(RemoteError(ErrorKind::name, "no export named '" + name + "'"));
     if (!it->second.attached)
       throw to_kj(RemoteError(ErrorKind::name, "'" + name + "' was exported by the server; clients can only detach what they attached"));
+    if (it->second.attached_by.lock() != budget_ && !(core_.options.may_detach_any && core_.options.may_detach_any(budget_->peer)))
+      throw to_kj(RemoteError(ErrorKind::name, "'" + name + "' was attached by another connection; only that connection may detach it "
+                                               "(or one that ServerOptions::may_detach_any allows)"));
+    core_.forget_attached(it->second);
     core_.exports.erase(it);
     return kj::READY_NOW;
   }
 
  private:
+  /// Refuses an attach past max_attached_per_connection or max_attached. [mutex]
+  void check_attach_limits() const {
+    auto& o = core_.options;
+    if (budget_->attached >= o.max_attached_per_connection)
+      throw to_kj(RemoteError(ErrorKind::overloaded, "too many names attached by this connection (limit max_attached_per_connection = " +
+                                                         std::to_string(o.max_attached_per_connection) + ")"));
+    if (core_.attached_names >= o.max_attached)
+      throw to_kj(RemoteError(ErrorKind::overloaded, "too many names attached by clients (limit max_attached = " +
+                                                         std::to_string(o.max_attached) + ")"));
+  }
+
   ServerCore& core_;
   std::shared_ptr<Budget> budget_;
 };
@@ -616,9 +685,19 @@ class ServerConnection {
     capnp::ReaderOptions options;
     options.traversalLimitInWords = core.options.max_message_words;
     options.nestingLimit = reader_nesting_limit(core.options.max_nesting);
+    budget_->peer = peer_;
     rpc_.emplace(core.loop, std::move(socket), capnp::rpc::twoparty::Side::SERVER,
                  capnp::Capability::Client(kj::heap<RegistryServer>(core, budget_)), options,
                  std::make_shared<WireCounters>(false));
+    auto& rpc = KJ_ASSERT_NONNULL(rpc_);
+    if (core.options.max_inflight_call_bytes > 0) rpc.set_flow_limit(std::max<std::size_t>(1, core.options.max_inflight_call_bytes / 8));
+    // Checked where answers are queued, not only by the sweep (which may wait behind the
+    // loop's work while answers pile up).
+    rpc.limit_queued(core.options.max_outbound_bytes, [this](std::size_t queued) {
+      core_.log->warn("disconnecting {}: {} bytes of answers unread (limit max_outbound_bytes = {})", peer_, queued,
+                      core_.options.max_outbound_bytes);
+      if (close_) close_->fulfill();  // the stream has closed the socket
+    });
     core_.open_connections.fetch_add(1);
     auto& list = core_.kj().connections;
     self_ = list.insert(list.end(), this);
@@ -626,6 +705,7 @@ class ServerConnection {
   }
   ~ServerConnection() {
     core_.kj().connections.erase(self_);
+    note_peak();
     rpc_ = nullptr;
     core_.open_connections.fetch_sub(1);
     core_.log->info("connection from {} closed", peer_);
@@ -648,11 +728,20 @@ class ServerConnection {
     KJ_IF_MAYBE(r, rpc_) { return r->queued_bytes() == 0; }
     return true;
   }
+  /// Folds this connection's most bytes queued into the server's high-water mark.
+  void note_peak() {
+    KJ_IF_MAYBE(r, rpc_) {
+      auto peak = r->peak_queued_bytes();
+      auto seen = core_.peak_queued.load();
+      while (peak > seen && !core_.peak_queued.compare_exchange_weak(seen, peak)) {}
+    }
+  }
   void check(std::chrono::steady_clock::time_point now) {
+    note_peak();
     KJ_IF_MAYBE(r, rpc_) {
       auto& o = core_.options;
       if (r->queued_bytes() > o.max_outbound_bytes) {
-        core_.log->warn("disconnecting {}: {} bytes of answers unread (limit {})", peer_, r->queued_bytes(), o.max_outbound_bytes);
+        core_.log->warn("disconnecting {}: {} bytes of answers unread (limit max_outbound_bytes = {})", peer_, r->queued_bytes(), o.max_outbound_bytes);
         this->close();
       } else if (o.idle_timeout.count() > 0 && budget_->in_flight == 0 && now - budget_->last_activity > o.idle_timeout) {
         core_.log->info("disconnecting {}: idle", peer_);
@@ -691,6 +780,13 @@ ServerCore::ServerCore(Endpoint endpoint, const Registry& types, ServerOptions o
 
 ServerCore::~ServerCore() = default;
 
+void ServerCore::forget_attached(Export& e) {
+  if (!e.attached) return;
+  --attached_names;
+  if (auto by = e.attached_by.lock()) --by->attached;
+  e.attached = false;
+}
+
 namespace {
 /// Objects that no strand needs to guard: immutable boxed values, classes and functions.
 bool immutable(const Object& o) {
@@ -702,10 +798,7 @@ template <class Work>
 kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget, const std::shared_ptr<Actor>& actor,
                                           Work work, std::vector<Object> touched, bool blocking, wire::Handle::Fetch fetch) {
   auto& k = kj();
-  budget->touch();
-  if (budget->in_flight >= options.max_calls_per_connection)
-    throw to_kj(RemoteError(ErrorKind::overloaded, "too many calls in flight on this connection (limit " +
-                                                       std::to_string(options.max_calls_per_connection) + ")"));
+  budget->touch();  // (max_calls_per_connection is checked when the call is received: CallSlot)
   auto id = k.next_id++;
   auto cancel = std::make_shared<CallCancel>();
   auto promise = kj::newAdaptedPromise<Outcome, PendingCall>(k, id, budget, cancel, actor);
@@ -1082,13 +1175,15 @@ void Server::export_ref(Object ref, std::string name, const std::string* same_ac
     if (!actor) actor = std::make_shared<detail::Actor>(core_->pool);
   }
   if (!builtin::is_plain(ref)) actor = core_->identities.claim(ref, actor);
-  core_->exports.insert_or_assign(std::move(name), detail::Export{std::move(ref), std::move(actor), false});
+  if (auto it = core_->exports.find(name); it != core_->exports.end()) core_->forget_attached(it->second);
+  core_->exports.insert_or_assign(std::move(name), detail::Export{std::move(ref), std::move(actor), false, {}});
 }
 
 bool Server::unexport(std::string_view name) {
   std::lock_guard lock(core_->exports_mutex);
   auto it = core_->exports.find(name);
   if (it == core_->exports.end()) return false;
+  core_->forget_attached(it->second);
   core_->exports.erase(it);
   return true;
 }
@@ -1117,6 +1212,8 @@ bool Server::same_actor(std::string_view a, std::string_view b) const {
 
 std::size_t Server::live_handles() const { return core_->live_handles.load(); }
 std::size_t Server::connections() const { return core_->open_connections.load(); }
+std::size_t Server::calls_in_flight() const { return core_->calls_in_flight.load(); }
+std::size_t Server::peak_queued_bytes() const { return core_->peak_queued.load(); }
 
 ThreadedServer::ThreadedServer(Endpoint endpoint, const Registry& types, ServerOptions options)
     : server_(std::move(endpoint), types, std::move(options)), thread_([this] { server_.run(); }) {}

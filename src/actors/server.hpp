@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -50,10 +51,30 @@ struct ServerOptions {
   /// Live handles (capabilities) one connection may hold; past it, operations that would make
   /// a handle fail with an overloaded error.
   std::size_t max_handles_per_connection = 100'000;
-  /// Calls one connection may have in flight; past it, calls fail with an overloaded error.
+  /// Calls one connection may have in flight, counted from the moment each is received (while
+  /// its arguments are decoded and wait for the handles in them, too) until it ends however it
+  /// ends; past it, calls fail with an overloaded error.
   std::size_t max_calls_per_connection = 10'000;
-  /// Bytes of answers queued for a connection that does not read; past it, it is disconnected.
+  /// Bytes of call messages one connection may have in flight (received, not yet answered).
+  /// Past it the server stops reading from that connection until calls end: back-pressure,
+  /// not an error (Cap'n Proto's flow limit). The message that crosses it is read, so at most
+  /// this plus one message (max_message_words) is held. Zero turns it off.
+  std::size_t max_inflight_call_bytes = 64 * 1024 * 1024;
+  /// Bytes of answers queued for a connection that does not read. Checked each time an answer
+  /// is queued and by the sweep: once more than this is queued, the next answer is not queued
+  /// and the connection is dropped (so at most this plus one answer is held).
   std::size_t max_outbound_bytes = 64 * 1024 * 1024;
+  /// Names one connection may have attached (Registry.attach) at a time; past it, attach fails
+  /// with an overloaded error. A name stops counting when detached or when the connection ends.
+  std::size_t max_attached_per_connection = 1'000;
+  /// Names all clients together may have attached; past it, attach fails with an overloaded
+  /// error. An attached name counts until it is detached or unexported, even after the
+  /// connection that attached it has ended.
+  std::size_t max_attached = 100'000;
+  /// Who may detach a name: the connection that attached it, and any connection whose peer
+  /// ("host:port") this returns true for. Empty (the default): only the attaching connection;
+  /// once it has ended, only Server::unexport removes the name.
+  std::function<bool(std::string_view peer)> may_detach_any;
   /// A connection with no call for this long is closed. Zero turns the timeout off.
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};
   /// How often idle and outbound limits are checked.
@@ -180,6 +201,11 @@ class Server {
   std::size_t live_handles() const;
   /// Open client connections.
   std::size_t connections() const;
+  /// Calls received and not yet ended, on every connection (introspection, for tests).
+  std::size_t calls_in_flight() const;
+  /// The most bytes of answers ever queued, unsent, for one connection (a high-water mark over
+  /// connections that have ended and the sweep's view of open ones; for tests).
+  std::size_t peak_queued_bytes() const;
 
  private:
   template <class T>

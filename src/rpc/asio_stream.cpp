@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <climits>
@@ -87,6 +88,9 @@ struct AsioStream::Shared : IdleTask, std::enable_shared_from_this<Shared> {
   bool flush_scheduled = false;  // a flush is registered for the end of the loop's turn
   bool write_blocked = false;    // waiting for the socket to take more
   kj::Maybe<kj::Exception> write_error;
+  size_t peak = 0;               // the most bytes ever unsent
+  size_t max_unsent = 0;         // see limit_unsent(); 0: no bound
+  std::function<void(std::size_t)> on_breach;
 
   int fd() { return socket.is_open() ? socket.native_handle() : -1; }
   size_t unsent() const { return out.size() - out_sent; }
@@ -144,6 +148,19 @@ struct AsioStream::Shared : IdleTask, std::enable_shared_from_this<Shared> {
     out_sent = 0;
     write_error = kj::mv(e);
   }
+  /// More than max_unsent bytes wait for a peer that does not read: drop them and the
+  /// connection now, at the write, rather than at the next sweep (which may wait behind the
+  /// loop's work while answers keep piling up).
+  kj::Exception overflow() {
+    auto queued = unsent();
+    fail(KJ_EXCEPTION(DISCONNECTED, "the peer does not read its answers (too many bytes queued)"));
+    std::vector<kj::byte>().swap(out);  // give the memory back now
+    std::error_code ignored;
+    socket.close(ignored);
+    if (auto breached = std::move(on_breach)) breached(queued);
+    return kj::cp(KJ_ASSERT_NONNULL(write_error));
+  }
+  void note_peak() { peak = std::max(peak, unsent()); }
   void wait_writable() {
     write_blocked = true;
     socket.async_wait(asio::socket_base::wait_write,
@@ -258,6 +275,7 @@ kj::Promise<void> AsioStream::write(kj::ArrayPtr<const kj::ArrayPtr<const kj::by
   // connection (ServerOptions::max_outbound_bytes counts unsent()).
   auto& s = *shared_;
   KJ_IF_MAYBE(e, s.write_error) { return kj::cp(*e); }
+  if (s.max_unsent > 0 && s.unsent() > s.max_unsent) return s.overflow();
   size_t total = 0;
   for (auto& p : pieces) total += p.size();
   if (total >= large_write && s.unsent() == 0 && !s.write_blocked) {
@@ -273,10 +291,12 @@ kj::Promise<void> AsioStream::write(kj::ArrayPtr<const kj::ArrayPtr<const kj::by
       auto* b = static_cast<const kj::byte*>(iov[i].iov_base);
       s.out.insert(s.out.end(), b, b + iov[i].iov_len);
     }
+    s.note_peak();
     s.wait_writable();
     return kj::READY_NOW;
   }
   for (auto& p : pieces) s.out.insert(s.out.end(), p.begin(), p.end());
+  s.note_peak();
   // Enough for a full segment: send it now, and let the peer start on it.
   if (s.unsent() >= flush_now && !s.write_blocked) s.flush();
   else s.schedule_flush();
@@ -284,6 +304,12 @@ kj::Promise<void> AsioStream::write(kj::ArrayPtr<const kj::ArrayPtr<const kj::by
 }
 
 std::size_t AsioStream::unsent() const { return shared_->unsent(); }
+std::size_t AsioStream::peak_unsent() const { return shared_->peak; }
+
+void AsioStream::limit_unsent(std::size_t max_bytes, std::function<void(std::size_t)> on_breach) {
+  shared_->max_unsent = max_bytes;
+  shared_->on_breach = std::move(on_breach);
+}
 
 kj::Promise<void> AsioStream::whenWriteDisconnected() { return kj::NEVER_DONE; }
 

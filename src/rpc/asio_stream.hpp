@@ -5,6 +5,7 @@
 
 #include <asio/bind_executor.hpp>
 #include <asio/ip/tcp.hpp>
+#include <functional>
 #include <memory>
 
 #include "rpc/event_port.hpp"
@@ -43,6 +44,13 @@ class AsioStream final : public kj::AsyncIoStream {
   void close();
   /// Bytes written but not yet taken by the socket.
   std::size_t unsent() const;
+  /// The most bytes ever waiting in unsent().
+  std::size_t peak_unsent() const;
+  /// Bounds unsent(): a write that finds more than `max_bytes` already waiting is not queued;
+  /// the stream fails (this and later writes end with a disconnect), closes the socket and
+  /// calls `on_breach` once with the bytes that were waiting. So at most `max_bytes` plus one
+  /// message wait. Zero: no bound.
+  void limit_unsent(std::size_t max_bytes, std::function<void(std::size_t)> on_breach);
 
  private:
   struct Shared;

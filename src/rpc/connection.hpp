@@ -82,6 +82,16 @@ class RpcConnection {
   std::size_t queued_bytes() { return network_->getCurrentQueueSize() + stream_->unsent(); }
   /// Closes the socket: the peer sees a disconnect, and on_disconnect() resolves.
   void abort() { stream_->close(); }
+  /// The most bytes ever waiting in the stream for the peer.
+  std::size_t peak_queued_bytes() const { return stream_->peak_unsent(); }
+  /// Drops the connection at the write that finds more than `max_bytes` queued (see
+  /// AsioStream::limit_unsent); `on_breach` is told the bytes queued, once.
+  void limit_queued(std::size_t max_bytes, std::function<void(std::size_t)> on_breach) {
+    stream_->limit_unsent(max_bytes, std::move(on_breach));
+  }
+  /// Stops reading while more than `words` of calls from the peer are unanswered (Cap'n
+  /// Proto's flow limit: back-pressure, not an error).
+  void set_flow_limit(std::size_t words) { rpc_->setFlowLimit(words); }
 
  private:
   std::shared_ptr<KjLoop> loop_;

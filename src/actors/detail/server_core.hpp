@@ -48,10 +48,14 @@ struct Fetched {
 /// What an operation on an actor sends back to the network loop: plain data only.
 using Outcome = std::variant<None, Object, FreshObject, Plain, std::string, bool, Description, Fetched>;
 
+struct Budget;
+
 struct Export {
   Object object;
   std::shared_ptr<Actor> actor;
   bool attached = false;  ///< exported by a client through Registry.attach
+  /// The connection that attached it (while it is open): counts it, and may detach it.
+  std::weak_ptr<Budget> attached_by;
 };
 
 class HandleServer;
@@ -61,6 +65,9 @@ class ServerConnection;
 struct Budget {
   std::size_t handles = 0;    ///< live capabilities made for this connection
   std::size_t in_flight = 0;  ///< operations accepted and not yet answered
+  std::size_t calls = 0;      ///< calls received and not yet ended, decoding included (CallSlot)
+  std::size_t attached = 0;   ///< names this connection attached that are still exported [mutex]
+  std::string peer;           ///< "host:port", for ServerOptions::may_detach_any
   std::chrono::steady_clock::time_point last_activity = std::chrono::steady_clock::now();
   void touch() { last_activity = std::chrono::steady_clock::now(); }
 };
@@ -96,6 +103,9 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
 
   std::atomic<std::size_t> live_handles{0};
   std::atomic<std::size_t> open_connections{0};
+  std::atomic<std::size_t> calls_in_flight{0};  ///< every connection's Budget::calls together
+  std::atomic<std::size_t> peak_queued{0};      ///< the most bytes ever queued for one connection
+  std::size_t attached_names = 0;               ///< exports made by clients (attach) [mutex]
   std::atomic<bool> stopping{false};
 
   /// Runs `work(ctx)` on `actor`'s strand and resolves with its outcome on the loop. Objects in
@@ -129,6 +139,9 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   bool learned_blocking(const void* key, std::string_view name);
   /// Records that a call of `name` on `key` ran inline for `took`. Any thread.
   void learn_blocking(const void* key, std::string_view type, std::string_view name, std::chrono::nanoseconds took);
+
+  /// Uncounts an attached export that is going away (detach, unexport, replaced). [mutex]
+  void forget_attached(Export& e);
 
   void start_accepting();
   void stop();
