@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -138,6 +139,7 @@ class Server {
   std::size_t connections() const;
 
  private:
+  friend class ThreadedServer;
   void export_ref(Object ref, std::string name, const std::string* same_actor);
   const Registry& registry_;
   std::shared_ptr<detail::ServerCore> core_;
@@ -156,6 +158,7 @@ class ThreadedServer {
 
  private:
   Server server_;
+  std::mutex join_mutex_;
   std::thread thread_;
 };
 
