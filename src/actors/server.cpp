@@ -808,20 +808,25 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget,
     if (immutable(o)) continue;
     if (auto owner = identities.owner(o); owner && owner->root() != actor->root()) others.push_back(std::move(owner));
   }
-  auto job = [core = shared_from_this(), actor, id, cancel, fetch, work = std::move(work)]() mutable {
+  auto job = [core = shared_from_this(), actor, id, cancel, fetch, work = std::move(work),
+              counted = UserJob(shared_from_this())]() mutable {
+    // Counted for stop() until the work and what it holds are gone: `held` is declared first,
+    // so it ends last (or moves on with a coroutine method).
+    UserJob held = std::move(counted);
+    auto user_work = std::move(work);
     if (cancel->cancelled) return core->complete(id, None{}, std::make_exception_ptr(RemoteError(ErrorKind::cancelled, "cancelled")));
     Ctx ctx{core->registry};
     Outcome outcome;
     std::exception_ptr error;
     try {
-      outcome = work(ctx);
+      outcome = user_work(ctx);
       if (auto* obj = std::get_if<Object>(&outcome); obj && obj->is(builtin::pending_type())) {
         // A coroutine method: run it on this actor's strand; other calls to the actor may run
         // while it is suspended (reentrancy at co_await, DESIGN §4 rule 5). A cancelled call
         // stops at its next co_await.
         auto run = std::move(obj->as<builtin::Pending>().run);
         asio::co_spawn(actor->root()->strand(), std::move(run),
-                       asio::bind_cancellation_slot(cancel->signal.slot(), [core, id, cancel, fetch](std::exception_ptr e, Object result) {
+                       asio::bind_cancellation_slot(cancel->signal.slot(), [core, id, cancel, fetch, held = std::move(held)](std::exception_ptr e, Object result) {
                          // On the actor's strand: the value may be read here.
                          Outcome outcome;
                          if (!e) {
@@ -1035,9 +1040,16 @@ void ServerCore::start_accepting() {
 void ServerCore::accept_one() {
   acceptor.async_accept([core = shared_from_this()](std::error_code ec, asio::ip::tcp::socket socket) {
     if (ec) {
-      if (ec != asio::error::operation_aborted) core->log->warn("accept failed: {}", ec.message());
-      if (!core->stopping && ec != asio::error::operation_aborted) core->accept_one();
+      if (ec != asio::error::operation_aborted && !core->stopping) core->accept_failed(ec);
       return;
+    }
+    if (core->accept_failures_ > 0) {
+      // Told only when the failures were (at most one line per interval, so this is bounded too).
+      if (core->accept_reported_failure_)
+        core->log->info("accepting again after {} failed attempt(s)", core->accept_failures_);
+      core->accept_failures_ = 0;
+      core->accept_reported_failure_ = false;
+      core->accept_backoff_ = accept_backoff_min;
     }
     std::error_code ignored;
     auto remote = socket.remote_endpoint(ignored);
@@ -1056,6 +1068,35 @@ void ServerCore::accept_one() {
         core->log->warn("could not set up a connection: {}", e.getDescription().cStr());
       }
     });
+    core->accept_one();
+  });
+}
+
+void ServerCore::accept_failed(std::error_code ec) {
+  // Out of descriptors (EMFILE, ENFILE) or memory (ENOBUFS, ENOMEM), or any other error: the
+  // pending connection stays in the kernel's queue, so retrying at once would fail at once,
+  // forever. Wait, doubling the wait up to accept_backoff_max; the first accept that succeeds
+  // resets it.
+  ++accept_failures_;
+  ++accept_unreported_;
+  auto now = std::chrono::steady_clock::now();
+  // One line per interval at most, whatever successes come in between (each success after a
+  // reported failure adds one "accepting again" line: two lines per interval at most).
+  if (accept_reported_ == decltype(now){} || now - accept_reported_ >= accept_report_interval) {
+    if (accept_unreported_ == 1)
+      log->warn("accept failed: {}; retrying in {} ms (backing off up to {} ms, one line per {} ms at most)", ec.message(),
+                accept_backoff_.count(), accept_backoff_max.count(), accept_report_interval.count());
+    else
+      log->warn("accept failed: {} ({} failure(s) since the last report); retrying in {} ms", ec.message(),
+                accept_unreported_, accept_backoff_.count());
+    accept_unreported_ = 0;
+    accept_reported_ = now;
+    accept_reported_failure_ = true;
+  }
+  accept_timer_.expires_after(accept_backoff_);
+  accept_backoff_ = std::min(accept_backoff_ * 2, accept_backoff_max);
+  accept_timer_.async_wait([core = shared_from_this()](std::error_code ec) {
+    if (ec || core->stopping) return;
     core->accept_one();
   });
 }
@@ -1081,6 +1122,7 @@ void ServerCore::stop() {
   asio::post(io, [core = shared_from_this()] {
     std::error_code ignored;
     core->acceptor.close(ignored);
+    core->accept_timer_.cancel();
     core->sweep_timer_.cancel();
     core->loop->run([core] {
       core->draining_ = true;
@@ -1088,10 +1130,7 @@ void ServerCore::stop() {
       core->log->info("stopping: waiting up to {} ms for {} call(s)", core->options.stop_grace.count(), core->kj_->pending.size());
       core->grace_timer_.expires_after(core->options.stop_grace);
       core->grace_timer_.async_wait([core](std::error_code) {
-        core->loop->run([core] {
-          core->teardown();
-          core->keep_running_.reset();
-        });
+        core->loop->run([core] { core->finish_stop(); });
       });
     });
   });
@@ -1119,9 +1158,81 @@ void ServerCore::maybe_finish_stop() {
     core->draining_ = false;
     core->flush_timer_.cancel();
     core->grace_timer_.cancel();
-    core->teardown();
-    core->keep_running_.reset();
+    core->finish_stop();
   });
+}
+
+void ServerCore::finish_stop() {
+  teardown();
+  keep_running_.reset();  // run() returns once the network thread has nothing left
+  std::lock_guard lock(stop_mutex_);
+  network_stopped_ = true;
+  stop_changed_.notify_all();
+}
+
+bool ServerCore::on_own_thread() {
+  return io.get_executor().running_in_this_thread() || pool.get_executor().running_in_this_thread();
+}
+
+void ServerCore::serve(std::unique_lock<std::mutex>& lock) {
+  ++io_runners_;
+  lock.unlock();
+  struct Unregister {
+    ServerCore& core;
+    std::unique_lock<std::mutex>& lock;
+    ~Unregister() {
+      lock.lock();
+      --core.io_runners_;
+      core.stop_changed_.notify_all();
+    }
+  } unregister{*this, lock};
+  io.run();
+}
+
+void ServerCore::run() {
+  std::unique_lock lock(stop_mutex_);
+  // One thread serves the network thread at a time: a stop() that found nobody serving it may
+  // be doing so now.
+  stop_changed_.wait(lock, [&] { return io_runners_ == 0; });
+  if (network_stopped_) return;  // stopped before run() got here: nothing to serve
+  if (!stopping) start_accepting();  // on this thread, before it runs io: nobody else does now
+  serve(lock);
+}
+
+void ServerCore::await_stopped() {
+  std::unique_lock lock(stop_mutex_);
+  stop_waiting_ = true;
+  while (!(network_stopped_ && user_jobs_ == 0)) {
+    if (!network_stopped_ && io_runners_ == 0) {
+      // run() is not running (never called, or it ended): the stop's work is queued on the
+      // network thread's io_context, and nobody else will run it. Serve it here.
+      if (io.stopped()) io.restart();
+      serve(lock);
+      continue;
+    }
+    if (network_stopped_ && !waiting_logged_) {
+      waiting_logged_ = true;
+      log->info("stopping: waiting for {} call(s) still running user code", user_jobs_.load());
+    }
+    stop_changed_.wait(lock);
+  }
+}
+
+void ServerCore::await_no_runner() {
+  std::unique_lock lock(stop_mutex_);
+  stop_changed_.wait(lock, [&] { return io_runners_ == 0; });
+}
+
+ServerCore::UserJob::UserJob(std::shared_ptr<ServerCore> core) : core_(std::move(core)) { core_->user_jobs_.fetch_add(1); }
+
+ServerCore::UserJob::~UserJob() {
+  if (!core_) return;
+  // The lock orders this wake-up after a waiter's check of the count (no lost wake-up); taken
+  // only while someone waits, so that a call normally costs two atomic operations.
+  if (core_->user_jobs_.fetch_sub(1) == 1 && core_->stop_waiting_.load()) {
+    std::lock_guard lock(core_->stop_mutex_);
+    core_->stop_changed_.notify_all();
+  }
 }
 
 void ServerCore::teardown() {
@@ -1142,8 +1253,8 @@ Server::Server(Endpoint endpoint, const Registry& types, ServerOptions options)
     : registry_(types), core_(std::make_shared<detail::ServerCore>(std::move(endpoint), types, std::move(options))) {}
 
 Server::~Server() {
-  stop();
-  // If run() is not running, nothing will serve the stop handler: finish it here.
+  stop();  // waits for the stop and for user code, serving the network thread if nobody does
+  core_->await_no_runner();  // a run() on another thread returning
   if (!core_->io.stopped()) core_->io.run();
   core_->pool.join();
   // Results that actors posted after the loop stopped: run them (they find nothing to fulfil)
@@ -1195,12 +1306,15 @@ std::vector<std::string> Server::browse() const {
   return names;
 }
 
-void Server::run() {
-  core_->start_accepting();
-  core_->io.run();
-}
+void Server::run() { core_->run(); }
 
-void Server::stop() { core_->stop(); }
+void Server::stop() {
+  core_->stop();
+  // On the network thread or the pool, waiting would wait for the caller itself (or for the
+  // thread that must do the stop's work): the stop is started, and finishes after we return.
+  if (core_->on_own_thread()) return;
+  core_->await_stopped();
+}
 
 bool Server::same_actor(std::string_view a, std::string_view b) const {
   std::lock_guard lock(core_->exports_mutex);
@@ -1222,6 +1336,8 @@ ThreadedServer::~ThreadedServer() { stop(); }
 
 void ThreadedServer::stop() {
   server_.stop();
+  if (server_.core_->on_own_thread()) return;  // the thread may be this one; the destructor joins
+  std::lock_guard lock(join_mutex_);  // two threads stopping at once: one joins, the other waits
   if (thread_.joinable()) thread_.join();
 }
 

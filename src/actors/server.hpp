@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -208,6 +209,7 @@ class Server {
   std::size_t peak_queued_bytes() const;
 
  private:
+  friend class ThreadedServer;
   template <class T>
   Object object_ref(std::shared_ptr<T> object) const {
     if (!object) throw std::invalid_argument("export_object: the object is null");
@@ -231,6 +233,7 @@ class ThreadedServer {
 
  private:
   Server server_;
+  std::mutex join_mutex_;
   std::thread thread_;
 };
 

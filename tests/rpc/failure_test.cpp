@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <future>
 
 #include "counted.hpp"
 #include "process.hpp"
@@ -104,11 +105,18 @@ TEST_CASE("stopping a server ends in-flight awaits with a disconnected error") {
     }
   }, asio::detached);
   REQUIRE(test::eventually(context, [&] { return gate->wait_entered(1, std::chrono::milliseconds(0)); }));
-  s.server->server().stop();
+  // stop() returns only once the blocked call has finished: it runs on another thread, and the
+  // gate opens after the client has seen the disconnect.
+  auto stopping = std::async(std::launch::async, [&] { s.server->server().stop(); });
+  struct ReleaseAtEnd {  // before the future's destructor waits for stop(), whatever fails
+    std::shared_ptr<test::Gate> gate;
+    ~ReleaseAtEnd() { gate->release(); }
+  } release_at_end{gate};
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (!kind && std::chrono::steady_clock::now() < deadline) context.run_one_for(std::chrono::milliseconds(100));
   CHECK(kind == ErrorKind::disconnected);
-  gate->release();  // lets the pool finish so the server can be destroyed
+  gate->release();  // lets the pool finish, so that stop() returns
+  CHECK(stopping.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
 }
 
 TEST_CASE("destroying the last Client copy ends every pending await with a cancelled or disconnected error") {

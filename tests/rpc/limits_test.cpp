@@ -210,8 +210,10 @@ TEST_CASE("a client that does not read its answers is disconnected; others are u
 }
 
 TEST_CASE("stop lets in-flight calls finish within the grace period") {
+  test::RingLog log("limits.grace");
   remoteable::ServerOptions options;
   options.stop_grace = 20s;
+  options.logger = log.logger;
   LimitedServer s(options);
   asio::io_context context;
   auto client = test::connect(context, s.endpoint());
@@ -220,11 +222,19 @@ TEST_CASE("stop lets in-flight calls finish within the grace period") {
     *out = co_await h.as<std::int64_t>();
   }(client.fetch("gate").call("block"), &result), asio::detached);
   REQUIRE(run_until(context, [&] { return s.gate->wait_entered(1, 0ms); }));
-  s.server->server().stop();
+  // stop() returns only once the blocked call has finished, so it runs on another thread; the
+  // gate opens once the stop has begun waiting for the call.
+  auto stopping = std::async(std::launch::async, [&] { s.server->server().stop(); });
+  struct ReleaseAtEnd {  // before the future's destructor waits for stop(), whatever fails
+    std::shared_ptr<test::Gate> gate;
+    ~ReleaseAtEnd() { gate->release(); }
+  } release_at_end{s.gate};
+  REQUIRE(run_until(context, [&] { return log.has("info", "stopping: waiting up to"); }));
   s.gate->release();
   REQUIRE(run_until(context, [&] { return result.has_value(); }));
   CHECK(*result == 1);
   CHECK(run_until(context, [&] { return !client.connected(); }));
+  REQUIRE(stopping.wait_for(20s) == std::future_status::ready);
   s.server->stop();  // joins
 }
 
@@ -288,6 +298,8 @@ TEST_CASE("stopping the server stops a running coroutine method, even one an eva
   // Stop and join on another thread, bounded: a coroutine left running would hold the join.
   auto stopped = std::async(std::launch::async, [&] { s.server->stop(); });
   REQUIRE(stopped.wait_for(20s) == std::future_status::ready);
+  // stop() returns only once no user code of the server runs: the cancelled method has
+  // finished, and the future's readiness orders its write before this read.
   CHECK(s.sleeper->cancelled == 1);
   REQUIRE(run_until(context, [&] { return ended.has_value(); }));
   CHECK(*ended == ErrorKind::disconnected);

@@ -10,6 +10,8 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/thread_pool.hpp>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -147,12 +149,41 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   void stop();
   void teardown();  ///< drops every Cap'n Proto object. [loop]
 
+  /// True on the server's own threads: inside `io.run()` (the network thread) or on the pool.
+  bool on_own_thread();
+  /// Server::run: starts accepting (unless stopping) and serves the network thread until the
+  /// server stops. Returns at once if it has stopped already.
+  void run();
+  /// Waits until the stop has finished on the network thread and no user code runs or is
+  /// queued (user_jobs is zero). Serves the network thread itself while nobody else does.
+  /// Not on the server's own threads.
+  void await_stopped();
+  /// Waits until no thread is inside run_io().
+  void await_no_runner();
+
+  /// One unit of user code counted for stop(): an operation handed to an actor, from when it is
+  /// made on the loop until it has run (or was dropped), and a coroutine method until its
+  /// completion handler has run. Move-only; the moved-from token counts nothing.
+  class UserJob {
+   public:
+    explicit UserJob(std::shared_ptr<ServerCore> core);
+    UserJob(UserJob&& other) noexcept : core_(std::move(other.core_)) {}
+    UserJob& operator=(UserJob&&) = delete;
+    ~UserJob();
+
+   private:
+    std::shared_ptr<ServerCore> core_;
+  };
+
   struct Kj;  // the loop-side state, created on first use in the loop
   Kj& kj();
 
  private:
   friend class PendingCall;
   void accept_one();
+  /// Retries accepting after `ec`, on accept_timer_ with a doubling back-off; logs at most
+  /// once per accept_report_interval. [network thread]
+  void accept_failed(std::error_code ec);
   void complete(std::uint64_t id, Outcome outcome, std::exception_ptr error);
   void sweep();            ///< closes idle connections and those that do not read. [loop]
   void schedule_sweep();
@@ -163,6 +194,34 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   asio::steady_timer flush_timer_{io};
   bool draining_ = false;    // [loop]
   int flush_attempts_ = 0;   // [loop]
+  void finish_stop();        ///< tears down and lets run() return; tells the stop() waiters. [loop]
+  /// Runs `io` on this thread, counted in io_runners_. Called with `lock` (on stop_mutex_)
+  /// held; returns with it held.
+  void serve(std::unique_lock<std::mutex>& lock);
+
+  // Accept failures (EMFILE, ENFILE, ENOBUFS, ...): retried after a back-off that doubles from
+  // accept_backoff_min to accept_backoff_max and resets on success, so a process out of
+  // descriptors neither spins nor floods the log. [network thread]
+  static constexpr std::chrono::milliseconds accept_backoff_min{10};
+  static constexpr std::chrono::milliseconds accept_backoff_max{1000};
+  static constexpr std::chrono::milliseconds accept_report_interval{1000};
+  asio::steady_timer accept_timer_{io};
+  std::chrono::milliseconds accept_backoff_ = accept_backoff_min;
+  std::size_t accept_failures_ = 0;     // since the last success
+  std::size_t accept_unreported_ = 0;   // failures not yet in a log line
+  bool accept_reported_failure_ = false;  // a failure line was logged since the last success
+  std::chrono::steady_clock::time_point accept_reported_{};
+
+  // What stop() waits for (any thread): the network side has finished the stop, and no user
+  // code of this server runs or is queued. The count is atomic so that a call costs no lock;
+  // a job that brings it to zero takes the mutex only while someone waits (stop_waiting_).
+  std::atomic<std::size_t> user_jobs_{0};
+  std::atomic<bool> stop_waiting_{false};
+  std::mutex stop_mutex_;
+  std::condition_variable stop_changed_;
+  bool network_stopped_ = false;   // [stop_mutex_]
+  int io_runners_ = 0;             // [stop_mutex_] threads inside run_io()
+  bool waiting_logged_ = false;    // [stop_mutex_]
 
   std::unique_ptr<Kj> kj_;  // [loop]
   // Calls learned to be slow, as (key, name), looked up without building a key. Read by every
