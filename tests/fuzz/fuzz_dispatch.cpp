@@ -34,7 +34,11 @@
 #include <fcntl.h>
 #include <kj/async-io.h>
 #include <kj/timer.h>
+#include <dirent.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cinttypes>
 #include <cmath>
@@ -82,6 +86,30 @@ long env_number(const char* name, long fallback) {
 [[noreturn]] void die(const char* what, const std::string& detail = {}) {
   std::fprintf(stderr, "remoteable_fuzz_dispatch: %s%s%s\n", what, detail.empty() ? "" : ": ", detail.c_str());
   std::fflush(stderr);
+  std::abort();
+}
+
+/// A hang: the server's busy thread is the evidence, not ours. Aborts the first other thread
+/// of the process that is running (the sanitizer's handler prints that thread's stack and
+/// exits), else this one.
+[[noreturn]] void die_hung(const char* what) {
+  std::fprintf(stderr, "remoteable_fuzz_dispatch: %s; the stack below is of a running server thread\n", what);
+  std::fflush(stderr);
+  const auto self = static_cast<pid_t>(::syscall(SYS_gettid));
+  if (DIR* tasks = ::opendir("/proc/self/task")) {
+    while (dirent* entry = ::readdir(tasks)) {
+      pid_t tid = static_cast<pid_t>(std::atoi(entry->d_name));
+      if (tid <= 0 || tid == self) continue;
+      std::ifstream stat("/proc/self/task/" + std::string(entry->d_name) + "/stat");
+      std::string line;
+      std::getline(stat, line);
+      auto close = line.rfind(')');
+      if (close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'R') continue;
+      ::syscall(SYS_tgkill, ::getpid(), tid, SIGABRT);
+      for (int i = 0; i < 100; ++i) ::usleep(100'000);  // the handler exits the process meanwhile
+    }
+    ::closedir(tasks);
+  }
   std::abort();
 }
 
@@ -631,7 +659,11 @@ class Runner {
     pending_.add(kj::fwd<P>(promise).then(
         [number, code](auto&& response) {
           if (verbose()) {
-            auto text = response.toString().flatten();
+            // An answer deeper than this client's reader accepts cannot be printed: say so.
+            kj::String text = kj::str("(answer not printable)");
+            KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] { text = response.toString().flatten(); })) {
+              text = kj::str("(answer not printable: ", e->getDescription(), ")");
+            }
             std::fprintf(stderr, "  #%zu %s: %.*s%s\n", number, kCodeNames[code], static_cast<int>(std::min<std::size_t>(text.size(), 160)),
                          text.cStr(), text.size() > 160 ? "..." : "");
           }
@@ -852,8 +884,8 @@ std::vector<std::pair<std::string, std::string>> seeds() {
   {  // Sharing through a map, and attached on the way (attach/fetch pins and finds it).
     Writer wr;
     wr.store().text("x");
-    wr.repeat(24, 2).store().map(2).key("l").handle(0).key("r").handle(0).attach(0, "a0");
-    wr.fetch("a0").str(0).get(0).detach("a0");
+    wr.repeat(24, 1).store().map(2).key("l").handle(0).key("r").handle(0);
+    wr.attach(0, "a0").fetch("a0").str(0).get(0).binary(0, B::EQ).handle(1).fetch_kind(kTruth).detach("a0");
     add("shared-map-attached", wr);
   }
   {  // Chains of every step kind on the binding types, kept and not, evaluated every way.
@@ -998,18 +1030,18 @@ void run_clients(const std::vector<Op>& program, remoteable::ThreadedServer& ser
     runner.run(program, limits().answers);
     // While the program's calls are in flight: the server answers somebody else.
     if (!wait_for(probe(other.registry), kStallBound))
-      die("another client got no answer within 5 s while the program ran (stall)");
+      die_hung("another client got no answer within 5 s while the program ran (stall)");
     bool settled = runner.settle() && !runner.hung_;
     if (verbose())
       std::fprintf(stderr, "remoteable_fuzz_dispatch: %zu calls, %zu failed, settled=%d, rss=%zu MB\n",
                    runner.calls(), runner.failures(), settled, rss_mb());
-    if (!settled) die("the program's calls were not all answered in time (hang)");
+    if (!settled) die_hung("the program's calls were not all answered in time (hang)");
     runner.clear();
   }
   // Both connections are closed: a fresh client is served, and the server lets them go.
   {
     Connection fresh(server.port());
-    if (!wait_for(probe(fresh.registry), kAliveBound)) die("a fresh client got no answer after the program (hang)");
+    if (!wait_for(probe(fresh.registry), kAliveBound)) die_hung("a fresh client got no answer after the program (hang)");
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (server->connections() != 0) {
