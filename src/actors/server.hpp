@@ -192,6 +192,13 @@ class Server {
   void run();
   /// Stops accepting, lets in-flight calls finish within ServerOptions::stop_grace, closes
   /// every connection and makes run() return. Thread-safe and idempotent.
+  ///
+  /// Called from any thread but the server's own, it returns only when the stop is done and no
+  /// user code of this server runs or will run: cancelled coroutine methods have finished and
+  /// no job is left on the actor pool, so the caller may destroy the objects it exported. (When
+  /// run() is not running, it serves the network thread itself meanwhile.) Called from the
+  /// server's own threads (inside a method, or an asio::signal_set handler on the network
+  /// thread) it cannot wait for itself: it starts the stop and returns at once.
   void stop();
 
   /// True when the exports `a` and `b` are served by one actor (introspection, for tests and
