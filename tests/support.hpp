@@ -8,6 +8,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "node.hpp"
 #include "remoteable.hpp"
@@ -54,6 +55,18 @@ remoteable::ErrorKind error_of(asio::io_context& context, asio::awaitable<T> aw)
   }
   FAIL("expected a RemoteError");
   return remoteable::ErrorKind::user;
+}
+
+/// The server's message for a failing awaitable (the test fails if it succeeds).
+template <class T>
+std::string message_of(asio::io_context& context, asio::awaitable<T> aw) {
+  try {
+    await(context, std::move(aw));
+  } catch (const remoteable::RemoteError& e) {
+    return e.message();
+  }
+  FAIL("expected a RemoteError");
+  return {};
 }
 
 /// A walkthrough server on 127.0.0.1 and a free port, serving on its own thread.

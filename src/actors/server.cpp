@@ -973,24 +973,24 @@ void build(wire::Value::Reader v, Object& slot, Decoding& d, int depth) {
 
 kj::Promise<Object> ServerCore::decode(wire::Value::Reader value) {
   auto root = kj::heap<Object>();
-  auto d = kj::heap<Decoding>(Decoding{{}, {}, options.max_nesting});
+  Decoding d{{}, {}, options.max_nesting};  // on the stack: most values hold no handle
   try {
-    build(value, *root, *d, 0);
+    build(value, *root, d, 0);
   } catch (kj::Exception& e) {
     // Cap'n Proto's own checks (a pointer out of bounds, a message nested past its limit): the
     // value is malformed. Ours carry their kind already.
     if (from_kj(e).kind() != ErrorKind::user) throw;
     throw to_kj(RemoteError(ErrorKind::value, std::string("a malformed value on the wire: ") + e.getDescription().cStr()));
   }
-  if (d->holes.empty()) return kj::mv(*root);
-  auto unwrapped = KJ_MAP(h, d->holes) { return unwrap(kj::mv(h.cap)); };
-  auto slots = KJ_MAP(h, d->holes) { return h.slot; };
+  if (d.holes.empty()) return kj::mv(*root);
+  auto unwrapped = KJ_MAP(h, d.holes) { return unwrap(kj::mv(h.cap)); };
+  auto slots = KJ_MAP(h, d.holes) { return h.slot; };
   return kj::joinPromises(kj::mv(unwrapped))
-      .then([root = kj::mv(root), d = kj::mv(d), slots = kj::mv(slots)](kj::Array<std::pair<Object, std::shared_ptr<Actor>>> resolved) mutable {
+      .then([root = kj::mv(root), containers = std::move(d.containers), max_depth = d.max_depth, slots = kj::mv(slots)](kj::Array<std::pair<Object, std::shared_ptr<Actor>>> resolved) mutable {
         for (size_t i = 0; i < slots.size(); ++i) *slots[i] = kj::mv(resolved[i].first);
         // The handles are values stored before: their depth adds to this one's. Children first.
-        for (auto* c : d->containers) builtin::reshape(*c);
-        if (builtin::shape(*root).depth > static_cast<std::uint32_t>(d->max_depth)) throw to_kj(too_deep(d->max_depth));
+        for (auto* c : containers) builtin::reshape(*c);
+        if (builtin::shape(*root).depth > static_cast<std::uint32_t>(max_depth)) throw to_kj(too_deep(max_depth));
         return kj::mv(*root);
       });
 }

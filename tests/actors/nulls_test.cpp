@@ -103,15 +103,7 @@ struct NullsFixture {
   }
   template <class T> T run(asio::awaitable<T> aw) { return test::await(context, std::move(aw)); }
   template <class T> ErrorKind error_of(asio::awaitable<T> aw) { return test::error_of(context, std::move(aw)); }
-  template <class T> std::string message_of(asio::awaitable<T> aw) {
-    try {
-      test::await(context, std::move(aw));
-    } catch (const remoteable::RemoteError& e) {
-      return e.message();
-    }
-    FAIL("expected a RemoteError");
-    return {};
-  }
+  template <class T> std::string message_of(asio::awaitable<T> aw) { return test::message_of(context, std::move(aw)); }
 
   remoteable::Registry types;
   std::shared_ptr<Holder> holder = std::make_shared<Holder>();

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 
+#include "counted.hpp"
 #include "ring_log.hpp"
 #include "support.hpp"
 #include "test_types.hpp"
@@ -118,15 +119,6 @@ struct StopServer {
   std::optional<remoteable::ThreadedServer> server;
 };
 
-/// Runs `context` until `pred()` or the limit (bounded; each step waits for an event).
-template <class Pred>
-bool run_until(asio::io_context& context, Pred pred, std::chrono::milliseconds limit = 20s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  context.restart();
-  while (!pred() && std::chrono::steady_clock::now() < deadline) context.run_one_for(10ms);
-  return pred();
-}
-
 /// Starts an evaluation of `h` and records how it ended (a value, or an error kind).
 struct Outcome {
   std::optional<std::int64_t> value;
@@ -159,7 +151,7 @@ TEST_CASE("stop() from other threads returns only after running methods have fin
   Outcome blocked, napped;
   start(context, client.fetch("blocking").call("block"), blocked);
   start(context, client.fetch("coroutine").call("nap"), napped);
-  REQUIRE(run_until(context, [&] { return blocking.hold.wait_entered(1, 0ms) && coroutine.napping.wait(0ms); }));
+  REQUIRE(test::eventually(context, [&] { return blocking.hold.wait_entered(1, 0ms) && coroutine.napping.wait(0ms); }));
 
   // Two stops at once, through Server and through ThreadedServer: both must wait.
   auto stop_and_tell = [&](auto stop) {
@@ -183,10 +175,10 @@ TEST_CASE("stop() from other threads returns only after running methods have fin
   // The network side stops (the grace period ends, the calls are aborted, the coroutine is
   // cancelled and enters its clean-up), then stop() waits for the two methods.
   REQUIRE(coroutine.cleanup.wait_entered(1));
-  REQUIRE(run_until(context, [&] { return blocked.done() && napped.done(); }));
+  REQUIRE(test::eventually(context, [&] { return blocked.done() && napped.done(); }));
   CHECK(blocked.error == ErrorKind::disconnected);
   CHECK(napped.error == ErrorKind::disconnected);
-  REQUIRE(run_until(context, [&] { return log.has("info", "still running user code"); }));
+  REQUIRE(test::eventually(context, [&] { return log.has("info", "still running user code"); }));
   // Both methods are held: neither stop() can have returned.
   CHECK(stop_server.wait_for(0s) == std::future_status::timeout);
   CHECK(stop_threaded.wait_for(0s) == std::future_status::timeout);
@@ -214,9 +206,9 @@ TEST_CASE("stop() called inside a method starts the stop and returns, without de
   Outcome halted;
   start(context, client.fetch("halter").call(method), halted);
   // The call answers (its stop waits for it within the grace period), then the server stops.
-  REQUIRE(run_until(context, [&] { return halted.done(); }));
+  REQUIRE(test::eventually(context, [&] { return halted.done(); }));
   CHECK(halted.value.has_value());
-  CHECK(run_until(context, [&] { return !client.connected(); }));
+  CHECK(test::eventually(context, [&] { return !client.connected(); }));
   auto stopped = std::async(std::launch::async, [&] { s.server->stop(); });
   REQUIRE(stopped.wait_for(20s) == std::future_status::ready);
 }
