@@ -190,6 +190,8 @@ TEST_CASE("a client that does not read its answers is disconnected; others are u
   auto reader = test::connect(reader_context, s.endpoint());
   asio::io_context stalled_context;
   auto stalled = test::connect(stalled_context, s.endpoint());
+  // Both counted by the server (a connect completes before the server has set the connection up).
+  REQUIRE(run_until(reader_context, [&] { return s.server->server().connections() == 2; }));
   // Ask for 64 answers of 1 MiB each, then stop running the client: it never reads them.
   std::vector<remoteable::Handle> answers;
   for (int i = 0; i < 64; ++i) answers.push_back(stalled.fetch("big").call("make", 1024 * 1024));
