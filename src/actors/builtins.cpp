@@ -161,7 +161,7 @@ const TypeInfo& make_map_type() {
 // ---- arithmetic -------------------------------------------------------------------------------
 
 [[noreturn]] void overflow(BinaryOp op) {
-  throw_error(ErrorKind::value, "integer overflow in " + std::string(to_string(op)));
+  throw_error(ErrorKind::value, "integer overflow in " + std::string(spelling(op)));
 }
 
 /// Refuses a `+` of text, bytes or lists whose result would be longer than `limit`.
@@ -519,16 +519,6 @@ std::optional<Object> binary(BinaryOp op, const Object& a, const Object& b) {
     if (op == BinaryOp::ne) return box(a.type != b.type);
   }
   return std::nullopt;
-}
-
-std::string_view to_string(BinaryOp op) noexcept {
-  constexpr std::string_view names[] = {"+", "-", "*", "/", "%", "&", "|", "^", "<<", ">>",
-                                        "==", "!=", "<", "<=", ">", ">="};
-  return names[static_cast<int>(op)];
-}
-std::string_view to_string(UnaryOp op) noexcept {
-  constexpr std::string_view names[] = {"-", "~", "!"};
-  return names[static_cast<int>(op)];
 }
 
 }  // namespace remoteable::builtin

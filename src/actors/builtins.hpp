@@ -98,7 +98,4 @@ std::optional<Object> binary(BinaryOp op, const Object& lhs, const Object& rhs);
 inline constexpr std::size_t max_joined_bytes = 64u << 20;
 inline constexpr std::size_t max_joined_elements = 8u << 20;
 
-std::string_view to_string(BinaryOp op) noexcept;
-std::string_view to_string(UnaryOp op) noexcept;
-
 }  // namespace remoteable::builtin

@@ -184,7 +184,7 @@ Object binary(Ctx& ctx, BinaryOp op, const Object& self, const Object& other, bo
     bool same = lhs.type == rhs.type && lhs.ptr.get() == rhs.ptr.get();
     return builtin::box(op == BinaryOp::eq ? same : !same);
   }
-  throw_error(ErrorKind::type, "unsupported operand types for " + std::string(builtin::to_string(op)) + ": '" +
+  throw_error(ErrorKind::type, "unsupported operand types for " + std::string(spelling(op)) + ": '" +
                                    std::string(builtin::type_name(lhs)) + "' and '" +
                                    std::string(builtin::type_name(rhs)) + "'");
 }
@@ -194,7 +194,7 @@ Object unary(Ctx& ctx, UnaryOp op, const Object& self) {
   if (self.type->unary)
     if (auto r = self.type->unary(ctx, op, self)) return r;
   if (op == UnaryOp::logical_not) return builtin::box(!truthy(self));
-  throw_error(ErrorKind::type, "bad operand type for unary " + std::string(builtin::to_string(op)) + ": '" +
+  throw_error(ErrorKind::type, "bad operand type for unary " + std::string(spelling(op)) + ": '" +
                                    self.type->name + "'");
 }
 

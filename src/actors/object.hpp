@@ -11,7 +11,9 @@
 #include <typeindex>
 #include <vector>
 
-#include "proxy/handle.hpp"  // BinaryOp, UnaryOp, MemberInfo
+#include <remoteable/description.hpp>
+#include <remoteable/operators.hpp>
+
 #include "proxy/value.hpp"
 #include "rpc/error.hpp"
 

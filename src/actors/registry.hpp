@@ -245,8 +245,9 @@ template <class F, class Self, class V> struct setter_value<F, type_list<Self, V
 
 // ---- user operators, detected with concepts ----------------------------------------------------
 
-// An operator is offered when `l op r` compiles and its result can be sent.
-#define REMOTEABLE_OP_CASE(op, sym)                                                                        \
+// An operator is offered when `l op r` compiles and its result can be sent. One case per entry
+// of REMOTEABLE_BINARY_OPS (<remoteable/operators.hpp>).
+#define REMOTEABLE_OP_CASE(op, sym, wire)                                                                  \
   case BinaryOp::op:                                                                                      \
     if constexpr (requires(L& l, R& rr) { { l sym rr } -> sendable; })                                   \
       return invoke_to_object(ctx, owner, [&]() -> decltype(auto) { return l sym r; });                 \
@@ -255,12 +256,7 @@ template <class F, class Self, class V> struct setter_value<F, type_list<Self, V
 template <class L, class R>
 std::optional<Object> apply_user_op(Ctx& ctx, BinaryOp op, L& l, R& r, const Object& owner) {
   switch (op) {
-    REMOTEABLE_OP_CASE(add, +) REMOTEABLE_OP_CASE(sub, -) REMOTEABLE_OP_CASE(mul, *)
-    REMOTEABLE_OP_CASE(div, /) REMOTEABLE_OP_CASE(mod, %) REMOTEABLE_OP_CASE(bit_and, &)
-    REMOTEABLE_OP_CASE(bit_or, |) REMOTEABLE_OP_CASE(bit_xor, ^) REMOTEABLE_OP_CASE(shl, <<)
-    REMOTEABLE_OP_CASE(shr, >>) REMOTEABLE_OP_CASE(eq, ==) REMOTEABLE_OP_CASE(ne, !=)
-    REMOTEABLE_OP_CASE(lt, <) REMOTEABLE_OP_CASE(le, <=) REMOTEABLE_OP_CASE(gt, >)
-    REMOTEABLE_OP_CASE(ge, >=)
+    REMOTEABLE_BINARY_OPS(REMOTEABLE_OP_CASE)
   }
   return std::nullopt;
 }
@@ -409,18 +405,13 @@ void fill_protocol(TypeInfo& t) {
   t.unary = [](Ctx& ctx, UnaryOp op, const Object& self) -> Object {
     T& s = self.as<T>();
     switch (op) {
-      case UnaryOp::neg:
-        if constexpr (requires(T& x) { { -x } -> sendable; })
-          return invoke_to_object(ctx, self, [&]() -> decltype(auto) { return -s; });
-        break;
-      case UnaryOp::invert:
-        if constexpr (requires(T& x) { { ~x } -> sendable; })
-          return invoke_to_object(ctx, self, [&]() -> decltype(auto) { return ~s; });
-        break;
-      case UnaryOp::logical_not:
-        if constexpr (requires(T& x) { { !x } -> sendable; })
-          return invoke_to_object(ctx, self, [&]() -> decltype(auto) { return !s; });
-        break;
+#define REMOTEABLE_UNARY_CASE(name, symbol, wire)                                    \
+  case UnaryOp::name:                                                                \
+    if constexpr (requires(T& x) { { symbol x } -> sendable; })                      \
+      return invoke_to_object(ctx, self, [&]() -> decltype(auto) { return symbol s; }); \
+    break;
+      REMOTEABLE_UNARY_OPS(REMOTEABLE_UNARY_CASE)
+#undef REMOTEABLE_UNARY_CASE
     }
     return Object{};
   };

@@ -14,6 +14,7 @@
 
 #include "actors/builtins.hpp"
 #include "actors/names.hpp"
+#include "rpc/codec.hpp"
 #include "rpc/wire_checks.hpp"
 #include "actors/detail/server_core.hpp"
 #include "rpc/kj_error.hpp"
@@ -22,22 +23,6 @@
 namespace remoteable {
 namespace detail {
 namespace {
-
-using ::remoteable::BinaryOp;
-
-// Enums arrive as raw 16-bit codes: a peer may send one this schema does not know.
-BinaryOp from_wire(wire::BinaryOp op) {
-  auto code = static_cast<unsigned>(op);
-  if (code > static_cast<unsigned>(BinaryOp::ge)) throw to_kj(RemoteError(ErrorKind::value, "unknown binary operator code " + std::to_string(code)));
-  return static_cast<BinaryOp>(code);
-}
-UnaryOp from_wire(wire::UnaryOp op) {
-  auto code = static_cast<unsigned>(op);
-  if (code > static_cast<unsigned>(UnaryOp::logical_not)) throw to_kj(RemoteError(ErrorKind::value, "unknown unary operator code " + std::to_string(code)));
-  return static_cast<UnaryOp>(code);
-}
-
-std::string text(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
 
 wire::Handle::Fetch checked(wire::Handle::Fetch fetch) {
   auto code = static_cast<unsigned>(fetch);
@@ -267,13 +252,15 @@ class HandleServer final : public wire::Handle::Server {
   const std::shared_ptr<Actor>& actor() const { return actor_; }
 
  protected:
-  kj::Promise<void> attr(AttrContext context) override {
-    context.allowCancellation();
-    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
-    Step step{wire::Handle::Step::ATTR};
-    step.name = text(context.getParams().getName());
-    return answer_step(std::move(step), context).attach(kj::mv(slot));
-  }
+  // The operations that make a new object: each reads its step (rpc/codec.hpp), decodes its
+  // operands, runs it and answers.
+  kj::Promise<void> attr(AttrContext context) override { return read_and_answer(StepKind::attr, context); }
+  kj::Promise<void> call(CallContext context) override { return read_and_answer(StepKind::call, context); }
+  kj::Promise<void> invoke(InvokeContext context) override { return read_and_answer(StepKind::invoke, context); }
+  kj::Promise<void> item(ItemContext context) override { return read_and_answer(StepKind::item, context); }
+  kj::Promise<void> len(LenContext context) override { return read_and_answer(StepKind::len, context); }
+  kj::Promise<void> binary(BinaryContext context) override { return read_and_answer(StepKind::binary, context); }
+  kj::Promise<void> unary(UnaryContext context) override { return read_and_answer(StepKind::unary, context); }
 
   kj::Promise<void> setAttr(SetAttrContext context) override {
     context.allowCancellation();
@@ -287,38 +274,6 @@ class HandleServer final : public wire::Handle::Server {
         return None{};
       }, {value});
     }).ignoreResult().attach(kj::mv(slot));
-  }
-
-  kj::Promise<void> call(CallContext context) override {
-    context.allowCancellation();
-    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
-    auto params = context.getParams();
-    Step step{wire::Handle::Step::CALL};
-    step.name = text(params.getName());
-    return core_.decode(params.getArgs()).then([this, context, step = std::move(step)](std::vector<Object> args) mutable {
-      step.operands = std::move(args);
-      return answer_step(std::move(step), context);
-    }).attach(kj::mv(slot));
-  }
-
-  kj::Promise<void> invoke(InvokeContext context) override {
-    context.allowCancellation();
-    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
-    return core_.decode(context.getParams().getArgs()).then([this, context](std::vector<Object> args) mutable {
-      Step step{wire::Handle::Step::INVOKE};
-      step.operands = std::move(args);
-      return answer_step(std::move(step), context);
-    }).attach(kj::mv(slot));
-  }
-
-  kj::Promise<void> item(ItemContext context) override {
-    context.allowCancellation();
-    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
-    return core_.decode(context.getParams().getKey()).then([this, context](Object key) mutable {
-      Step step{wire::Handle::Step::ITEM};
-      step.operands.push_back(std::move(key));
-      return answer_step(std::move(step), context);
-    }).attach(kj::mv(slot));
   }
 
   kj::Promise<void> setItem(SetItemContext context) override {
@@ -337,34 +292,6 @@ class HandleServer final : public wire::Handle::Server {
     }).ignoreResult().attach(kj::mv(slot));
   }
 
-  kj::Promise<void> len(LenContext context) override {
-    context.allowCancellation();
-    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
-    Step step{wire::Handle::Step::LEN};
-    return answer_step(std::move(step), context).attach(kj::mv(slot));
-  }
-
-  kj::Promise<void> binary(BinaryContext context) override {
-    context.allowCancellation();
-    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
-    auto params = context.getParams();
-    Step step{wire::Handle::Step::BINARY};
-    step.binary_op = from_wire(params.getOp());
-    step.reflected = params.getReflected();
-    return core_.decode(params.getOperand()).then([this, context, step = std::move(step)](Object other) mutable {
-      step.operands.push_back(std::move(other));
-      return answer_step(std::move(step), context);
-    }).attach(kj::mv(slot));
-  }
-
-  kj::Promise<void> unary(UnaryContext context) override {
-    context.allowCancellation();
-    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
-    Step step{wire::Handle::Step::UNARY};
-    step.unary_op = from_wire(context.getParams().getOp());
-    return answer_step(std::move(step), context).attach(kj::mv(slot));
-  }
-
   kj::Promise<void> chain(ChainContext context) override {
     context.allowCancellation();
     CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
@@ -380,34 +307,12 @@ class HandleServer final : public wire::Handle::Server {
     chain->reserve(steps.size());
     // Read every step on the loop, resolving the handles among its operands; then run them.
     kj::Vector<kj::Promise<void>> operands;
-    auto into = [chain](std::size_t i) {
-      return [chain, i](std::vector<Object> objects) { (*chain)[i].operands = std::move(objects); };
-    };
-    auto one = [](Object o) { return std::vector<Object>{std::move(o)}; };
     for (auto s : steps) {
+      auto read = read_step<Object>(s);
       auto i = chain->size();
-      chain->emplace_back(s.which());
-      auto& step = chain->back();
-      switch (s.which()) {
-        case wire::Handle::Step::ATTR: step.name = text(s.getAttr()); break;
-        case wire::Handle::Step::CALL:
-          step.name = text(s.getCall().getName());
-          operands.add(core_.decode(s.getCall().getArgs()).then(into(i)));
-          break;
-        case wire::Handle::Step::INVOKE: operands.add(core_.decode(s.getInvoke()).then(into(i))); break;
-        case wire::Handle::Step::ITEM: operands.add(core_.decode(s.getItem()).then(one).then(into(i))); break;
-        case wire::Handle::Step::LEN: break;
-        case wire::Handle::Step::BINARY: {
-          auto b = s.getBinary();
-          step.binary_op = from_wire(b.getOp());
-          step.reflected = b.getReflected();
-          operands.add(core_.decode(b.getOperand()).then(one).then(into(i)));
-          break;
-        }
-        case wire::Handle::Step::UNARY: step.unary_op = from_wire(s.getUnary()); break;
-        default:
-          throw to_kj(RemoteError(ErrorKind::value, "unknown chain step kind " + std::to_string(static_cast<unsigned>(s.which()))));
-      }
+      chain->push_back(std::move(read.step));
+      if (has_operands(read))
+        operands.add(decode_operands(kj::mv(read)).then([chain, i](Step step) { (*chain)[i].operands = std::move(step.operands); }));
     }
     return kj::joinPromises(operands.releaseAsArray()).then([this, context, chain, fetch]() mutable {
       return run_chain(chain, 0, object_, actor_, fetch, context);
@@ -471,15 +376,38 @@ class HandleServer final : public wire::Handle::Server {
 
   /// One operation that makes a new object: a method of this interface, or a step of a chain.
   /// Read off the wire on the loop.
-  struct Step {
-    explicit Step(wire::Handle::Step::Which k) : kind(k) {}
-    wire::Handle::Step::Which kind;
-    std::string name;              ///< attr, call
-    std::vector<Object> operands;  ///< call and invoke: the arguments; item: the key; binary: the operand
-    BinaryOp binary_op = BinaryOp::add;
-    UnaryOp unary_op = UnaryOp::neg;
-    bool reflected = false;
-  };
+  using Step = BasicStep<Object>;
+
+  static bool has_operands(const ReadStep<Object>& read) { return read.args != nullptr || read.operand != nullptr; }
+
+  /// Decodes the operands of a step read off the wire into it. [loop]
+  kj::Promise<Step> decode_operands(ReadStep<Object> read) {
+    KJ_IF_MAYBE(args, read.args) {
+      return core_.decode(*args).then([step = std::move(read.step)](std::vector<Object> objects) mutable {
+        step.operands = std::move(objects);
+        return std::move(step);
+      });
+    }
+    KJ_IF_MAYBE(operand, read.operand) {
+      return core_.decode(*operand).then([step = std::move(read.step)](Object object) mutable {
+        step.operands.push_back(std::move(object));
+        return std::move(step);
+      });
+    }
+    return std::move(read.step);
+  }
+
+  /// Reads the step of a Handle method, decodes its operands, runs it and answers it.
+  template <class Context>
+  kj::Promise<void> read_and_answer(StepKind kind, Context& context) {
+    context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
+    auto read = read_fields<Object>(kind, context.getParams());
+    if (!has_operands(read)) return answer_step(std::move(read.step), context).attach(kj::mv(slot));
+    return decode_operands(kj::mv(read)).then([this, context](Step step) mutable {
+      return answer_step(std::move(step), context);
+    }).attach(kj::mv(slot));
+  }
 
   /// Runs one operation of this interface on this handle's object and answers it.
   template <class Context>
@@ -495,10 +423,10 @@ class HandleServer final : public wire::Handle::Server {
       return core_.on_actor(budget_, actor, std::move(work), std::move(touched), blocking, fetch);
     };
     switch (step.kind) {
-      case wire::Handle::Step::ATTR:
+      case StepKind::attr:
         trace("attr", self, step.name);
         return on([self, name = std::move(step.name)](Ctx& ctx) -> Outcome { return ops::attr(ctx, self, name); });
-      case wire::Handle::Step::CALL: {
+      case StepKind::call: {
         trace("call", self, step.name);
         bool blocking = ops::blocking(self, step.name) || core_.learned_blocking(self.type, step.name);
         auto touched = step.operands;
@@ -507,7 +435,7 @@ class HandleServer final : public wire::Handle::Server {
           return ops::call(ctx, self, name, args);
         }, std::move(touched), blocking);
       }
-      case wire::Handle::Step::INVOKE: {
+      case StepKind::invoke: {
         trace("invoke", self);
         bool blocking = ops::blocking(self) || core_.learned_blocking(invoke_key(self), "");
         auto touched = step.operands;
@@ -516,24 +444,24 @@ class HandleServer final : public wire::Handle::Server {
           return ops::invoke(ctx, self, args);
         }, std::move(touched), blocking);
       }
-      case wire::Handle::Step::ITEM: {
+      case StepKind::item: {
         trace("item", self);
         auto key = step.operands.at(0);  // before the operands move on as the touched objects
         return on([self, key = std::move(key)](Ctx& ctx) -> Outcome { return ops::item(ctx, self, key); },
                   std::move(step.operands));
       }
-      case wire::Handle::Step::LEN:
+      case StepKind::len:
         trace("len", self);
         return on([self](Ctx& ctx) -> Outcome { return ops::len(ctx, self); });
-      case wire::Handle::Step::BINARY: {
-        trace("binary", self, builtin::to_string(step.binary_op));
+      case StepKind::binary: {
+        trace("binary", self, spelling(step.binary_op));
         auto other = step.operands.at(0);  // before the operands move on as the touched objects
         return on([self, other = std::move(other), op = step.binary_op, reflected = step.reflected](Ctx& ctx) -> Outcome {
           return ops::binary(ctx, op, self, other, reflected);
         }, std::move(step.operands));
       }
-      case wire::Handle::Step::UNARY:
-        trace("unary", self, builtin::to_string(step.unary_op));
+      case StepKind::unary:
+        trace("unary", self, spelling(step.unary_op));
         return on([self, op = step.unary_op](Ctx& ctx) -> Outcome { return ops::unary(ctx, op, self); });
     }
     throw to_kj(RemoteError(ErrorKind::value, "unknown step"));
@@ -910,72 +838,46 @@ struct Hole {
   wire::Handle::Client cap;
 };
 
-RemoteError too_deep(int limit) {
-  return RemoteError(ErrorKind::value, "a value nested more than " + std::to_string(limit) +
-                                           " lists or maps deep is refused (limit max_nesting)");
-}
+RemoteError too_deep(int limit) { return detail::too_deep(limit, "is refused"); }
 
-/// What decoding one value collects: the capabilities to resolve, and the lists and maps made,
-/// children before parents, whose shapes change once the holes are filled.
-struct Decoding {
+/// The server's side of decoding (see decode_value): boxed built-in objects. It collects the
+/// capabilities to resolve, and the lists and maps made, children before parents, whose shapes
+/// change once the holes are filled.
+struct ObjectDecoding {
+  using Out = Object;
+  using List = builtin::ObjectList;
+  using Map = builtin::ObjectMap;
   kj::Vector<Hole> holes;
   std::vector<const Object*> containers;
-  int max_depth;
-};
+  int limit;
 
-/// Decodes `v`, `depth` lists or maps deep, into `slot` in one pass over the message (Cap'n
-/// Proto charges every read against the traversal limit, so each pointer is read once).
-/// Capabilities are left as holes. Refuses a value deeper than ServerOptions::max_nesting before
-/// it recurses further, so the stack is bounded by that option.
-void build(wire::Value::Reader v, Object& slot, Decoding& d, int depth) {
-  switch (v.which()) {
-    case wire::Value::NONE: slot = builtin::none(); return;
-    case wire::Value::BOOL: slot = builtin::box(v.getBool()); return;
-    case wire::Value::INT64: slot = builtin::box(static_cast<std::int64_t>(v.getInt64())); return;
-    case wire::Value::FLOAT64: slot = builtin::box(v.getFloat64()); return;
-    case wire::Value::TEXT: slot = builtin::box(text(v.getText())); return;
-    case wire::Value::BYTES: {
-      auto d = v.getBytes();
-      Bytes b(d.size());
-      if (!b.empty()) std::memcpy(b.data(), d.begin(), d.size());
-      slot = builtin::box(std::move(b));
-      return;
-    }
-    case wire::Value::LIST: {
-      if (depth >= d.max_depth) throw to_kj(too_deep(d.max_depth));
-      auto list = v.getList();
-      if (zero_sized_elements(list)) throw to_kj(zero_sized_error(list.size()));
-      builtin::ObjectList out(list.size());  // sized once: the holes point into it
-      for (unsigned i = 0; i < list.size(); ++i) build(list[i], out[i], d, depth + 1);
-      slot = builtin::box(std::move(out));  // moving a vector keeps its elements in place
-      d.containers.push_back(&slot);
-      return;
-    }
-    case wire::Value::MAP: {
-      if (depth >= d.max_depth) throw to_kj(too_deep(d.max_depth));
-      builtin::ObjectMap out;
-      auto map = v.getMap();
-      if (zero_sized_elements(map)) throw to_kj(zero_sized_error(map.size()));
-      for (auto e : map) {
-        auto [it, inserted] = out.try_emplace(text(e.getKey()));
-        if (!inserted) throw to_kj(RemoteError(ErrorKind::value, "a map on the wire has the key '" + it->first + "' twice"));
-        build(e.getValue(), it->second, d, depth + 1);
-      }
-      slot = builtin::box(std::move(out));  // map nodes stay in place
-      d.containers.push_back(&slot);
-      return;
-    }
-    case wire::Value::HANDLE: d.holes.add(Hole{&slot, v.getHandle()}); return;
+  int max_depth() const { return limit; }
+  [[noreturn]] void too_deep() const { throw to_kj(detail::too_deep(limit, "is refused")); }
+  void set(Object& slot, None) { slot = builtin::none(); }
+  template <class S> void set(Object& slot, S&& scalar) { slot = builtin::box(std::forward<S>(scalar)); }
+  void set_list(Object& slot, List&& list) {
+    slot = builtin::box(std::move(list));  // moving a vector keeps its elements (and the holes) in place
+    containers.push_back(&slot);
   }
-  throw to_kj(RemoteError(ErrorKind::type, "unknown value kind on the wire"));
-}
+  void set_map(Object& slot, Map&& map) {
+    slot = builtin::box(std::move(map));  // map nodes stay in place
+    containers.push_back(&slot);
+  }
+  Object& map_slot(Map& map, std::string key) {
+    auto [it, inserted] = map.try_emplace(std::move(key));
+    if (!inserted) throw to_kj(RemoteError(ErrorKind::value, "a map on the wire has the key '" + it->first + "' twice"));
+    return it->second;
+  }
+  void handle(Object& slot, wire::Handle::Client cap) { holes.add(Hole{&slot, kj::mv(cap)}); }
+
+};
 }  // namespace
 
 kj::Promise<Object> ServerCore::decode(wire::Value::Reader value) {
   auto root = kj::heap<Object>();
-  Decoding d{{}, {}, options.max_nesting};  // on the stack: most values hold no handle
+  ObjectDecoding d{{}, {}, options.max_nesting};  // on the stack: most values hold no handle
   try {
-    build(value, *root, d, 0);
+    decode_value(value, *root, d);
   } catch (kj::Exception& e) {
     // Cap'n Proto's own checks (a pointer out of bounds, a message nested past its limit): the
     // value is malformed. Ours carry their kind already.
@@ -986,7 +888,7 @@ kj::Promise<Object> ServerCore::decode(wire::Value::Reader value) {
   auto unwrapped = KJ_MAP(h, d.holes) { return unwrap(kj::mv(h.cap)); };
   auto slots = KJ_MAP(h, d.holes) { return h.slot; };
   return kj::joinPromises(kj::mv(unwrapped))
-      .then([root = kj::mv(root), containers = std::move(d.containers), max_depth = d.max_depth, slots = kj::mv(slots)](kj::Array<std::pair<Object, std::shared_ptr<Actor>>> resolved) mutable {
+      .then([root = kj::mv(root), containers = std::move(d.containers), max_depth = d.limit, slots = kj::mv(slots)](kj::Array<std::pair<Object, std::shared_ptr<Actor>>> resolved) mutable {
         for (size_t i = 0; i < slots.size(); ++i) *slots[i] = kj::mv(resolved[i].first);
         // The handles are values stored before: their depth adds to this one's. Children first.
         for (auto* c : containers) builtin::reshape(*c);
@@ -1006,30 +908,8 @@ kj::Promise<std::vector<Object>> ServerCore::decode(capnp::List<wire::Value>::Re
 
 void ServerCore::encode(wire::Value::Builder out, const Plain& value, const std::shared_ptr<Actor>& actor,
                         const std::shared_ptr<Budget>& budget) {
-  std::visit(
-      [&](const auto& x) {
-        using X = std::decay_t<decltype(x)>;
-        if constexpr (std::same_as<X, None>) out.setNone();
-        else if constexpr (std::same_as<X, bool>) out.setBool(x);
-        else if constexpr (std::same_as<X, std::int64_t>) out.setInt64(x);
-        else if constexpr (std::same_as<X, double>) out.setFloat64(x);
-        else if constexpr (std::same_as<X, std::string>) out.setText(capnp::Text::Reader(x.data(), x.size()));
-        else if constexpr (std::same_as<X, Bytes>)
-          out.setBytes(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(x.data()), x.size()));
-        else if constexpr (std::same_as<X, Plain::List>) {
-          auto list = out.initList(static_cast<unsigned>(x.size()));
-          for (unsigned i = 0; i < x.size(); ++i) encode(list[i], x[i], actor, budget);
-        } else if constexpr (std::same_as<X, Plain::Map>) {
-          auto map = out.initMap(static_cast<unsigned>(x.size()));
-          unsigned i = 0;
-          for (auto& [k, e] : x) {
-            map[i].setKey(k);
-            encode(map[i].initValue(), e, actor, budget);
-            ++i;
-          }
-        } else if constexpr (std::same_as<X, Object>) out.setHandle(wrap(x, actor, budget));
-      },
-      value.storage());
+  auto cap = [&](const Object& o) { return wrap(o, actor, budget); };
+  encode_value(out, value, cap, options.max_nesting);
 }
 
 void ServerCore::start_accepting() {

@@ -22,35 +22,9 @@ std::string_view to_string(BuiltinKind kind) noexcept {
   return "?";
 }
 
-std::string_view spelling(BinaryOp op) noexcept {
-  switch (op) {
-    case BinaryOp::add: return "+";
-    case BinaryOp::sub: return "-";
-    case BinaryOp::mul: return "*";
-    case BinaryOp::div: return "/";
-    case BinaryOp::mod: return "%";
-    case BinaryOp::bit_and: return "&";
-    case BinaryOp::bit_or: return "|";
-    case BinaryOp::bit_xor: return "^";
-    case BinaryOp::shl: return "<<";
-    case BinaryOp::shr: return ">>";
-    case BinaryOp::eq: return "==";
-    case BinaryOp::ne: return "!=";
-    case BinaryOp::lt: return "<";
-    case BinaryOp::le: return "<=";
-    case BinaryOp::gt: return ">";
-    case BinaryOp::ge: return ">=";
-  }
-  return "?";
-}
-
-std::string_view spelling(UnaryOp op) noexcept {
-  switch (op) {
-    case UnaryOp::neg: return "-";
-    case UnaryOp::invert: return "~";
-    case UnaryOp::logical_not: return "not";
-  }
-  return "?";
+// The language spells logical negation as Python does; every other operator as C++ does.
+std::string_view source_spelling(UnaryOp op) noexcept {
+  return op == UnaryOp::logical_not ? "not" : remoteable::spelling(op);
 }
 
 namespace {
@@ -470,13 +444,13 @@ void dump_to(std::string& out, const Expr& e) {
           out += ')';
         } else if constexpr (std::is_same_v<N, Unary>) {
           out += '(';
-          out += spelling(n.op);
+          out += source_spelling(n.op);
           out += ' ';
           dump_to(out, *n.operand);
           out += ')';
         } else if constexpr (std::is_same_v<N, Binary>) {
           out += '(';
-          out += spelling(n.op);
+          out += remoteable::spelling(n.op);
           out += ' ';
           dump_to(out, *n.left);
           out += ' ';

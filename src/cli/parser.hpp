@@ -115,8 +115,8 @@ ExprPtr parse_expression(std::string_view source);
 std::string dump(const Expr& expr);
 std::string dump(const Statement& statement);
 
-/// The source spelling of an operator: "+", "<<", "not", ...
-std::string_view spelling(BinaryOp op) noexcept;
-std::string_view spelling(UnaryOp op) noexcept;
+/// The source spelling of a unary operator: "-", "~", "not" (binary operators are spelled as
+/// remoteable::spelling spells them).
+std::string_view source_spelling(UnaryOp op) noexcept;
 
 }  // namespace remoteable::cli

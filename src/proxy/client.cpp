@@ -15,6 +15,7 @@
 #include <mutex>
 
 #include "proxy/detail/client_connection.hpp"
+#include "rpc/codec.hpp"
 #include "rpc/log.hpp"
 #include "rpc/wire_checks.hpp"
 
@@ -249,84 +250,13 @@ kj::Maybe<kj::Promise<Value>> ClientConnection::send_step(Deferred& d, wire::Han
   };
   try {
     auto& parent = find_cap(d.parent->id);
-    const auto& step = d.step;
-    auto encode_all = [&](capnp::List<wire::Value>::Builder out) {
-      for (unsigned i = 0; i < out.size(); ++i) encode(out[i], step.operands[i]);
-    };
-    auto count = static_cast<unsigned>(step.operands.size());
-    switch (step.kind) {
-      case wire::Handle::Step::ATTR: {
-        auto request = parent.attrRequest();
-        request.setName(step.name);
-        return send_request(d.id, request, fetch);
-      }
-      case wire::Handle::Step::CALL: {
-        auto request = parent.callRequest();
-        request.setName(step.name);
-        encode_all(request.initArgs(count));
-        return send_request(d.id, request, fetch);
-      }
-      case wire::Handle::Step::INVOKE: {
-        auto request = parent.invokeRequest();
-        encode_all(request.initArgs(count));
-        return send_request(d.id, request, fetch);
-      }
-      case wire::Handle::Step::ITEM: {
-        auto request = parent.itemRequest();
-        encode(request.initKey(), step.operands.at(0));
-        return send_request(d.id, request, fetch);
-      }
-      case wire::Handle::Step::LEN: {
-        auto request = parent.lenRequest();
-        return send_request(d.id, request, fetch);
-      }
-      case wire::Handle::Step::BINARY: {
-        auto request = parent.binaryRequest();
-        request.setOp(step.binary_op);
-        request.setReflected(step.reflected);
-        encode(request.initOperand(), step.operands.at(0));
-        return send_request(d.id, request, fetch);
-      }
-      case wire::Handle::Step::UNARY: {
-        auto request = parent.unaryRequest();
-        request.setOp(step.unary_op);
-        return send_request(d.id, request, fetch);
-      }
-    }
-    throw RemoteError(ErrorKind::type, "unknown step");
+    auto operand = [this](wire::Value::Builder out, const Value& v) { encode(out, v); };
+    return request_step(parent, d.step, operand, [&](auto& request) { return send_request(d.id, request, fetch); });
   } catch (RemoteError& e) {
     return broken(to_kj(e));
   } catch (kj::Exception& e) {
     return broken(kj::mv(e));
   }
-}
-
-void ClientConnection::encode_step(wire::Handle::Step::Builder out, const Step& step) {
-  auto encode_all = [&](capnp::List<wire::Value>::Builder list) {
-    for (unsigned i = 0; i < list.size(); ++i) encode(list[i], step.operands[i]);
-  };
-  auto count = static_cast<unsigned>(step.operands.size());
-  switch (step.kind) {
-    case wire::Handle::Step::ATTR: out.setAttr(step.name); return;
-    case wire::Handle::Step::CALL: {
-      auto call = out.initCall();
-      call.setName(step.name);
-      encode_all(call.initArgs(count));
-      return;
-    }
-    case wire::Handle::Step::INVOKE: encode_all(out.initInvoke(count)); return;
-    case wire::Handle::Step::ITEM: encode(out.initItem(), step.operands.at(0)); return;
-    case wire::Handle::Step::LEN: out.setLen(); return;
-    case wire::Handle::Step::BINARY: {
-      auto binary = out.initBinary();
-      binary.setOp(step.binary_op);
-      binary.setReflected(step.reflected);
-      encode(binary.initOperand(), step.operands.at(0));
-      return;
-    }
-    case wire::Handle::Step::UNARY: out.setUnary(step.unary_op); return;
-  }
-  throw RemoteError(ErrorKind::type, "unknown step");
 }
 
 kj::Promise<Value> ClientConnection::send_chain(std::vector<Deferred>& run, wire::Handle::Fetch fetch, bool keep) {
@@ -338,7 +268,8 @@ kj::Promise<Value> ClientConnection::send_chain(std::vector<Deferred>& run, wire
   try {
     auto request = find_cap(run.front().parent->id).chainRequest();
     auto steps = request.initSteps(static_cast<unsigned>(run.size()));
-    for (unsigned i = 0; i < steps.size(); ++i) encode_step(steps[i], run[i].step);
+    auto operand = [this](wire::Value::Builder out, const Value& v) { encode(out, v); };
+    for (unsigned i = 0; i < steps.size(); ++i) encode_step(steps[i], run[i].step, operand);
     request.setKeep(keep);
     // The handles in between get no capability: nobody holds them.
     KJ_IF_MAYBE(value, send_request(id, request, fetch, keep)) { return kj::mv(*value); }
@@ -388,81 +319,37 @@ wire::Handle::Client& ClientConnection::cap_of(const Handle& handle) {
 }
 
 namespace {
-RemoteError too_deep(int limit, std::string_view what) {
-  return RemoteError(ErrorKind::value, "a value nested more than " + std::to_string(limit) + " lists or maps deep " +
-                                           std::string(what) + " (limit max_nesting)");
-}
+/// The client's side of decoding: a Value tree; capabilities become new handles.
+struct ValueDecoding {
+  using Out = Value;
+  using List = Value::List;
+  using Map = Value::Map;
+  ClientConnection& connection;
+  int limit;
+  int max_depth() const { return limit; }
+  [[noreturn]] void too_deep() const { throw to_kj(detail::too_deep(limit, "from the server is refused")); }
+  template <class S> void set(Value& slot, S&& scalar) { slot = Value(std::forward<S>(scalar)); }
+  void set_list(Value& slot, List&& list) { slot = Value(std::move(list)); }
+  void set_map(Value& slot, Map&& map) { slot = Value(std::move(map)); }
+  Value& map_slot(Map& map, std::string key) { return map[std::move(key)]; }  // a repeated key: the last wins
+  void handle(Value& slot, wire::Handle::Client cap) {
+    auto state = connection.new_handle();
+    connection.set_cap(state->id, kj::mv(cap));
+    slot = Handle::from_state(std::move(state));
+  }
+};
 }  // namespace
 
-void ClientConnection::encode(wire::Value::Builder out, const Value& value, int depth) {
-  if ((value.holds<Value::List>() || value.holds<Value::Map>()) && depth >= options_.max_nesting)
-    throw too_deep(options_.max_nesting, "cannot be sent");
-  std::visit(
-      [&](const auto& x) {
-        using X = std::decay_t<decltype(x)>;
-        if constexpr (std::same_as<X, None>) out.setNone();
-        else if constexpr (std::same_as<X, bool>) out.setBool(x);
-        else if constexpr (std::same_as<X, std::int64_t>) out.setInt64(x);
-        else if constexpr (std::same_as<X, double>) out.setFloat64(x);
-        else if constexpr (std::same_as<X, std::string>) out.setText(capnp::Text::Reader(x.data(), x.size()));
-        else if constexpr (std::same_as<X, Bytes>)
-          out.setBytes(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(x.data()), x.size()));
-        else if constexpr (std::same_as<X, Value::List>) {
-          auto list = out.initList(static_cast<unsigned>(x.size()));
-          for (unsigned i = 0; i < x.size(); ++i) encode(list[i], x[i], depth + 1);
-        } else if constexpr (std::same_as<X, Value::Map>) {
-          auto map = out.initMap(static_cast<unsigned>(x.size()));
-          unsigned i = 0;
-          for (auto& [k, e] : x) {
-            map[i].setKey(k);
-            encode(map[i].initValue(), e, depth + 1);
-            ++i;
-          }
-        } else if constexpr (std::same_as<X, Handle>) {
-          out.setHandle(cap_of(x));
-        }
-      },
-      value.storage());
+void ClientConnection::encode(wire::Value::Builder out, const Value& value) {
+  auto cap = [this](const Handle& h) -> wire::Handle::Client& { return cap_of(h); };
+  encode_value(out, value, cap, options_.max_nesting);
 }
 
-Value ClientConnection::decode(wire::Value::Reader v, int depth) {
-  auto which = v.which();
-  if ((which == wire::Value::LIST || which == wire::Value::MAP) && depth >= options_.max_nesting)
-    throw to_kj(too_deep(options_.max_nesting, "from the server is refused"));
-  switch (which) {
-    case wire::Value::NONE: return None{};
-    case wire::Value::BOOL: return v.getBool();
-    case wire::Value::INT64: return static_cast<std::int64_t>(v.getInt64());
-    case wire::Value::FLOAT64: return v.getFloat64();
-    case wire::Value::TEXT: return std::string(v.getText().cStr(), v.getText().size());
-    case wire::Value::BYTES: {
-      auto d = v.getBytes();
-      Bytes b(d.size());
-      if (!b.empty()) std::memcpy(b.data(), d.begin(), d.size());
-      return b;
-    }
-    case wire::Value::LIST: {
-      auto list = v.getList();
-      if (zero_sized_elements(list)) throw to_kj(zero_sized_error(list.size()));
-      Value::List out;
-      out.reserve(list.size());
-      for (auto e : list) out.push_back(decode(e, depth + 1));
-      return out;
-    }
-    case wire::Value::MAP: {
-      auto map = v.getMap();
-      if (zero_sized_elements(map)) throw to_kj(zero_sized_error(map.size()));
-      Value::Map out;
-      for (auto e : map) out.insert_or_assign(std::string(e.getKey().cStr(), e.getKey().size()), decode(e.getValue(), depth + 1));
-      return out;
-    }
-    case wire::Value::HANDLE: {
-      auto state = new_handle();
-      set_cap(state->id, v.getHandle());
-      return Handle::from_state(std::move(state));
-    }
-  }
-  throw to_kj(RemoteError(ErrorKind::type, "unknown value kind on the wire"));
+Value ClientConnection::decode(wire::Value::Reader v) {
+  Value out;
+  ValueDecoding sink{*this, options_.max_nesting};
+  decode_value(v, out, sink);
+  return out;
 }
 
 }  // namespace detail

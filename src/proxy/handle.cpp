@@ -8,10 +8,8 @@ namespace {
 
 using detail::ClientConnection;
 
-wire::BinaryOp to_wire(BinaryOp op) { return static_cast<wire::BinaryOp>(static_cast<int>(op)); }
-wire::UnaryOp to_wire(UnaryOp op) { return static_cast<wire::UnaryOp>(static_cast<int>(op)); }
-
 using Step = ClientConnection::Step;
+using detail::StepKind;
 
 std::shared_ptr<detail::HandleState> require(std::shared_ptr<detail::HandleState> state) {
   if (!state) throw RemoteError(ErrorKind::disconnected, "empty handle");
@@ -33,30 +31,30 @@ Handle derive(std::shared_ptr<detail::HandleState> parent, Step step) {
   return Handle::from_state(std::move(state));
 }
 
-Step named(wire::Handle::Step::Which kind, std::string_view name, std::vector<Value> operands = {}) {
-  Step step(kind);
+Step named(StepKind kind, std::string_view name, std::vector<Value> operands = {}) {
+  Step step{kind};
   step.name = std::string(name);
   step.operands = std::move(operands);
   return step;
 }
 
-Step with_operands(wire::Handle::Step::Which kind, std::vector<Value> operands) {
-  Step step(kind);
+Step with_operands(StepKind kind, std::vector<Value> operands) {
+  Step step{kind};
   step.operands = std::move(operands);
   return step;
 }
 
 Step binary_step(BinaryOp op, Value operand, bool reflected) {
-  Step step(wire::Handle::Step::BINARY);
-  step.binary_op = to_wire(op);
+  Step step{StepKind::binary};
+  step.binary_op = op;
   step.reflected = reflected;
   step.operands.push_back(std::move(operand));
   return step;
 }
 
 Step unary_step(UnaryOp op) {
-  Step step(wire::Handle::Step::UNARY);
-  step.unary_op = to_wire(op);
+  Step step{StepKind::unary};
+  step.unary_op = op;
   return step;
 }
 
@@ -108,8 +106,8 @@ kj::Promise<bool> send_truthy(ClientConnection&, wire::Handle::Client& cap) {
 
 }  // namespace
 
-Handle Handle::attr(std::string_view name) const& { return derive(state_, named(wire::Handle::Step::ATTR, name)); }
-Handle Handle::attr(std::string_view name) && { return derive(std::move(state_), named(wire::Handle::Step::ATTR, name)); }
+Handle Handle::attr(std::string_view name) const& { return derive(state_, named(StepKind::attr, name)); }
+Handle Handle::attr(std::string_view name) && { return derive(std::move(state_), named(StepKind::attr, name)); }
 
 asio::awaitable<void> Handle::set(std::string_view name, Value value) const {
   return detail::discard(evaluate<None>(state_, [name = std::string(name), value = std::move(value)](ClientConnection& c,
@@ -122,22 +120,22 @@ asio::awaitable<void> Handle::set(std::string_view name, Value value) const {
 }
 
 Handle Handle::call_list(std::string_view name, std::vector<Value> args) const& {
-  return derive(state_, named(wire::Handle::Step::CALL, name, std::move(args)));
+  return derive(state_, named(StepKind::call, name, std::move(args)));
 }
 Handle Handle::call_list(std::string_view name, std::vector<Value> args) && {
-  return derive(std::move(state_), named(wire::Handle::Step::CALL, name, std::move(args)));
+  return derive(std::move(state_), named(StepKind::call, name, std::move(args)));
 }
 
 Handle Handle::invoke_list(std::vector<Value> args) const& {
-  return derive(state_, with_operands(wire::Handle::Step::INVOKE, std::move(args)));
+  return derive(state_, with_operands(StepKind::invoke, std::move(args)));
 }
 Handle Handle::invoke_list(std::vector<Value> args) && {
-  return derive(std::move(state_), with_operands(wire::Handle::Step::INVOKE, std::move(args)));
+  return derive(std::move(state_), with_operands(StepKind::invoke, std::move(args)));
 }
 
-Handle Handle::item(Value key) const& { return derive(state_, with_operands(wire::Handle::Step::ITEM, {std::move(key)})); }
+Handle Handle::item(Value key) const& { return derive(state_, with_operands(StepKind::item, {std::move(key)})); }
 Handle Handle::item(Value key) && {
-  return derive(std::move(state_), with_operands(wire::Handle::Step::ITEM, {std::move(key)}));
+  return derive(std::move(state_), with_operands(StepKind::item, {std::move(key)}));
 }
 
 asio::awaitable<void> Handle::set_item(Value key, Value value) const {
@@ -150,8 +148,8 @@ asio::awaitable<void> Handle::set_item(Value key, Value value) const {
   }));
 }
 
-Handle Handle::len() const& { return derive(state_, Step(wire::Handle::Step::LEN)); }
-Handle Handle::len() && { return derive(std::move(state_), Step(wire::Handle::Step::LEN)); }
+Handle Handle::len() const& { return derive(state_, Step{StepKind::len}); }
+Handle Handle::len() && { return derive(std::move(state_), Step{StepKind::len}); }
 
 Handle Handle::binary(BinaryOp op, Value operand, bool reflected) const& {
   return derive(state_, binary_step(op, std::move(operand), reflected));

@@ -9,6 +9,9 @@
 #include <utility>
 #include <vector>
 
+#include <remoteable/description.hpp>
+#include <remoteable/operators.hpp>
+
 #include "proxy/value.hpp"
 
 namespace remoteable {
@@ -21,20 +24,6 @@ namespace detail {
 class HandleState;
 class ClientConnection;
 }  // namespace detail
-
-/// The operators of DESIGN §2, as they travel on the wire.
-enum class BinaryOp { add, sub, mul, div, mod, bit_and, bit_or, bit_xor, shl, shr, eq, ne, lt, le, gt, ge };
-enum class UnaryOp { neg, invert, logical_not };
-
-/// A member as `describe()` reports it.
-struct MemberInfo {
-  std::string name;
-  std::string kind;  ///< "field", "readonly field", "property", "readonly property", "method"
-};
-struct Description {
-  std::string type_name;
-  std::vector<MemberInfo> members;
-};
 
 /// A reference to a remote object.
 ///
@@ -178,29 +167,15 @@ concept operand = std::constructible_from<Value, T> && !std::same_as<std::remove
     return std::move(b).binary(op, Value(std::forward<T>(a)), true);                               \
   }
 
-REMOTEABLE_BINARY_OPERATOR(+, BinaryOp::add)
-REMOTEABLE_BINARY_OPERATOR(-, BinaryOp::sub)
-REMOTEABLE_BINARY_OPERATOR(*, BinaryOp::mul)
-REMOTEABLE_BINARY_OPERATOR(/, BinaryOp::div)
-REMOTEABLE_BINARY_OPERATOR(%, BinaryOp::mod)
-REMOTEABLE_BINARY_OPERATOR(&, BinaryOp::bit_and)
-REMOTEABLE_BINARY_OPERATOR(|, BinaryOp::bit_or)
-REMOTEABLE_BINARY_OPERATOR(^, BinaryOp::bit_xor)
-REMOTEABLE_BINARY_OPERATOR(<<, BinaryOp::shl)
-REMOTEABLE_BINARY_OPERATOR(>>, BinaryOp::shr)
-REMOTEABLE_BINARY_OPERATOR(==, BinaryOp::eq)
-REMOTEABLE_BINARY_OPERATOR(!=, BinaryOp::ne)
-REMOTEABLE_BINARY_OPERATOR(<, BinaryOp::lt)
-REMOTEABLE_BINARY_OPERATOR(<=, BinaryOp::le)
-REMOTEABLE_BINARY_OPERATOR(>, BinaryOp::gt)
-REMOTEABLE_BINARY_OPERATOR(>=, BinaryOp::ge)
+#define REMOTEABLE_HANDLE_OPERATOR(name, symbol, wire) REMOTEABLE_BINARY_OPERATOR(symbol, BinaryOp::name)
+REMOTEABLE_BINARY_OPS(REMOTEABLE_HANDLE_OPERATOR)
+#undef REMOTEABLE_HANDLE_OPERATOR
 #undef REMOTEABLE_BINARY_OPERATOR
 
-inline Handle operator-(const Handle& h) { return h.unary(UnaryOp::neg); }
-inline Handle operator~(const Handle& h) { return h.unary(UnaryOp::invert); }
-inline Handle operator!(const Handle& h) { return h.unary(UnaryOp::logical_not); }
-inline Handle operator-(Handle&& h) { return std::move(h).unary(UnaryOp::neg); }
-inline Handle operator~(Handle&& h) { return std::move(h).unary(UnaryOp::invert); }
-inline Handle operator!(Handle&& h) { return std::move(h).unary(UnaryOp::logical_not); }
+#define REMOTEABLE_UNARY_OPERATOR(name, symbol, wire)                                  \
+  inline Handle operator symbol(const Handle& h) { return h.unary(UnaryOp::name); } \
+  inline Handle operator symbol(Handle&& h) { return std::move(h).unary(UnaryOp::name); }
+REMOTEABLE_UNARY_OPS(REMOTEABLE_UNARY_OPERATOR)
+#undef REMOTEABLE_UNARY_OPERATOR
 
 }  // namespace remoteable

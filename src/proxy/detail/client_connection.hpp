@@ -25,6 +25,7 @@
 #include "rpc/connection.hpp"
 #include "rpc/event_port.hpp"
 #include "rpc/kj_error.hpp"
+#include "rpc/steps.hpp"
 #include "schemas/remoteable.capnp.h"
 
 namespace remoteable::detail {
@@ -102,9 +103,9 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   wire::Handle::Client& cap_of(const Handle& handle);
 
   /// Encodes a client Value; handles must belong to this connection. [loop]
-  void encode(wire::Value::Builder out, const Value& value, int depth = 0);
+  void encode(wire::Value::Builder out, const Value& value);
   /// Decodes a wire value; capabilities in it become new handles. [loop]
-  Value decode(wire::Value::Reader value, int depth = 0);
+  Value decode(wire::Value::Reader value);
 
   /// Drops everything, pending evaluations included, without completing them: their handlers
   /// are destroyed. For an io_context that is destroyed (its thread, not a loop handler).
@@ -112,15 +113,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
 
   /// A derived handle's operation, as data: sent as a request of its own, or as a step of a
   /// Handle.chain call.
-  struct Step {
-    explicit Step(wire::Handle::Step::Which k) : kind(k) {}
-    wire::Handle::Step::Which kind;
-    std::string name;             ///< attr, call
-    std::vector<Value> operands;  ///< call, invoke: the arguments; item: the key; binary: the operand
-    wire::BinaryOp binary_op = wire::BinaryOp::ADD;
-    wire::UnaryOp unary_op = wire::UnaryOp::NEG;
-    bool reflected = false;
-  };
+  using Step = BasicStep<Value>;
   /// Keeps the step making handle `id` back until the handlers already queued on the loop have
   /// run. If one of them evaluates that handle (`h.call(...).as<T>()`), fetch_deferred sends the
   /// step with `fetch` set: the value comes back in the step's own answer. Steps go out in the
@@ -182,7 +175,6 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   /// (unless `keep` is false) and its evaluation, if any, as a Value. [loop]
   template <class Request>
   kj::Maybe<kj::Promise<Value>> send_request(std::uint64_t id, Request& request, wire::Handle::Fetch fetch, bool keep = true);
-  void encode_step(wire::Handle::Step::Builder out, const Step& step);  // [loop]
   wire::Handle::Client& find_cap(std::uint64_t id);                  // [loop], without sending
   std::deque<Deferred> deferred_;                                    // [loop]
   bool deferred_posted_ = false;                                     // [loop]
