@@ -1,4 +1,4 @@
-#include "proxy/client.hpp"
+#include <remoteable/client.hpp>
 
 #include <asio/connect.hpp>
 #include <asio/execution_context.hpp>

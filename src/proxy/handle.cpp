@@ -1,4 +1,4 @@
-#include "proxy/handle.hpp"
+#include <remoteable/handle.hpp>
 
 #include "proxy/detail/client_connection.hpp"
 #include "rpc/wire_checks.hpp"

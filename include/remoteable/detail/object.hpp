@@ -11,9 +11,9 @@
 #include <typeindex>
 #include <vector>
 
-#include "proxy/handle.hpp"  // BinaryOp, UnaryOp, MemberInfo
-#include "proxy/value.hpp"
-#include "rpc/error.hpp"
+#include <remoteable/handle.hpp>  // BinaryOp, UnaryOp, MemberInfo
+#include <remoteable/value.hpp>
+#include <remoteable/error.hpp>
 
 namespace remoteable {
 

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "proxy/value.hpp"
+#include <remoteable/value.hpp>
 
 namespace remoteable {
 
