@@ -20,6 +20,7 @@ using Value = BasicValue<Handle>;
 namespace detail {
 class HandleState;
 class ClientConnection;
+struct access;  // the client's internals reach a Handle's state through it (src/proxy/detail)
 }  // namespace detail
 
 /// The operators of DESIGN §2, as they travel on the wire.
@@ -119,13 +120,12 @@ class Handle {
  private:
   friend class Client;
   friend class detail::ClientConnection;
+  friend struct detail::access;
   explicit Handle(std::shared_ptr<detail::HandleState> state) : state_(std::move(state)) {}
-  std::shared_ptr<detail::HandleState> state_;
-
- public:
-  /// Internal: the state behind the handle (used by the connection to marshal it).
+  // The state behind the handle (the connection marshals it).
   const std::shared_ptr<detail::HandleState>& state() const noexcept { return state_; }
   static Handle from_state(std::shared_ptr<detail::HandleState> state) { return Handle(std::move(state)); }
+  std::shared_ptr<detail::HandleState> state_;
 };
 
 namespace detail {
