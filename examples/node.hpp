@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "remoteable.hpp"
+#include <remoteable/remoteable.hpp>
 
 namespace example {
 

@@ -6,7 +6,7 @@
 #include <asio/io_context.hpp>
 #include <iostream>
 
-#include "remoteable.hpp"
+#include <remoteable/remoteable.hpp>
 
 namespace {
 

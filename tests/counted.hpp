@@ -11,7 +11,7 @@
 
 #include <asio/io_context.hpp>
 
-#include "remoteable.hpp"
+#include <remoteable/remoteable.hpp>
 
 namespace test {
 

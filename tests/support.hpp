@@ -11,7 +11,7 @@
 #include <string>
 
 #include "node.hpp"
-#include "remoteable.hpp"
+#include <remoteable/remoteable.hpp>
 
 namespace test {
 

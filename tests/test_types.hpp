@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "remoteable.hpp"
+#include <remoteable/remoteable.hpp>
 
 namespace test {
 

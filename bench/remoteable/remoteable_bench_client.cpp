@@ -25,7 +25,7 @@
 
 #include "bench_common.hpp"
 #include "ping_protocol.hpp"
-#include "remoteable.hpp"
+#include <remoteable/remoteable.hpp>
 
 namespace {
 

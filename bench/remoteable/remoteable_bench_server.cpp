@@ -13,7 +13,7 @@
 #include <string>
 
 #include "bench_common.hpp"
-#include "remoteable.hpp"
+#include <remoteable/remoteable.hpp>
 
 namespace {
 

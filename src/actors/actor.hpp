@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include "actors/object.hpp"
+#include <remoteable/detail/object.hpp>
 
 namespace remoteable::detail {
 

@@ -1,4 +1,4 @@
-#include "actors/builtins.hpp"
+#include <remoteable/detail/builtins.hpp>
 
 #include <charconv>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "actors/object.hpp"
+#include <remoteable/detail/object.hpp>
 
 #include <cxxabi.h>
 
@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <memory>
 
-#include "actors/builtins.hpp"
-#include "actors/registry.hpp"
+#include <remoteable/detail/builtins.hpp>
+#include <remoteable/registry.hpp>
 
 namespace remoteable {
 

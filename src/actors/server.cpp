@@ -1,4 +1,4 @@
-#include "actors/server.hpp"
+#include <remoteable/server.hpp>
 
 #include <capnp/message.h>
 #include <kj/debug.h>
@@ -12,7 +12,7 @@
 #include <list>
 #include <cstdlib>
 
-#include "actors/builtins.hpp"
+#include <remoteable/detail/builtins.hpp>
 #include "actors/names.hpp"
 #include "rpc/codec.hpp"
 #include "rpc/wire_checks.hpp"

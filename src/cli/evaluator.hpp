@@ -5,7 +5,7 @@
 
 #include "cli/outcome.hpp"
 #include "cli/parser.hpp"
-#include "proxy/client.hpp"
+#include <remoteable/client.hpp>
 
 namespace remoteable::cli {
 

@@ -13,7 +13,7 @@
 #include <string>
 
 #include "cli/outcome.hpp"
-#include "proxy/handle.hpp"
+#include <remoteable/handle.hpp>
 
 namespace remoteable::cli {
 

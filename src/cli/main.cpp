@@ -32,9 +32,9 @@
 #include "cli/format.hpp"
 #include "cli/lexer.hpp"
 #include "cli/parser.hpp"
-#include "proxy/client.hpp"
-#include "rpc/endpoint.hpp"
-#include "rpc/error.hpp"
+#include <remoteable/client.hpp>
+#include <remoteable/endpoint.hpp>
+#include <remoteable/error.hpp>
 
 namespace {
 

@@ -5,7 +5,7 @@
 #include <variant>
 #include <vector>
 
-#include "proxy/handle.hpp"
+#include <remoteable/handle.hpp>
 
 namespace remoteable::cli {
 

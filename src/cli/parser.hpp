@@ -32,7 +32,7 @@
 #include <vector>
 
 #include "cli/lexer.hpp"
-#include "proxy/handle.hpp"
+#include <remoteable/handle.hpp>
 
 namespace remoteable::cli {
 

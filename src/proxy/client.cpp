@@ -1,4 +1,4 @@
-#include "proxy/client.hpp"
+#include <remoteable/client.hpp>
 
 #include <asio/connect.hpp>
 #include <asio/execution_context.hpp>
@@ -14,37 +14,13 @@
 #include <cstring>
 #include <mutex>
 
+#include "proxy/detail/access.hpp"
 #include "proxy/detail/client_connection.hpp"
 #include "rpc/codec.hpp"
 #include "rpc/log.hpp"
 #include "rpc/wire_checks.hpp"
 
 namespace remoteable {
-
-// ---- Endpoint -------------------------------------------------------------------------------
-
-Endpoint Endpoint::parse(std::string_view text) {
-  Endpoint e;
-  std::string_view port = text;
-  if (auto colon = text.rfind(':'); colon != std::string_view::npos) {
-    auto host = text.substr(0, colon);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    if (host.empty()) throw std::invalid_argument("endpoint '" + std::string(text) + "' has an empty host");
-    e.host = std::string(host);
-    port = text.substr(colon + 1);
-  }
-  unsigned value = 0;
-  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (ec != std::errc() || end != port.data() + port.size() || port.empty() || value > 65535)
-    throw std::invalid_argument("endpoint '" + std::string(text) + "': expected HOST:PORT with a port 0..65535");
-  e.port = static_cast<std::uint16_t>(value);
-  return e;
-}
-
-std::string Endpoint::to_string() const {
-  bool v6 = host.find(':') != std::string::npos;
-  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
-}
 
 namespace detail {
 
@@ -335,7 +311,7 @@ struct ValueDecoding {
   void handle(Value& slot, wire::Handle::Client cap) {
     auto state = connection.new_handle();
     connection.set_cap(state->id, kj::mv(cap));
-    slot = Handle::from_state(std::move(state));
+    slot = access::handle(std::move(state));
   }
 };
 }  // namespace

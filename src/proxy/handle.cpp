@@ -1,5 +1,6 @@
-#include "proxy/handle.hpp"
+#include <remoteable/handle.hpp>
 
+#include "proxy/detail/access.hpp"
 #include "proxy/detail/client_connection.hpp"
 #include "rpc/wire_checks.hpp"
 
@@ -28,7 +29,7 @@ Handle derive(std::shared_ptr<detail::HandleState> parent, Step step) {
   c->loop()->run([c, parent = std::move(parent), id = state->id, step = std::move(step)]() mutable {
     c->defer(id, std::move(parent), std::move(step));
   });
-  return Handle::from_state(std::move(state));
+  return detail::access::handle(std::move(state));
 }
 
 Step named(StepKind kind, std::string_view name, std::vector<Value> operands = {}) {

@@ -1,4 +1,4 @@
-#include "proxy/sync.hpp"
+#include <remoteable/sync.hpp>
 
 #include <asio/use_future.hpp>
 

@@ -14,7 +14,7 @@
 #include <string>
 #include <utility>
 
-#include "proxy/value.hpp"
+#include <remoteable/value.hpp>
 #include "rpc/kj_error.hpp"
 #include "rpc/steps.hpp"
 #include "rpc/wire_checks.hpp"

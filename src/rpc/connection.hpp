@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "rpc/asio_stream.hpp"
-#include "rpc/endpoint.hpp"
+#include <remoteable/endpoint.hpp>
 #include "rpc/event_port.hpp"
 
 namespace remoteable::detail {

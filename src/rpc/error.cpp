@@ -1,4 +1,4 @@
-#include "rpc/error.hpp"
+#include <remoteable/error.hpp>
 
 namespace remoteable {
 

@@ -5,7 +5,7 @@
 
 #include <exception>
 
-#include "rpc/error.hpp"
+#include <remoteable/error.hpp>
 
 namespace remoteable::detail {
 

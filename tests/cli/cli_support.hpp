@@ -14,7 +14,7 @@
 #include <string>
 
 #include "node.hpp"
-#include "remoteable.hpp"
+#include <remoteable/remoteable.hpp>
 
 namespace cli_test {
 

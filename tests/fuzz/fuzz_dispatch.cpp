@@ -54,7 +54,7 @@
 #include "binding_types.hpp"
 #include "counted.hpp"
 #include "node.hpp"
-#include "remoteable.hpp"
+#include <remoteable/remoteable.hpp>
 #include "schemas/remoteable.capnp.h"
 #include "test_types.hpp"
 

@@ -24,7 +24,7 @@
 #include "counted.hpp"
 #include "fuzz/wire.hpp"
 #include "node.hpp"
-#include "remoteable.hpp"
+#include <remoteable/remoteable.hpp>
 
 using namespace wire_test;
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "remoteable.hpp"
+#include <remoteable/remoteable.hpp>
 
 using remoteable::Bytes;
 using remoteable::ErrorKind;

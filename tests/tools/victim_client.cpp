@@ -7,7 +7,7 @@
 #include <iostream>
 #include <string>
 
-#include "remoteable.hpp"
+#include <remoteable/remoteable.hpp>
 
 int main(int argc, char** argv) {
   if (argc < 2) return 2;

@@ -24,8 +24,8 @@
 #include <variant>
 
 #include "actors/actor.hpp"
-#include "actors/object.hpp"
-#include "actors/server.hpp"
+#include <remoteable/detail/object.hpp>
+#include <remoteable/server.hpp>
 #include "schemas/remoteable.capnp.h"
 #include "rpc/connection.hpp"
 #include "rpc/event_port.hpp"

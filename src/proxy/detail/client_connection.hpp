@@ -20,8 +20,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "proxy/client.hpp"
-#include "proxy/handle.hpp"
+#include <remoteable/client.hpp>
+#include <remoteable/handle.hpp>
 #include "rpc/connection.hpp"
 #include "rpc/event_port.hpp"
 #include "rpc/kj_error.hpp"

@@ -12,8 +12,8 @@
 
 #include <spdlog/common.h>
 
-#include "proxy/handle.hpp"
-#include "rpc/endpoint.hpp"
+#include <remoteable/handle.hpp>
+#include <remoteable/endpoint.hpp>
 
 namespace spdlog { class logger; }
 

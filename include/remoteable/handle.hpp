@@ -11,8 +11,7 @@
 
 #include <remoteable/description.hpp>
 #include <remoteable/operators.hpp>
-
-#include "proxy/value.hpp"
+#include <remoteable/value.hpp>
 
 namespace remoteable {
 
@@ -23,6 +22,7 @@ using Value = BasicValue<Handle>;
 namespace detail {
 class HandleState;
 class ClientConnection;
+struct access;  // the client's internals reach a Handle's state through it (src/proxy/detail)
 }  // namespace detail
 
 /// A reference to a remote object.
@@ -108,13 +108,12 @@ class Handle {
  private:
   friend class Client;
   friend class detail::ClientConnection;
+  friend struct detail::access;
   explicit Handle(std::shared_ptr<detail::HandleState> state) : state_(std::move(state)) {}
-  std::shared_ptr<detail::HandleState> state_;
-
- public:
-  /// Internal: the state behind the handle (used by the connection to marshal it).
+  // The state behind the handle (the connection marshals it).
   const std::shared_ptr<detail::HandleState>& state() const noexcept { return state_; }
   static Handle from_state(std::shared_ptr<detail::HandleState> state) { return Handle(std::move(state)); }
+  std::shared_ptr<detail::HandleState> state_;
 };
 
 namespace detail {

@@ -15,8 +15,8 @@
 
 #include <spdlog/common.h>
 
-#include "actors/registry.hpp"
-#include "rpc/endpoint.hpp"
+#include <remoteable/registry.hpp>
+#include <remoteable/endpoint.hpp>
 
 namespace spdlog { class logger; }
 

@@ -18,8 +18,8 @@
 
 #include <asio/awaitable.hpp>
 
-#include "actors/builtins.hpp"
-#include "actors/object.hpp"
+#include <remoteable/detail/builtins.hpp>
+#include <remoteable/detail/object.hpp>
 
 namespace remoteable {
 

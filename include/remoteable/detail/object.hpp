@@ -12,10 +12,9 @@
 #include <vector>
 
 #include <remoteable/description.hpp>
+#include <remoteable/error.hpp>
 #include <remoteable/operators.hpp>
-
-#include "proxy/value.hpp"
-#include "rpc/error.hpp"
+#include <remoteable/value.hpp>
 
 namespace remoteable {
 

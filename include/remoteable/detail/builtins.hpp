@@ -8,7 +8,7 @@
 
 #include <asio/awaitable.hpp>
 
-#include "actors/object.hpp"
+#include <remoteable/detail/object.hpp>
 
 namespace remoteable::builtin {
 

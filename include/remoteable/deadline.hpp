@@ -10,7 +10,7 @@
 #include <chrono>
 #include <exception>
 
-#include "rpc/error.hpp"
+#include <remoteable/error.hpp>
 
 namespace remoteable {
 

@@ -5,12 +5,12 @@
 // Client side: Client::connect, Handle (pipelined operations, awaitable evaluations), Value,
 // sync::Client for blocking code, block_on. Every failure is a RemoteError with a kind.
 
-#include "actors/registry.hpp"
-#include "actors/server.hpp"
-#include "proxy/client.hpp"
-#include "proxy/deadline.hpp"
-#include "proxy/handle.hpp"
-#include "proxy/sync.hpp"
-#include "proxy/value.hpp"
-#include "rpc/endpoint.hpp"
-#include "rpc/error.hpp"
+#include <remoteable/registry.hpp>
+#include <remoteable/server.hpp>
+#include <remoteable/client.hpp>
+#include <remoteable/deadline.hpp>
+#include <remoteable/handle.hpp>
+#include <remoteable/sync.hpp>
+#include <remoteable/value.hpp>
+#include <remoteable/endpoint.hpp>
+#include <remoteable/error.hpp>

@@ -15,7 +15,7 @@
 #include <optional>
 #include <thread>
 
-#include "proxy/client.hpp"
+#include <remoteable/client.hpp>
 
 namespace remoteable {
 

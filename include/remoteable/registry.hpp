@@ -15,9 +15,9 @@
 #include <typeindex>
 #include <utility>
 
-#include "actors/builtins.hpp"
-#include "actors/convert.hpp"
-#include "actors/object.hpp"
+#include <remoteable/detail/builtins.hpp>
+#include <remoteable/detail/convert.hpp>
+#include <remoteable/detail/object.hpp>
 
 namespace remoteable {
 

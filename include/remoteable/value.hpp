@@ -18,7 +18,7 @@
 #include <variant>
 #include <vector>
 
-#include "rpc/error.hpp"
+#include <remoteable/error.hpp>
 
 namespace remoteable {
 
