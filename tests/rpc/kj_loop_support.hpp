@@ -65,11 +65,15 @@ struct LoopFixture {
     std::optional<kj::Exception> error;
     kj::Maybe<kj::Promise<void>> held;
     loop->run([&] {
-      auto on_error = [&](kj::Exception&& e) { error.emplace(kj::mv(e)); };
+      // Both continuations are passed as temporaries: then() keeps a reference to an lvalue.
       if constexpr (std::is_void_v<T>)
-        held = make().then([&] { value.emplace(true); }, on_error).eagerlyEvaluate(nullptr);
+        held = make()
+                   .then([&] { value.emplace(true); }, [&](kj::Exception&& e) { error.emplace(kj::mv(e)); })
+                   .eagerlyEvaluate(nullptr);
       else
-        held = make().then([&](T v) { value.emplace(kj::mv(v)); }, on_error).eagerlyEvaluate(nullptr);
+        held = make()
+                   .then([&](T v) { value.emplace(kj::mv(v)); }, [&](kj::Exception&& e) { error.emplace(kj::mv(e)); })
+                   .eagerlyEvaluate(nullptr);
     });
     bool settled = run_until(context, [&] { return value || error; }, limit);
     in_scope([&] { held = nullptr; });
