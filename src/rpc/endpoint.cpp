@@ -13,8 +13,13 @@ Endpoint Endpoint::parse(std::string_view text) {
   std::string_view port = text;
   if (auto colon = text.rfind(':'); colon != std::string_view::npos) {
     auto host = text.substr(0, colon);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    bool bracketed = host.size() >= 2 && host.front() == '[' && host.back() == ']';
+    if (bracketed) host = host.substr(1, host.size() - 2);
     if (host.empty()) throw std::invalid_argument("endpoint '" + std::string(text) + "' has an empty host");
+    // Brackets only around the whole host; an IPv6 address only inside them ("fe80::1" alone
+    // would read as host "fe80:", port 1).
+    if (host.find_first_of("[]") != host.npos || (!bracketed && host.find(':') != host.npos))
+      throw std::invalid_argument("endpoint '" + std::string(text) + "': expected HOST:PORT or [IPV6]:PORT");
     e.host = std::string(host);
     port = text.substr(colon + 1);
   }
