@@ -179,6 +179,17 @@ class SlowWatch {
   std::chrono::steady_clock::time_point start_;
 };
 
+/// A plain value whose get() or str() makes more than this many bytes (Shape::expansion) is
+/// worked on off the network thread: an operation on it may take up to ops::max_expansion of
+/// work, and inline on the network thread that would hold up every other client meanwhile.
+constexpr std::uint64_t inline_expansion_limit = 64u << 10;
+bool expansive(const Object& o) { return builtin::is_plain(o) && builtin::shape(o).expansion > inline_expansion_limit; }
+bool any_expansive(const std::vector<Object>& objects) {
+  for (auto& o : objects)
+    if (expansive(o)) return true;
+  return false;
+}
+
 /// What a call of the object itself is learned under: the function or class object, else the type.
 const void* invoke_key(const Object& o) {
   if (o.is(builtin::function_type()) || o.is(builtin::class_type())) return o.ptr.get();
@@ -323,7 +334,7 @@ class HandleServer final : public wire::Handle::Server {
     context.allowCancellation();
     CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     trace("get");
-    return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::get(self); })
+    return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::get(self); }, {}, expansive(object_))
         .then([this, context](Outcome o) mutable {
           core_.encode(context.getResults().initValue(), take<Plain>(o), actor_, budget_);
         }).attach(kj::mv(slot));
@@ -333,7 +344,7 @@ class HandleServer final : public wire::Handle::Server {
     context.allowCancellation();
     CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     trace("str");
-    return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::str(self); })
+    return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::str(self); }, {}, expansive(object_))
         .then([context](Outcome o) mutable { context.getResults().setText(take<std::string>(o)); }).attach(kj::mv(slot));
   }
 
@@ -419,8 +430,10 @@ class HandleServer final : public wire::Handle::Server {
   /// and operands move into the work. [loop]
   kj::Promise<Outcome> run_step(Step step, const Object& self, const std::shared_ptr<Actor>& actor,
                                 wire::Handle::Fetch fetch) {
+    // Operands that may expand far (==, argument conversion) send the work to the pool.
+    bool heavy = expansive(self) || any_expansive(step.operands);
     auto on = [&](auto work, std::vector<Object> touched = {}, bool blocking = false) {
-      return core_.on_actor(budget_, actor, std::move(work), std::move(touched), blocking, fetch);
+      return core_.on_actor(budget_, actor, std::move(work), std::move(touched), blocking || heavy, fetch);
     };
     switch (step.kind) {
       case StepKind::attr:
@@ -768,7 +781,24 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget,
                        }));
         return;
       }
-      if (auto* obj = std::get_if<Object>(&outcome)) outcome = object_outcome(std::move(*obj), fetch, ctx.fresh_actor, core->options.max_nesting);
+      if (auto* obj = std::get_if<Object>(&outcome)) {
+        if (fetch != wire::Handle::Fetch::NONE && expansive(*obj)) {
+          // Evaluating a large plain result: on the pool (it is immutable, any thread may read
+          // it), so that this job, perhaps inline on the network thread, ends now.
+          asio::post(core->pool, [core, id, fetch, fresh = ctx.fresh_actor, result = std::move(*obj), held = std::move(held)]() mutable {
+            Outcome evaluated;
+            std::exception_ptr e;
+            try {
+              evaluated = object_outcome(std::move(result), fetch, fresh, core->options.max_nesting);
+            } catch (...) {
+              e = std::current_exception();
+            }
+            core->complete(id, std::move(evaluated), e);
+          });
+          return;
+        }
+        outcome = object_outcome(std::move(*obj), fetch, ctx.fresh_actor, core->options.max_nesting);
+      }
     } catch (...) {
       error = std::current_exception();
     }

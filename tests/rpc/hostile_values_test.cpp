@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "counted.hpp"
 #include "support.hpp"
 
 using remoteable::ErrorKind;
@@ -218,4 +219,30 @@ TEST_CASE("a value shared across stores costs what was sent, and expanding it is
   context.restart();
   context.poll();
   s.still_serves();
+}
+
+TEST_CASE("expanding a large shared value does not hold up other clients") {
+  Hostile s;
+  asio::io_context context;
+  auto client = test::connect(context, s.endpoint());
+  auto other = test::connect(context, s.endpoint());  // connected first: accepting is not what is measured
+  std::vector<Handle> g{client.store(Value(std::int64_t{1}))};
+  for (int i = 1; i <= 30; ++i) g.push_back(client.store(Value(Value::List{Value(g.back()), Value(g.back())})));
+  CHECK(test::await(context, g[30].len().as<std::int64_t>()) == 2);
+
+  // Two str() calls on g(30), each refused only once it has done up to ops::max_expansion of
+  // work, one after another on the value's actor: a long time, whatever the machine.
+  int done = 0;
+  for (int i = 0; i < 2; ++i)
+    asio::co_spawn(context, g[30].str(), [&](std::exception_ptr, std::string) { ++done; });
+  CHECK(test::eventually(context, [&] { return s.server->server().calls_in_flight() >= 1; }));
+  // Meanwhile the network thread serves the other client: its answer comes before any of them.
+  // (Were the expansion inline on the network thread, it would come after the first at least.)
+  CHECK(test::await(context, (other.fetch("root").attr("value") + 41).as<std::int64_t>(), 60s) == 42);
+  CHECK(done == 0);
+  CHECK(test::eventually(context, [&] { return done == 2; }, 300s));
+  client.close();
+  other.close();
+  context.restart();
+  context.poll();
 }
