@@ -64,7 +64,12 @@ TEST_CASE("a method that ran too long on the network thread runs on the pool fro
   CHECK(t.run(worker.call("busy", 0).as<std::int64_t>()) == network);  // quick enough: inline
   CHECK(t.run(worker.call("busy", 20).as<std::int64_t>()) == network);  // inline, and too long
   CHECK(t.run(worker.call("busy", 0).as<std::int64_t>()) != network);   // learned: the pool
-  CHECK(t.run(worker.call("quick").as<std::int64_t>()) == network);     // other methods stay inline
+  // Other methods stay inline: whenever the actor is idle. Right after a call on the pool, its
+  // strand may not have let go yet (a loaded machine widens that window), so the next call can
+  // queue behind it; a learned method would never run inline, an unlearned one soon does.
+  bool inline_again = false;
+  for (int i = 0; i < 100 && !inline_again; ++i) inline_again = t.run(worker.call("quick").as<std::int64_t>()) == network;
+  CHECK(inline_again);
 }
 
 TEST_CASE("a function that ran too long on the network thread runs on the pool from then on") {
