@@ -61,11 +61,11 @@ class Registry {
   ClassBuilder<T> class_(std::string name);
 
   /// The registered type for a C++ type, or nullptr.
-  const TypeInfo* find(std::type_index t) const noexcept {
+  const detail::TypeInfo* find(std::type_index t) const noexcept {
     auto it = types_.find(t);
     return it == types_.end() ? nullptr : it->second.get();
   }
-  template <class T> const TypeInfo& info() const { return detail::info_of<T>(*this); }
+  template <class T> const detail::TypeInfo& info() const { return detail::info_of<T>(*this); }
 
   /// A reference to a live object of registered type T.
   template <class T>
@@ -78,12 +78,12 @@ class Registry {
   Object class_ref() const {
     auto it = classes_.find(typeid(T));
     if (it == classes_.end()) (void)info<T>();  // throws: T is not registered
-    return Object{it->second, &builtin::class_type()};
+    return Object{it->second, &detail::builtin::class_type()};
   }
   /// Boxes a plain C++ value (or wraps a shared_ptr to a registered object).
   template <class V>
   Object box(V&& value) const {
-    Ctx ctx{*this};
+    detail::Ctx ctx{*this};
     return detail::to_object(ctx, std::forward<V>(value), Object{}, false);
   }
   /// A free function as an object: calling it runs `f`. `f` is a function pointer or a function
@@ -95,7 +95,7 @@ class Registry {
   template <class F>
   Object function(std::string name, F f, Blocking) const {
     Object object = function(std::move(name), std::move(f));
-    for (auto& o : object.as<builtin::Function>().overloads) o.blocking = true;
+    for (auto& o : object.as<detail::builtin::Function>().overloads) o.blocking = true;
     return object;
   }
 
@@ -107,8 +107,8 @@ class Registry {
 
  private:
   template <class T> friend class ClassBuilder;
-  std::map<std::type_index, std::unique_ptr<TypeInfo>> types_;
-  std::map<std::type_index, std::shared_ptr<builtin::ClassObject>> classes_;
+  std::map<std::type_index, std::unique_ptr<detail::TypeInfo>> types_;
+  std::map<std::type_index, std::shared_ptr<detail::builtin::ClassObject>> classes_;
 };
 
 namespace detail {
@@ -457,13 +457,13 @@ auto convert_for(Ctx& ctx, const Object& self, const std::string& name, const Ob
 template <class T>
 class ClassBuilder {
  public:
-  ClassBuilder(Registry& registry, TypeInfo& type) : registry_(registry), type_(type) {}
+  ClassBuilder(Registry& registry, detail::TypeInfo& type) : registry_(registry), type_(type) {}
 
   /// A constructor taking P...; several may be registered, chosen by arity and argument kinds.
   template <class... P>
   ClassBuilder& constructor() {
     registry_.classes_.at(typeid(T))->constructors.push_back(detail::make_overload<P...>(
-        [](Ctx& ctx, const Object&, P... p) {
+        [](detail::Ctx& ctx, const Object&, P... p) {
           ctx.fresh_actor = true;
           return Object{std::make_shared<T>(std::forward<P>(p)...), &detail::info_of<T>(ctx.registry)};
         }));
@@ -477,15 +477,15 @@ class ClassBuilder {
   ClassBuilder& field(std::string name, F C::*member) {
     static_assert(!std::is_function_v<F>, "remoteable: field() takes a data member; use method() for functions");
     static_assert(std::is_base_of_v<C, T>, "remoteable: the data member belongs to another class");
-    Member m;
-    m.kind = std::is_const_v<F> ? Member::Kind::readonly_field : Member::Kind::field;
-    m.get = [member](Ctx& ctx, const Object& self) {
+    detail::Member m;
+    m.kind = std::is_const_v<F> ? detail::Member::Kind::readonly_field : detail::Member::Kind::field;
+    m.get = [member](detail::Ctx& ctx, const Object& self) {
       return detail::to_object(ctx, self.as<T>().*member, self, !std::is_const_v<F>);
     };
     if constexpr (!std::is_const_v<F>) {
       static_assert(std::is_copy_assignable_v<F> || std::is_move_assignable_v<F>,
                     "remoteable: a writable field must be assignable; make it const to expose it read-only");
-      m.set = [member, name](Ctx& ctx, const Object& self, const Object& value) {
+      m.set = [member, name](detail::Ctx& ctx, const Object& self, const Object& value) {
         auto held = detail::convert_for<F>(ctx, self, name, value);
         self.as<T>().*member = detail::arg_conv<F>::template pass<F>(held);
       };
@@ -498,9 +498,9 @@ class ClassBuilder {
   /// taking const T& (or T&).
   template <class G>
   ClassBuilder& property(std::string name, G getter) {
-    Member m;
-    m.kind = Member::Kind::readonly_property;
-    m.get = [getter](Ctx& ctx, const Object& self) {
+    detail::Member m;
+    m.kind = detail::Member::Kind::readonly_property;
+    m.get = [getter](detail::Ctx& ctx, const Object& self) {
       return detail::invoke_to_object(ctx, self, getter, self.as<T>());
     };
     type_.members[std::move(name)] = std::move(m);
@@ -514,9 +514,9 @@ class ClassBuilder {
     using Traits = detail::callable<S>;
     using V = typename detail::setter_value<S, typename Traits::params, Traits::member>::type;
     property(name, getter);
-    Member& m = type_.members[name];
-    m.kind = Member::Kind::property;
-    m.set = [setter, name](Ctx& ctx, const Object& self, const Object& value) {
+    detail::Member& m = type_.members[name];
+    m.kind = detail::Member::Kind::property;
+    m.set = [setter, name](detail::Ctx& ctx, const Object& self, const Object& value) {
       auto held = detail::convert_for<V>(ctx, self, name, value);
       std::invoke(setter, self.as<T>(), detail::arg_conv<V>::template pass<V>(held));
     };
@@ -527,8 +527,8 @@ class ClassBuilder {
   /// const T& first. Register several under one name to overload by arity and argument kinds.
   template <class M>
   ClassBuilder& method(std::string name, M method) {
-    Member& m = type_.members[name];
-    m.kind = Member::Kind::method;
+    detail::Member& m = type_.members[name];
+    m.kind = detail::Member::Kind::method;
     m.overloads.push_back(detail::method_overload<T>(std::move(method)));
     return *this;
   }
@@ -556,31 +556,31 @@ class ClassBuilder {
 
  private:
   Registry& registry_;
-  TypeInfo& type_;
+  detail::TypeInfo& type_;
 };
 
 template <class T>
 ClassBuilder<T> Registry::class_(std::string name) {
   static_assert(detail::user_class<T>, "remoteable: only classes can be registered");
   auto& slot = types_[typeid(T)];
-  if (!slot) slot = std::make_unique<TypeInfo>();
+  if (!slot) slot = std::make_unique<detail::TypeInfo>();
   slot->name = name;
   detail::fill_protocol<T>(*slot);
   auto& cls = classes_[typeid(T)];
-  if (!cls) cls = std::make_shared<builtin::ClassObject>(builtin::ClassObject{slot.get(), {}});
+  if (!cls) cls = std::make_shared<detail::builtin::ClassObject>(detail::builtin::ClassObject{slot.get(), {}});
   return ClassBuilder<T>(*this, *slot);
 }
 
 template <class F>
 Object Registry::function(std::string name, F f) const {
-  auto fn = std::make_shared<builtin::Function>();
+  auto fn = std::make_shared<detail::builtin::Function>();
   fn->name = std::move(name);
   if constexpr (detail::is_overloads<F>::value) {
     std::apply([&](auto&... each) { (fn->overloads.push_back(detail::function_overload(each)), ...); }, f.callables);
   } else {
     fn->overloads.push_back(detail::function_overload(std::move(f)));
   }
-  return Object{fn, &builtin::function_type()};
+  return Object{fn, &detail::builtin::function_type()};
 }
 
 }  // namespace remoteable

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 
-namespace remoteable::builtin {
+namespace remoteable::detail::builtin {
 namespace {
 
 /// The boxes behind list and map objects: the elements and their shape, computed once.
@@ -521,4 +521,4 @@ std::optional<Object> binary(BinaryOp op, const Object& a, const Object& b) {
   return std::nullopt;
 }
 
-}  // namespace remoteable::builtin
+}  // namespace remoteable::detail::builtin

@@ -9,7 +9,7 @@
 #include <remoteable/detail/builtins.hpp>
 #include <remoteable/registry.hpp>
 
-namespace remoteable {
+namespace remoteable::detail {
 
 void throw_error(ErrorKind kind, std::string message) { throw RemoteError(kind, std::move(message)); }
 
@@ -258,4 +258,4 @@ Description describe(const Object& self) {
 }
 
 }  // namespace ops
-}  // namespace remoteable
+}  // namespace remoteable::detail

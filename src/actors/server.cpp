@@ -1195,7 +1195,7 @@ void Server::export_ref(Object ref, std::string name, const std::string* same_ac
     actor = core_->identities.owner(ref);
     if (!actor) actor = std::make_shared<detail::Actor>(core_->pool);
   }
-  if (!builtin::is_plain(ref)) actor = core_->identities.claim(ref, actor);
+  if (!detail::builtin::is_plain(ref)) actor = core_->identities.claim(ref, actor);
   if (auto it = core_->exports.find(name); it != core_->exports.end()) core_->forget_attached(it->second);
   core_->exports.insert_or_assign(std::move(name), detail::Export{std::move(ref), std::move(actor), false, {}});
 }

@@ -15,7 +15,7 @@
 #include <catch2/catch.hpp>
 
 using remoteable::Object;
-using remoteable::TypeInfo;
+using remoteable::detail::TypeInfo;
 using remoteable::detail::Actor;
 using remoteable::detail::IdentityMap;
 using namespace std::chrono_literals;

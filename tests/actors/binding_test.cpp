@@ -187,7 +187,7 @@ TEST_CASE("an exported function knows its own name") {
   CHECK(t.run(t.client.fetch("twice").str()) == "<function twice>");
   CHECK_THAT(t.message_of(t.client.fetch("twice")(1.5).get()), Catch::Contains("'twice' expects"));
   // Registry::function itself keeps the name.
-  CHECK(remoteable::ops::str(t.types.function("named", &bt::twice)) == "<function named>");
+  CHECK(remoteable::detail::ops::str(t.types.function("named", &bt::twice)) == "<function named>");
 }
 
 TEST_CASE("a wrong argument count or kind is a type error naming the member and what it expected") {

@@ -10,7 +10,7 @@
 
 #include <remoteable/detail/object.hpp>
 
-namespace remoteable::builtin {
+namespace remoteable::detail::builtin {
 
 using ObjectList = std::vector<Object>;
 using ObjectMap = std::map<std::string, Object, std::less<>>;
@@ -98,4 +98,4 @@ std::optional<Object> binary(BinaryOp op, const Object& lhs, const Object& rhs);
 inline constexpr std::size_t max_joined_bytes = 64u << 20;
 inline constexpr std::size_t max_joined_elements = 8u << 20;
 
-}  // namespace remoteable::builtin
+}  // namespace remoteable::detail::builtin

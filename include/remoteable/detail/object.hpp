@@ -18,20 +18,25 @@
 
 namespace remoteable {
 
-struct TypeInfo;
 class Registry;
+namespace detail {
+struct TypeInfo;
+}  // namespace detail
 
 /// A reference to a live server-side object. The shared_ptr keeps the object (or, for a borrowed
 /// member, its owner: an aliasing shared_ptr) alive. Copyable, thread-agnostic; the object itself
 /// may only be touched on its actor's strand.
 struct Object {
   std::shared_ptr<void> ptr;
-  const TypeInfo* type = nullptr;
+  const detail::TypeInfo* type = nullptr;
 
   template <class T> T& as() const { return *static_cast<T*>(ptr.get()); }
-  bool is(const TypeInfo& t) const noexcept { return type == &t; }
+  bool is(const detail::TypeInfo& t) const noexcept { return type == &t; }
   explicit operator bool() const noexcept { return type != nullptr; }
 };
+
+// The dynamic object model behind Object: internal to the server and its binding templates.
+namespace detail {
 
 /// A value the server sends back by copy; objects inside it travel as capabilities.
 using Plain = BasicValue<Object>;
@@ -143,4 +148,5 @@ const Overload& select(const Registry&, const std::vector<Overload>&, Args args,
 /// → value, RemoteError stays itself, anything else → user ("TypeName: what()").
 RemoteError to_remote_error(std::exception_ptr error);
 
+}  // namespace detail
 }  // namespace remoteable
