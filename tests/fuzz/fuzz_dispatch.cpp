@@ -987,9 +987,10 @@ std::vector<std::pair<std::string, std::string>> seeds() {
 struct Limits {
   // The program's answers must all arrive (a call never answered is a hang). The dearest bounded
   // operation, str() of a value at the expansion limit (ops::max_expansion), takes about 7 s of
-  // CPU here under ASan and coverage, and five times that in wall time on a loaded machine; how
-  // long others wait meanwhile is bounded separately (kStallBound).
-  kj::Duration answers = env_number("REMOTEABLE_FUZZ_ANSWER_SECONDS", 60) * kj::SECONDS;
+  // CPU here under ASan and coverage, and five times that in wall time on a loaded machine, and
+  // a program may make several (each call has its budget; a connection has none yet); how long
+  // others wait meanwhile is bounded separately (kStallBound).
+  kj::Duration answers = env_number("REMOTEABLE_FUZZ_ANSWER_SECONDS", 300) * kj::SECONDS;
   std::size_t rss_mb = static_cast<std::size_t>(env_number("REMOTEABLE_FUZZ_RSS_MB", 2048));
 };
 
