@@ -24,6 +24,7 @@
 #include <variant>
 
 #include "actors/actor.hpp"
+#include "actors/detail/outcome.hpp"
 #include <remoteable/detail/object.hpp>
 #include <remoteable/server.hpp>
 #include "schemas/remoteable.capnp.h"
@@ -33,22 +34,6 @@
 namespace spdlog { class logger; }
 
 namespace remoteable::detail {
-
-/// An operation's result that starts a new actor (a constructed object, DESIGN §4 rule 1).
-struct FreshObject {
-  Object object;
-};
-
-/// A result and its evaluation, for a step sent with `fetch` (made on the actor's strand, right
-/// after the step).
-struct Fetched {
-  Object object;
-  std::variant<Plain, std::string, bool> value;  ///< as get, str or truthy
-  bool fresh = false;  ///< the object starts a new actor
-};
-
-/// What an operation on an actor sends back to the network loop: plain data only.
-using Outcome = std::variant<None, Object, FreshObject, Plain, std::string, bool, Description, Fetched>;
 
 struct Budget;
 
@@ -113,7 +98,7 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   /// Runs `work(ctx)` on `actor`'s strand and resolves with its outcome on the loop. Objects in
   /// `touched` that other actors own are merged into this actor first. Unless `blocking`, an
   /// idle actor runs the work inline on the loop's thread. With `fetch`, an object result comes
-  /// back as Fetched. [loop]
+  /// back as Fetched. [loop] (Defined in actors/detail/on_actor.hpp.)
   template <class Work>
   kj::Promise<Outcome> on_actor(const std::shared_ptr<Budget>& budget, const std::shared_ptr<Actor>& actor, Work work,
                                 std::vector<Object> touched = {}, bool blocking = false,
@@ -166,7 +151,7 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   /// completion handler has run. Move-only; the moved-from token counts nothing.
   class UserJob {
    public:
-    explicit UserJob(std::shared_ptr<ServerCore> core);
+    explicit UserJob(std::shared_ptr<ServerCore> core);  // (inline below: made for every call)
     UserJob(UserJob&& other) noexcept : core_(std::move(other.core_)) {}
     UserJob& operator=(UserJob&&) = delete;
     ~UserJob();
@@ -240,5 +225,7 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   std::set<std::pair<const void*, std::string>, LearnedLess> learned_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> keep_running_;
 };
+
+inline ServerCore::UserJob::UserJob(std::shared_ptr<ServerCore> core) : core_(std::move(core)) { core_->user_jobs_.fetch_add(1); }
 
 }  // namespace remoteable::detail

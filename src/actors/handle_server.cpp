@@ -1,0 +1,339 @@
+// HandleServer: the capability server of one handle, and how the server turns objects into
+// capabilities and back (ServerCore::wrap, owner_for, unwrap).
+
+#include <kj/debug.h>
+#include <spdlog/spdlog.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <remoteable/detail/builtins.hpp>
+#include "actors/detail/answer.hpp"
+#include "actors/detail/calls.hpp"
+#include "actors/detail/on_actor.hpp"
+#include "actors/detail/outcome.hpp"
+#include "actors/detail/server_core.hpp"
+#include "actors/detail/server_kj.hpp"
+#include "actors/detail/slow_calls.hpp"
+#include "rpc/codec.hpp"
+#include "rpc/kj_error.hpp"
+#include "rpc/wire_checks.hpp"
+
+namespace remoteable::detail {
+
+/// The capability server of one handle: an object and the actor that owns it.
+///
+/// Lives on the loop; created by ServerCore::wrap. Holds the core by reference: the core
+/// destroys every capability (teardown) before it goes away.
+class HandleServer final : public wire::Handle::Server {
+ public:
+  HandleServer(ServerCore& core, Object object, std::shared_ptr<Actor> actor, std::shared_ptr<Budget> budget)
+      : core_(core), object_(std::move(object)), actor_(std::move(actor)), budget_(std::move(budget)) {
+    core_.live_handles.fetch_add(1, std::memory_order_relaxed);
+    ++budget_->handles;
+  }
+  ~HandleServer() noexcept(false) {
+    core_.live_handles.fetch_sub(1, std::memory_order_relaxed);
+    --budget_->handles;
+  }
+
+  const Object& object() const { return object_; }
+  const std::shared_ptr<Actor>& actor() const { return actor_; }
+
+ protected:
+  // The operations that make a new object: each reads its step (rpc/codec.hpp), decodes its
+  // operands, runs it and answers.
+  kj::Promise<void> attr(AttrContext context) override { return read_and_answer(StepKind::attr, context); }
+  kj::Promise<void> call(CallContext context) override { return read_and_answer(StepKind::call, context); }
+  kj::Promise<void> invoke(InvokeContext context) override { return read_and_answer(StepKind::invoke, context); }
+  kj::Promise<void> item(ItemContext context) override { return read_and_answer(StepKind::item, context); }
+  kj::Promise<void> len(LenContext context) override { return read_and_answer(StepKind::len, context); }
+  kj::Promise<void> binary(BinaryContext context) override { return read_and_answer(StepKind::binary, context); }
+  kj::Promise<void> unary(UnaryContext context) override { return read_and_answer(StepKind::unary, context); }
+
+  kj::Promise<void> setAttr(SetAttrContext context) override {
+    context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
+    auto params = context.getParams();
+    auto name = text(params.getName());
+    trace("set", name);
+    return core_.decode(params.getValue()).then([this, name = std::move(name)](Object value) {
+      return core_.on_actor(budget_, actor_, [self = object_, name, value](Ctx& ctx) -> Outcome {
+        ops::set_attr(ctx, self, name, value);
+        return None{};
+      }, {value});
+    }).ignoreResult().attach(kj::mv(slot));
+  }
+
+  kj::Promise<void> setItem(SetItemContext context) override {
+    context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
+    trace("set_item");
+    auto params = context.getParams();
+    auto values = kj::heapArrayBuilder<kj::Promise<Object>>(2);
+    values.add(core_.decode(params.getKey()));
+    values.add(core_.decode(params.getValue()));
+    return kj::joinPromises(values.finish()).then([this](kj::Array<Object> kv) {
+      return core_.on_actor(budget_, actor_, [self = object_, key = kv[0], value = kv[1]](Ctx& ctx) -> Outcome {
+        ops::set_item(ctx, self, key, value);
+        return None{};
+      }, {kv[0], kv[1]});
+    }).ignoreResult().attach(kj::mv(slot));
+  }
+
+  kj::Promise<void> chain(ChainContext context) override {
+    context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
+    auto params = context.getParams();
+    auto steps = params.getSteps();
+    if (zero_sized_elements(steps)) throw to_kj(zero_sized_error(steps.size()));
+    if (steps.size() == 0) throw to_kj(RemoteError(ErrorKind::value, "a chain needs at least one step"));
+    if (steps.size() > max_chain_steps)
+      throw to_kj(RemoteError(ErrorKind::value, "a chain of " + std::to_string(steps.size()) + " steps is longer than the limit of " +
+                                                    std::to_string(max_chain_steps)));
+    auto fetch = checked(params.getFetch());
+    auto chain = std::make_shared<std::vector<Step>>();
+    chain->reserve(steps.size());
+    // Read every step on the loop, resolving the handles among its operands; then run them.
+    kj::Vector<kj::Promise<void>> operands;
+    for (auto s : steps) {
+      auto read = read_step<Object>(s);
+      auto i = chain->size();
+      chain->push_back(std::move(read.step));
+      if (has_operands(read))
+        operands.add(decode_operands(kj::mv(read)).then([chain, i](Step step) { (*chain)[i].operands = std::move(step.operands); }));
+    }
+    return kj::joinPromises(operands.releaseAsArray()).then([this, context, chain, fetch]() mutable {
+      return run_chain(chain, 0, object_, actor_, fetch, context);
+    }).attach(kj::mv(slot));
+  }
+
+  kj::Promise<void> get(GetContext context) override {
+    context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
+    trace("get");
+    return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::get(self); }, {}, expansive(object_))
+        .then([this, context](Outcome o) mutable {
+          core_.encode(context.getResults().initValue(), take<Plain>(o), actor_, budget_);
+        }).attach(kj::mv(slot));
+  }
+
+  kj::Promise<void> str(StrContext context) override {
+    context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
+    trace("str");
+    return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::str(self); }, {}, expansive(object_))
+        .then([context](Outcome o) mutable { context.getResults().setText(take<std::string>(o)); }).attach(kj::mv(slot));
+  }
+
+  kj::Promise<void> truthy(TruthyContext context) override {
+    context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
+    trace("truthy");
+    return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::truthy(self); })
+        .then([context](Outcome o) mutable { context.getResults().setValue(take<bool>(o)); }).attach(kj::mv(slot));
+  }
+
+  kj::Promise<void> describe(DescribeContext context) override {
+    context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
+    trace("describe");
+    return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::describe(self); })
+        .then([context](Outcome o) mutable {
+          auto d = take<Description>(o);
+          auto results = context.getResults();
+          results.setTypeName(d.type_name);
+          auto members = results.initMembers(static_cast<unsigned>(d.members.size()));
+          for (unsigned i = 0; i < members.size(); ++i) {
+            members[i].setName(d.members[i].name);
+            members[i].setKind(d.members[i].kind);
+          }
+        }).attach(kj::mv(slot));
+  }
+
+ private:
+  /// One line per call at trace level: the operation, its name or operator, the object's type
+  /// and this handle. Checked first: with trace off a call formats and looks up nothing.
+  bool tracing() const { return core_.log->should_log(spdlog::level::trace); }
+  void trace(std::string_view op, std::string_view detail = {}) const { trace(op, object_, detail); }
+  /// The same for the object a step runs on (a step of a chain runs on the step before's result).
+  void trace(std::string_view op, const Object& self, std::string_view detail = {}) const {
+    if (!tracing()) return;
+    if (detail.empty()) core_.log->trace("{} on {} (handle {})", op, builtin::type_name(self), fmt::ptr(this));
+    else core_.log->trace("{} '{}' on {} (handle {})", op, detail, builtin::type_name(self), fmt::ptr(this));
+  }
+
+  /// One operation that makes a new object: a method of this interface, or a step of a chain.
+  /// Read off the wire on the loop.
+  using Step = BasicStep<Object>;
+
+  static bool has_operands(const ReadStep<Object>& read) { return read.args != nullptr || read.operand != nullptr; }
+
+  /// Decodes the operands of a step read off the wire into it. [loop]
+  kj::Promise<Step> decode_operands(ReadStep<Object> read) {
+    KJ_IF_MAYBE(args, read.args) {
+      return core_.decode(*args).then([step = std::move(read.step)](std::vector<Object> objects) mutable {
+        step.operands = std::move(objects);
+        return std::move(step);
+      });
+    }
+    KJ_IF_MAYBE(operand, read.operand) {
+      return core_.decode(*operand).then([step = std::move(read.step)](Object object) mutable {
+        step.operands.push_back(std::move(object));
+        return std::move(step);
+      });
+    }
+    return std::move(read.step);
+  }
+
+  /// Reads the step of a Handle method, decodes its operands, runs it and answers it.
+  template <class Context>
+  kj::Promise<void> read_and_answer(StepKind kind, Context& context) {
+    context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
+    auto read = read_fields<Object>(kind, context.getParams());
+    if (!has_operands(read)) return answer_step(std::move(read.step), context).attach(kj::mv(slot));
+    return decode_operands(kj::mv(read)).then([this, context](Step step) mutable {
+      return answer_step(std::move(step), context);
+    }).attach(kj::mv(slot));
+  }
+
+  /// Runs one operation of this interface on this handle's object and answers it.
+  template <class Context>
+  kj::Promise<void> answer_step(Step step, Context& context) {
+    return finish(run_step(std::move(step), object_, actor_, checked(context.getParams().getFetch())), actor_, true, context);
+  }
+
+  /// Runs `step` on `self`, owned by `actor`; with `fetch`, evaluates the result too. Its name
+  /// and operands move into the work. [loop]
+  kj::Promise<Outcome> run_step(Step step, const Object& self, const std::shared_ptr<Actor>& actor,
+                                wire::Handle::Fetch fetch) {
+    // Operands that may expand far (==, argument conversion) send the work to the pool.
+    bool heavy = expansive(self) || any_expansive(step.operands);
+    auto on = [&](auto work, std::vector<Object> touched = {}, bool blocking = false) {
+      return core_.on_actor(budget_, actor, std::move(work), std::move(touched), blocking || heavy, fetch);
+    };
+    switch (step.kind) {
+      case StepKind::attr:
+        trace("attr", self, step.name);
+        return on([self, name = std::move(step.name)](Ctx& ctx) -> Outcome { return ops::attr(ctx, self, name); });
+      case StepKind::call: {
+        trace("call", self, step.name);
+        bool blocking = ops::blocking(self, step.name) || core_.learned_blocking(self.type, step.name);
+        auto touched = step.operands;
+        return on([core = &core_, self, name = std::move(step.name), args = std::move(step.operands)](Ctx& ctx) -> Outcome {
+          SlowWatch watch(*core, self.type, self, name);
+          return ops::call(ctx, self, name, args);
+        }, std::move(touched), blocking);
+      }
+      case StepKind::invoke: {
+        trace("invoke", self);
+        bool blocking = ops::blocking(self) || core_.learned_blocking(invoke_key(self), "");
+        auto touched = step.operands;
+        return on([core = &core_, self, args = std::move(step.operands)](Ctx& ctx) -> Outcome {
+          SlowWatch watch(*core, invoke_key(self), self, "");
+          return ops::invoke(ctx, self, args);
+        }, std::move(touched), blocking);
+      }
+      case StepKind::item: {
+        trace("item", self);
+        auto key = step.operands.at(0);  // before the operands move on as the touched objects
+        return on([self, key = std::move(key)](Ctx& ctx) -> Outcome { return ops::item(ctx, self, key); },
+                  std::move(step.operands));
+      }
+      case StepKind::len:
+        trace("len", self);
+        return on([self](Ctx& ctx) -> Outcome { return ops::len(ctx, self); });
+      case StepKind::binary: {
+        trace("binary", self, spelling(step.binary_op));
+        auto other = step.operands.at(0);  // before the operands move on as the touched objects
+        return on([self, other = std::move(other), op = step.binary_op, reflected = step.reflected](Ctx& ctx) -> Outcome {
+          return ops::binary(ctx, op, self, other, reflected);
+        }, std::move(step.operands));
+      }
+      case StepKind::unary:
+        trace("unary", self, spelling(step.unary_op));
+        return on([self, op = step.unary_op](Ctx& ctx) -> Outcome { return ops::unary(ctx, op, self); });
+    }
+    throw to_kj(RemoteError(ErrorKind::value, "unknown step"));
+  }
+
+  /// Runs the chain's steps from `i` on, the first on `self`, and answers for the last. [loop]
+  kj::Promise<void> run_chain(std::shared_ptr<std::vector<Step>> chain, std::size_t i, const Object& self,
+                              const std::shared_ptr<Actor>& actor, wire::Handle::Fetch fetch, ChainContext context) {
+    if (i + 1 == chain->size())
+      return finish(run_step(std::move((*chain)[i]), self, actor, fetch), actor, context.getParams().getKeep(), context);
+    return run_step(std::move((*chain)[i]), self, actor, wire::Handle::Fetch::NONE)
+        .then([this, chain, i, actor, fetch, context](Outcome o) mutable {
+          // The result in between gets no handle, but an owner as if it had one: the next step
+          // runs there.
+          bool fresh = std::holds_alternative<FreshObject>(o);
+          Object next = fresh ? std::get<FreshObject>(std::move(o)).object : take<Object>(o);
+          auto owner = core_.owner_for(next, actor, fresh);
+          return run_chain(chain, i + 1, next, owner, fetch, context);
+        });
+  }
+
+  /// Answers an operation whose result is a new object: its handle (unless `keep` is false: a
+  /// chain whose caller wants only the evaluation), and what `fetch` asked for.
+  template <class Context>
+  kj::Promise<void> finish(kj::Promise<Outcome> outcome, const std::shared_ptr<Actor>& actor, bool keep, Context& context) {
+    return outcome.then([this, actor, keep, context](Outcome o) mutable {
+      auto results = context.getResults(small_results);  // more segments come if a value needs them
+      if (auto* fresh = std::get_if<FreshObject>(&o)) {
+        if (keep) results.setResult(core_.wrap(fresh->object, nullptr, budget_, true));
+      } else if (auto* f = std::get_if<Fetched>(&o)) {
+        // Objects inside the value belong to the result's actor (a new one for a fresh result).
+        auto owner = f->fresh ? std::make_shared<Actor>(core_.pool) : actor;
+        if (keep) results.setResult(core_.wrap(f->object, owner, budget_));
+        if (auto* plain = std::get_if<Plain>(&f->value)) core_.encode(results.initValue(), *plain, owner, budget_);
+        else if (auto* text = std::get_if<std::string>(&f->value)) results.setText(*text);
+        else results.setTruth(std::get<bool>(f->value));
+      } else if (keep) {
+        results.setResult(core_.wrap(take<Object>(o), actor, budget_));
+      }
+    });
+  }
+
+  ServerCore& core_;
+  Object object_;
+  std::shared_ptr<Actor> actor_;
+  std::shared_ptr<Budget> budget_;
+};
+
+wire::Handle::Client ServerCore::wrap(const Object& object, const std::shared_ptr<Actor>& actor,
+                                      const std::shared_ptr<Budget>& budget, bool fresh) {
+  if (budget->handles >= options.max_handles_per_connection)
+    throw to_kj(RemoteError(ErrorKind::overloaded, "too many live handles on this connection (limit " +
+                                                       std::to_string(options.max_handles_per_connection) + ")"));
+  return kj().caps.add(kj::heap<HandleServer>(*this, object, owner_for(object, actor, fresh), budget));
+}
+
+std::shared_ptr<Actor> ServerCore::owner_for(const Object& object, const std::shared_ptr<Actor>& actor, bool fresh) {
+  std::shared_ptr<Actor> owner = actor;
+  if (fresh || !owner) owner = std::make_shared<Actor>(pool);
+  if (!immutable(object)) {
+    auto existing = identities.claim(object, owner);
+    // Reached from this actor but owned by another: they now share state (DESIGN §4 rule 2).
+    if (existing != owner && !fresh && existing->root() != owner->root()) Actor::merge_and_post(owner, {existing}, [] {});
+    owner = std::move(existing);
+  }
+  return owner;
+}
+
+kj::Promise<std::pair<Object, std::shared_ptr<Actor>>> ServerCore::unwrap(wire::Handle::Client cap) {
+  return kj().caps.getLocalServer(cap).then(
+      [](kj::Maybe<wire::Handle::Server&> server) -> std::pair<Object, std::shared_ptr<Actor>> {
+        KJ_IF_MAYBE(s, server) {
+          auto& h = static_cast<HandleServer&>(*s);
+          return {h.object(), h.actor()};
+        }
+        throw to_kj(RemoteError(ErrorKind::type, "a handle from another server or connection cannot be used here"));
+      });
+}
+
+}  // namespace remoteable::detail

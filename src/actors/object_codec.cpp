@@ -1,0 +1,100 @@
+// The server's side of the value codec (rpc/codec.hpp): ServerCore::decode and encode, between
+// wire values and boxed objects.
+
+#include <kj/debug.h>
+
+#include <iterator>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <remoteable/detail/builtins.hpp>
+#include "actors/detail/server_core.hpp"
+#include "rpc/codec.hpp"
+#include "rpc/kj_error.hpp"
+#include "rpc/wire_checks.hpp"
+
+namespace remoteable::detail {
+
+namespace {
+/// A capability met while decoding, and the slot in the decoded tree it resolves into.
+struct Hole {
+  Object* slot;
+  wire::Handle::Client cap;
+};
+
+RemoteError too_deep(int limit) { return detail::too_deep(limit, "is refused"); }
+
+/// The server's side of decoding (see decode_value): boxed built-in objects. It collects the
+/// capabilities to resolve, and the lists and maps made, children before parents, whose shapes
+/// change once the holes are filled.
+struct ObjectDecoding {
+  using Out = Object;
+  using List = builtin::ObjectList;
+  using Map = builtin::ObjectMap;
+  kj::Vector<Hole> holes;
+  std::vector<const Object*> containers;
+  int limit;
+
+  int max_depth() const { return limit; }
+  [[noreturn]] void too_deep() const { throw to_kj(detail::too_deep(limit, "is refused")); }
+  void set(Object& slot, None) { slot = builtin::none(); }
+  template <class S> void set(Object& slot, S&& scalar) { slot = builtin::box(std::forward<S>(scalar)); }
+  void set_list(Object& slot, List&& list) {
+    slot = builtin::box(std::move(list));  // moving a vector keeps its elements (and the holes) in place
+    containers.push_back(&slot);
+  }
+  void set_map(Object& slot, Map&& map) {
+    slot = builtin::box(std::move(map));  // map nodes stay in place
+    containers.push_back(&slot);
+  }
+  Object& map_slot(Map& map, std::string key) {
+    auto [it, inserted] = map.try_emplace(std::move(key));
+    if (!inserted) throw to_kj(RemoteError(ErrorKind::value, "a map on the wire has the key '" + it->first + "' twice"));
+    return it->second;
+  }
+  void handle(Object& slot, wire::Handle::Client cap) { holes.add(Hole{&slot, kj::mv(cap)}); }
+
+};
+}  // namespace
+
+kj::Promise<Object> ServerCore::decode(wire::Value::Reader value) {
+  auto root = kj::heap<Object>();
+  ObjectDecoding d{{}, {}, options.max_nesting};  // on the stack: most values hold no handle
+  try {
+    decode_value(value, *root, d);
+  } catch (kj::Exception& e) {
+    // Cap'n Proto's own checks (a pointer out of bounds, a message nested past its limit): the
+    // value is malformed. Ours carry their kind already.
+    if (from_kj(e).kind() != ErrorKind::user) throw;
+    throw to_kj(RemoteError(ErrorKind::value, std::string("a malformed value on the wire: ") + e.getDescription().cStr()));
+  }
+  if (d.holes.empty()) return kj::mv(*root);
+  auto unwrapped = KJ_MAP(h, d.holes) { return unwrap(kj::mv(h.cap)); };
+  auto slots = KJ_MAP(h, d.holes) { return h.slot; };
+  return kj::joinPromises(kj::mv(unwrapped))
+      .then([root = kj::mv(root), containers = std::move(d.containers), max_depth = d.limit, slots = kj::mv(slots)](kj::Array<std::pair<Object, std::shared_ptr<Actor>>> resolved) mutable {
+        for (size_t i = 0; i < slots.size(); ++i) *slots[i] = kj::mv(resolved[i].first);
+        // The handles are values stored before: their depth adds to this one's. Children first.
+        for (auto* c : containers) builtin::reshape(*c);
+        if (builtin::shape(*root).depth > static_cast<std::uint32_t>(max_depth)) throw to_kj(too_deep(max_depth));
+        return kj::mv(*root);
+      });
+}
+
+kj::Promise<std::vector<Object>> ServerCore::decode(capnp::List<wire::Value>::Reader values) {
+  if (zero_sized_elements(values)) throw to_kj(zero_sized_error(values.size()));
+  auto parts = kj::heapArrayBuilder<kj::Promise<Object>>(values.size());
+  for (auto v : values) parts.add(decode(v));
+  return kj::joinPromises(parts.finish()).then([](kj::Array<Object> objects) {
+    return std::vector<Object>(std::make_move_iterator(objects.begin()), std::make_move_iterator(objects.end()));
+  });
+}
+
+void ServerCore::encode(wire::Value::Builder out, const Plain& value, const std::shared_ptr<Actor>& actor,
+                        const std::shared_ptr<Budget>& budget) {
+  auto cap = [&](const Object& o) { return wrap(o, actor, budget); };
+  encode_value(out, value, cap, options.max_nesting);
+}
+
+}  // namespace remoteable::detail

@@ -1,0 +1,48 @@
+#pragma once
+// RegistryServer: the bootstrap capability of one connection, the export registry. Internal.
+
+#include <kj/async.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+
+#include <remoteable/error.hpp>
+#include "actors/detail/server_core.hpp"
+#include "rpc/kj_error.hpp"
+#include "schemas/remoteable.capnp.h"
+
+namespace remoteable::detail {
+
+/// The bootstrap capability: the export registry, one per connection.
+///
+/// Lives on the loop; made by ServerConnection, which holds the budget it counts in. Holds the
+/// core by reference: the core drops every connection (teardown) before it goes away.
+class RegistryServer final : public wire::Registry::Server {
+ public:
+  RegistryServer(ServerCore& core, std::shared_ptr<Budget> budget) : core_(core), budget_(std::move(budget)) {}
+
+ protected:
+  kj::Promise<void> fetch(FetchContext context) override;
+  kj::Promise<void> browse(BrowseContext context) override;
+  kj::Promise<void> store(StoreContext context) override;
+  kj::Promise<void> attach(AttachContext context) override;
+  kj::Promise<void> detach(DetachContext context) override;
+
+ private:
+  /// Refuses an attach past max_attached_per_connection or max_attached. [mutex]
+  void check_attach_limits() const {
+    auto& o = core_.options;
+    if (budget_->attached >= o.max_attached_per_connection)
+      throw to_kj(RemoteError(ErrorKind::overloaded, "too many names attached by this connection (limit max_attached_per_connection = " +
+                                                         std::to_string(o.max_attached_per_connection) + ")"));
+    if (core_.attached_names >= o.max_attached)
+      throw to_kj(RemoteError(ErrorKind::overloaded, "too many names attached by clients (limit max_attached = " +
+                                                         std::to_string(o.max_attached) + ")"));
+  }
+
+  ServerCore& core_;
+  std::shared_ptr<Budget> budget_;
+};
+
+}  // namespace remoteable::detail

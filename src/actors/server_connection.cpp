@@ -1,0 +1,87 @@
+#include "actors/server_connection.hpp"
+
+#include <capnp/message.h>
+#include <kj/debug.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "actors/detail/server_kj.hpp"
+#include "actors/registry_server.hpp"
+#include "rpc/wire_checks.hpp"
+
+namespace remoteable::detail {
+
+ServerConnection::ServerConnection(ServerCore& core, asio::ip::tcp::socket socket, std::string peer)
+    : core_(core), peer_(std::move(peer)), budget_(std::make_shared<Budget>()) {
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = core.options.max_message_words;
+  options.nestingLimit = reader_nesting_limit(core.options.max_nesting);
+  budget_->peer = peer_;
+  rpc_.emplace(core.loop, std::move(socket), capnp::rpc::twoparty::Side::SERVER,
+               capnp::Capability::Client(kj::heap<RegistryServer>(core, budget_)), options,
+               std::make_shared<WireCounters>(false));
+  auto& rpc = KJ_ASSERT_NONNULL(rpc_);
+  if (core.options.max_inflight_call_bytes > 0) rpc.set_flow_limit(std::max<std::size_t>(1, core.options.max_inflight_call_bytes / 8));
+  // Checked where answers are queued, not only by the sweep (which may wait behind the
+  // loop's work while answers pile up).
+  rpc.limit_queued(core.options.max_outbound_bytes, [this](std::size_t queued) {
+    core_.log->warn("disconnecting {}: {} bytes of answers unread (limit max_outbound_bytes = {})", peer_, queued,
+                    core_.options.max_outbound_bytes);
+    if (close_) close_->fulfill();  // the stream has closed the socket
+  });
+  core_.open_connections.fetch_add(1);
+  auto& list = core_.kj().connections;
+  self_ = list.insert(list.end(), this);
+  core_.log->info("connection from {}", peer_);
+}
+
+ServerConnection::~ServerConnection() {
+  core_.kj().connections.erase(self_);
+  note_peak();
+  rpc_ = nullptr;
+  core_.open_connections.fetch_sub(1);
+  core_.log->info("connection from {} closed", peer_);
+}
+
+kj::Promise<void> ServerConnection::on_disconnect() {
+  auto closed = kj::newPromiseAndFulfiller<void>();
+  close_ = kj::mv(closed.fulfiller);
+  KJ_IF_MAYBE(r, rpc_) { return r->on_disconnect().exclusiveJoin(kj::mv(closed.promise)); }
+  return kj::READY_NOW;
+}
+
+void ServerConnection::close() {
+  KJ_IF_MAYBE(r, rpc_) { r->abort(); }
+  if (close_) close_->fulfill();
+}
+
+bool ServerConnection::flushed() {
+  KJ_IF_MAYBE(r, rpc_) { return r->queued_bytes() == 0; }
+  return true;
+}
+
+void ServerConnection::note_peak() {
+  KJ_IF_MAYBE(r, rpc_) {
+    auto peak = r->peak_queued_bytes();
+    auto seen = core_.peak_queued.load();
+    while (peak > seen && !core_.peak_queued.compare_exchange_weak(seen, peak)) {}
+  }
+}
+
+void ServerConnection::check(std::chrono::steady_clock::time_point now) {
+  note_peak();
+  KJ_IF_MAYBE(r, rpc_) {
+    auto& o = core_.options;
+    if (r->queued_bytes() > o.max_outbound_bytes) {
+      core_.log->warn("disconnecting {}: {} bytes of answers unread (limit max_outbound_bytes = {})", peer_, r->queued_bytes(), o.max_outbound_bytes);
+      this->close();
+    } else if (o.idle_timeout.count() > 0 && budget_->in_flight == 0 && now - budget_->last_activity > o.idle_timeout) {
+      core_.log->info("disconnecting {}: idle", peer_);
+      this->close();
+    }
+  }
+}
+
+}  // namespace remoteable::detail

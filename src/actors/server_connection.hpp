@@ -1,0 +1,43 @@
+#pragma once
+// ServerConnection: one accepted client connection, and the limits checked on it. Internal.
+
+#include <kj/async.h>
+
+#include <asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <list>
+#include <memory>
+#include <string>
+
+#include "actors/detail/server_core.hpp"
+#include "rpc/connection.hpp"
+
+namespace remoteable::detail {
+
+/// One accepted client connection. Owned by the task that waits for its disconnect. [loop]
+class ServerConnection {
+ public:
+  ServerConnection(ServerCore& core, asio::ip::tcp::socket socket, std::string peer);
+  ~ServerConnection();
+  /// Resolves when the peer disconnects or the server closes the connection.
+  kj::Promise<void> on_disconnect();
+  /// Closes the socket and ends the connection's task, whether or not RPC is reading now.
+  void close();
+  /// True when nothing waits to be written to the peer.
+  bool flushed();
+  /// Folds this connection's most bytes queued into the server's high-water mark.
+  void note_peak();
+  /// Closes the connection if it broke a limit: idle too long, or not reading its answers.
+  void check(std::chrono::steady_clock::time_point now);
+
+ private:
+  ServerCore& core_;
+  std::string peer_;
+  std::shared_ptr<Budget> budget_;
+  kj::Maybe<RpcConnection> rpc_;
+  kj::Own<kj::PromiseFulfiller<void>> close_;
+  std::list<ServerConnection*>::iterator self_;
+};
+
+}  // namespace remoteable::detail

@@ -1,0 +1,285 @@
+// ServerCore: the server's life on its network thread: set up, accept, sweep, answer the calls
+// its actors complete, stop and serve.
+
+#include "actors/detail/server_core.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "actors/detail/calls.hpp"
+#include "actors/detail/server_kj.hpp"
+#include "actors/server_connection.hpp"
+#include "rpc/kj_error.hpp"
+#include "rpc/log.hpp"
+#include "rpc/wire_checks.hpp"
+
+namespace remoteable::detail {
+
+ServerCore::ServerCore(Endpoint endpoint, const Registry& types, ServerOptions opts)
+    : registry(types),
+      options(std::move(opts)),
+      log(make_logger(options.logger, "remoteable.server", options.log_level)),
+      pool(options.actor_threads ? options.actor_threads : std::max(1u, std::thread::hardware_concurrency())),
+      loop(std::make_shared<KjLoop>(io.get_executor())),
+      acceptor(io) {
+  if (options.max_nesting < 1 || options.max_nesting > max_nesting_limit)
+    throw std::invalid_argument("ServerOptions::max_nesting must be between 1 and " + std::to_string(max_nesting_limit));
+  asio::ip::tcp::endpoint ep(asio::ip::make_address(endpoint.host), endpoint.port);
+  acceptor.open(ep.protocol());
+  acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true));
+  acceptor.bind(ep);
+  acceptor.listen();
+  keep_running_.emplace(io.get_executor());
+}
+
+ServerCore::~ServerCore() = default;
+
+void ServerCore::forget_attached(Export& e) {
+  if (!e.attached) return;
+  --attached_names;
+  if (auto by = e.attached_by.lock()) --by->attached;
+  e.attached = false;
+}
+
+ServerCore::Kj& ServerCore::kj() {
+  if (!kj_) {
+    kj_ = std::make_unique<Kj>();
+    kj_->errors.core = this;
+  }
+  return *kj_;
+}
+
+void ServerCore::complete(std::uint64_t id, Outcome outcome, std::exception_ptr error) {
+  // Runs on an actor's strand: hand plain data to the loop; only the loop touches KJ. (Inline
+  // when the actor ran the work inline on the loop's thread.)
+  loop->run([core = shared_from_this(), id, outcome = std::move(outcome), error]() mutable {
+    if (!core->kj_) return;
+    auto it = core->kj_->pending.find(id);
+    if (it != core->kj_->pending.end()) {  // else cancelled or torn down meanwhile
+      if (error) it->second->reject(to_kj(to_remote_error(error)));
+      else it->second->fulfill(std::move(outcome));
+    }
+    // The answered call unregisters once KJ consumes its answer: check for the end of a
+    // graceful stop after that.
+    if (core->draining_) core->loop->post([core] { core->maybe_finish_stop(); });
+  });
+}
+
+void ServerCore::start_accepting() {
+  accept_one();
+  schedule_sweep();
+}
+
+void ServerCore::accept_one() {
+  acceptor.async_accept([core = shared_from_this()](std::error_code ec, asio::ip::tcp::socket socket) {
+    if (ec) {
+      if (ec != asio::error::operation_aborted && !core->stopping) core->accept_failed(ec);
+      return;
+    }
+    if (core->accept_failures_ > 0) {
+      // Told only when the failures were (at most one line per interval, so this is bounded too).
+      if (core->accept_reported_failure_)
+        core->log->info("accepting again after {} failed attempt(s)", core->accept_failures_);
+      core->accept_failures_ = 0;
+      core->accept_reported_failure_ = false;
+      core->accept_backoff_ = accept_backoff_min;
+    }
+    std::error_code ignored;
+    auto remote = socket.remote_endpoint(ignored);
+    auto peer = remote.address().to_string() + ":" + std::to_string(remote.port());
+    core->loop->run([core, socket = std::move(socket), peer = std::move(peer)]() mutable {
+      if (core->stopping) return;
+      if (core->open_connections.load() >= core->options.max_connections) {
+        core->log->warn("refusing {}: {} connections open (limit)", peer, core->options.max_connections);
+        return;  // the socket closes here
+      }
+      try {
+        auto conn = kj::heap<ServerConnection>(*core, std::move(socket), std::move(peer));
+        auto done = conn->on_disconnect();
+        core->kj().tasks.add(done.attach(kj::mv(conn)));
+      } catch (kj::Exception& e) {
+        core->log->warn("could not set up a connection: {}", e.getDescription().cStr());
+      }
+    });
+    core->accept_one();
+  });
+}
+
+void ServerCore::accept_failed(std::error_code ec) {
+  // Out of descriptors (EMFILE, ENFILE) or memory (ENOBUFS, ENOMEM), or any other error: the
+  // pending connection stays in the kernel's queue, so retrying at once would fail at once,
+  // forever. Wait, doubling the wait up to accept_backoff_max; the first accept that succeeds
+  // resets it.
+  ++accept_failures_;
+  ++accept_unreported_;
+  auto now = std::chrono::steady_clock::now();
+  // One line per interval at most, whatever successes come in between (each success after a
+  // reported failure adds one "accepting again" line: two lines per interval at most).
+  if (accept_reported_ == decltype(now){} || now - accept_reported_ >= accept_report_interval) {
+    if (accept_unreported_ == 1)
+      log->warn("accept failed: {}; retrying in {} ms (backing off up to {} ms, one line per {} ms at most)", ec.message(),
+                accept_backoff_.count(), accept_backoff_max.count(), accept_report_interval.count());
+    else
+      log->warn("accept failed: {} ({} failure(s) since the last report); retrying in {} ms", ec.message(),
+                accept_unreported_, accept_backoff_.count());
+    accept_unreported_ = 0;
+    accept_reported_ = now;
+    accept_reported_failure_ = true;
+  }
+  accept_timer_.expires_after(accept_backoff_);
+  accept_backoff_ = std::min(accept_backoff_ * 2, accept_backoff_max);
+  accept_timer_.async_wait([core = shared_from_this()](std::error_code ec) {
+    if (ec || core->stopping) return;
+    core->accept_one();
+  });
+}
+
+void ServerCore::schedule_sweep() {
+  sweep_timer_.expires_after(options.sweep_interval);
+  sweep_timer_.async_wait([core = shared_from_this()](std::error_code ec) {
+    if (ec || core->stopping) return;
+    core->loop->run([core] { core->sweep(); });
+    core->schedule_sweep();
+  });
+}
+
+void ServerCore::sweep() {
+  if (!kj_) return;
+  auto now = std::chrono::steady_clock::now();
+  auto connections = kj_->connections;  // check() may end a connection, which unlinks itself later
+  for (auto* c : connections) c->check(now);
+}
+
+void ServerCore::stop() {
+  if (stopping.exchange(true)) return;
+  asio::post(io, [core = shared_from_this()] {
+    std::error_code ignored;
+    core->acceptor.close(ignored);
+    core->accept_timer_.cancel();
+    core->sweep_timer_.cancel();
+    core->loop->run([core] {
+      core->draining_ = true;
+      if (!core->kj_ || core->kj_->pending.empty()) return core->maybe_finish_stop();
+      core->log->info("stopping: waiting up to {} ms for {} call(s)", core->options.stop_grace.count(), core->kj_->pending.size());
+      core->grace_timer_.expires_after(core->options.stop_grace);
+      core->grace_timer_.async_wait([core](std::error_code) {
+        core->loop->run([core] { core->finish_stop(); });
+      });
+    });
+  });
+}
+
+void ServerCore::maybe_finish_stop() {
+  if (!draining_ || (kj_ && !kj_->pending.empty())) return;
+  // From a fresh handler, after KJ has delivered what the last answer unblocked (calls
+  // pipelined on it are part of the same chain): stop only if still nothing is running.
+  loop->post([core = shared_from_this()] {
+    if (!core->draining_ || (core->kj_ && !core->kj_->pending.empty())) return;
+    if (core->kj_ && core->flush_attempts_ < 50) {
+      // Let the last answers reach their clients first (at most ~100 ms).
+      for (auto* c : core->kj_->connections) {
+        if (!c->flushed()) {
+          ++core->flush_attempts_;
+          core->flush_timer_.expires_after(std::chrono::milliseconds(2));
+          core->flush_timer_.async_wait([core](std::error_code ec) {
+            if (!ec) core->loop->run([core] { core->maybe_finish_stop(); });
+          });
+          return;
+        }
+      }
+    }
+    core->draining_ = false;
+    core->flush_timer_.cancel();
+    core->grace_timer_.cancel();
+    core->finish_stop();
+  });
+}
+
+void ServerCore::finish_stop() {
+  teardown();
+  keep_running_.reset();  // run() returns once the network thread has nothing left
+  std::lock_guard lock(stop_mutex_);
+  network_stopped_ = true;
+  stop_changed_.notify_all();
+}
+
+bool ServerCore::on_own_thread() {
+  return io.get_executor().running_in_this_thread() || pool.get_executor().running_in_this_thread();
+}
+
+void ServerCore::serve(std::unique_lock<std::mutex>& lock) {
+  ++io_runners_;
+  lock.unlock();
+  struct Unregister {
+    ServerCore& core;
+    std::unique_lock<std::mutex>& lock;
+    ~Unregister() {
+      lock.lock();
+      --core.io_runners_;
+      core.stop_changed_.notify_all();
+    }
+  } unregister{*this, lock};
+  io.run();
+}
+
+void ServerCore::run() {
+  std::unique_lock lock(stop_mutex_);
+  // One thread serves the network thread at a time: a stop() that found nobody serving it may
+  // be doing so now.
+  stop_changed_.wait(lock, [&] { return io_runners_ == 0; });
+  if (network_stopped_) return;  // stopped before run() got here: nothing to serve
+  if (!stopping) start_accepting();  // on this thread, before it runs io: nobody else does now
+  serve(lock);
+}
+
+void ServerCore::await_stopped() {
+  std::unique_lock lock(stop_mutex_);
+  stop_waiting_ = true;
+  while (!(network_stopped_ && user_jobs_ == 0)) {
+    if (!network_stopped_ && io_runners_ == 0) {
+      // run() is not running (never called, or it ended): the stop's work is queued on the
+      // network thread's io_context, and nobody else will run it. Serve it here.
+      if (io.stopped()) io.restart();
+      serve(lock);
+      continue;
+    }
+    if (network_stopped_ && !waiting_logged_) {
+      waiting_logged_ = true;
+      log->info("stopping: waiting for {} call(s) still running user code", user_jobs_.load());
+    }
+    stop_changed_.wait(lock);
+  }
+}
+
+void ServerCore::await_no_runner() {
+  std::unique_lock lock(stop_mutex_);
+  stop_changed_.wait(lock, [&] { return io_runners_ == 0; });
+}
+
+
+ServerCore::UserJob::~UserJob() {
+  if (!core_) return;
+  // The lock orders this wake-up after a waiter's check of the count (no lost wake-up); taken
+  // only while someone waits, so that a call normally costs two atomic operations.
+  if (core_->user_jobs_.fetch_sub(1) == 1 && core_->stop_waiting_.load()) {
+    std::lock_guard lock(core_->stop_mutex_);
+    core_->stop_changed_.notify_all();
+  }
+}
+
+void ServerCore::teardown() {
+  flush_timer_.cancel();
+  if (!kj_) return;
+  draining_ = false;
+  auto calls = kj_->pending;  // rejecting unlinks nothing: only destruction does
+  for (auto& [id, call] : calls) call->abort(to_kj(RemoteError(ErrorKind::disconnected, "the server is stopping")));
+  auto k = std::move(kj_);
+  k.reset();  // tasks first (every connection, capability and call), then the capability set
+}
+
+}  // namespace remoteable::detail
