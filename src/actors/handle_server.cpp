@@ -105,7 +105,7 @@ class HandleServer final : public wire::Handle::Server {
       auto i = chain->size();
       chain->push_back(std::move(read.step));
       if (has_operands(read))
-        operands.add(decode_operands(kj::mv(read)).then([chain, i](Step step) { (*chain)[i].operands = std::move(step.operands); }));
+        operands.add(with_operands(read, [chain, i](std::vector<Object> objects) { (*chain)[i].operands = std::move(objects); }));
     }
     return kj::joinPromises(operands.releaseAsArray()).then([this, context, chain, fetch]() mutable {
       return run_chain(chain, 0, object_, actor_, fetch, context);
@@ -173,21 +173,16 @@ class HandleServer final : public wire::Handle::Server {
 
   static bool has_operands(const ReadStep<Object>& read) { return read.args != nullptr || read.operand != nullptr; }
 
-  /// Decodes the operands of a step read off the wire into it. [loop]
-  kj::Promise<Step> decode_operands(ReadStep<Object> read) {
-    KJ_IF_MAYBE(args, read.args) {
-      return core_.decode(*args).then([step = std::move(read.step)](std::vector<Object> objects) mutable {
-        step.operands = std::move(objects);
-        return std::move(step);
-      });
-    }
-    KJ_IF_MAYBE(operand, read.operand) {
-      return core_.decode(*operand).then([step = std::move(read.step)](Object object) mutable {
-        step.operands.push_back(std::move(object));
-        return std::move(step);
-      });
-    }
-    return std::move(read.step);
+  /// Decodes the operands of a step read off the wire (it has some), then calls `then` with them:
+  /// one continuation, the step itself not moved. [loop]
+  template <class Then>
+  kj::PromiseForResult<Then, std::vector<Object>> with_operands(const ReadStep<Object>& read, Then then) {
+    KJ_IF_MAYBE(args, read.args) { return core_.decode(*args).then(kj::mv(then)); }
+    return core_.decode(KJ_ASSERT_NONNULL(read.operand)).then([then = kj::mv(then)](Object object) mutable {
+      std::vector<Object> objects;
+      objects.push_back(std::move(object));
+      return then(std::move(objects));
+    });
   }
 
   /// Reads the step of a Handle method, decodes its operands, runs it and answers it.
@@ -197,7 +192,8 @@ class HandleServer final : public wire::Handle::Server {
     CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     auto read = read_fields<Object>(kind, context.getParams());
     if (!has_operands(read)) return answer_step(std::move(read.step), context).attach(kj::mv(slot));
-    return decode_operands(kj::mv(read)).then([this, context](Step step) mutable {
+    return with_operands(read, [this, context, step = std::move(read.step)](std::vector<Object> objects) mutable {
+      step.operands = std::move(objects);
       return answer_step(std::move(step), context);
     }).attach(kj::mv(slot));
   }

@@ -44,11 +44,17 @@ class SlowWatch {
   std::chrono::steady_clock::time_point start_;
 };
 
-/// A plain value whose get() or str() makes more than this many bytes (Shape::expansion) is
+/// A plain list or map whose get() or str() makes more than this many bytes (Shape::expansion) is
 /// worked on off the network thread: an operation on it may take up to ops::max_expansion of
 /// work, and inline on the network thread that would hold up every other client meanwhile.
 inline constexpr std::uint64_t inline_expansion_limit = 64u << 10;
-inline bool expansive(const Object& o) { return builtin::is_plain(o) && builtin::shape(o).expansion > inline_expansion_limit; }
+/// Lists and maps only: text and bytes expand to their own size, which came in one message. Two
+/// type checks for anything else: this runs for every operand of every call.
+inline bool expansive(const Object& o) {
+  if (!o.is(builtin::list_type()) && !o.is(builtin::map_type())) return false;
+  auto shape = builtin::shape(o);
+  return shape.plain && shape.expansion > inline_expansion_limit;
+}
 inline bool any_expansive(const std::vector<Object>& objects) {
   for (auto& o : objects)
     if (expansive(o)) return true;
