@@ -5,7 +5,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -78,6 +80,9 @@ int main(int argc, char** argv) {
   raise_fd_limit();
   // MEM holds up to a million handles on one connection, CONN a thousand connections.
   remoteable::ServerOptions options;
+  // BENCH_SLOW_CALL_MS sets options.slow_call: under callgrind an inline call can take 5 ms of
+  // wall time, after which it would run on the pool for the rest of the run (scripts/bench-ab).
+  if (const char* ms = std::getenv("BENCH_SLOW_CALL_MS")) options.slow_call = std::chrono::milliseconds(std::atoi(ms));
   options.max_handles_per_connection = 2'000'000;
   options.max_connections = 4096;
   remoteable::Server server{{"127.0.0.1", port}, types, options};
