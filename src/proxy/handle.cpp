@@ -2,6 +2,7 @@
 
 #include "proxy/detail/access.hpp"
 #include "proxy/detail/client_connection.hpp"
+#include "proxy/detail/value_codec.hpp"
 #include "rpc/wire_checks.hpp"
 
 namespace remoteable {

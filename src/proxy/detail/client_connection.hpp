@@ -20,8 +20,9 @@
 
 #include <spdlog/spdlog.h>
 
-#include <remoteable/client.hpp>
+#include <remoteable/client_options.hpp>
 #include <remoteable/handle.hpp>
+#include "proxy/detail/completion.hpp"
 #include "rpc/connection.hpp"
 #include "rpc/event_port.hpp"
 #include "rpc/kj_error.hpp"
@@ -30,43 +31,7 @@
 
 namespace remoteable::detail {
 
-/// One pending evaluation's way back to its awaiting coroutine. Completes exactly once, by
-/// posting to the awaiting coroutine's executor (never inline from a KJ callback).
-class CompletionBase {
- public:
-  virtual ~CompletionBase() = default;
-  virtual void fail(std::exception_ptr error) = 0;
-};
-
-template <class T>
-class Completion : public CompletionBase {
- public:
-  virtual void complete(std::exception_ptr error, T value) = 0;
-  void fail(std::exception_ptr error) override { complete(error, T{}); }
-};
-
-template <class T, class Handler>
-class CompletionImpl final : public Completion<T> {
- public:
-  explicit CompletionImpl(Handler handler)
-      : handler_(std::move(handler)), work_(asio::make_work_guard(asio::get_associated_executor(handler_))) {}
-
-  void complete(std::exception_ptr error, T value) override {
-    if (done_.exchange(true)) return;
-    // The work guard travels with the handler: once it is posted, the awaiting context may
-    // run it and be destroyed at any moment, so nothing here touches the context afterwards.
-    auto executor = work_.get_executor();
-    asio::post(executor, [h = std::move(handler_), work = std::move(work_), error, value = std::move(value)]() mutable {
-      std::move(h)(error, std::move(value));
-    });
-  }
-
- private:
-  Handler handler_;
-  asio::executor_work_guard<asio::associated_executor_t<Handler>> work_;
-  std::atomic<bool> done_{false};
-};
-
+/// The error of an evaluation on a closed connection.
 std::exception_ptr disconnected_error(const char* why);
 
 /// Awaits `aw` and drops its value. Takes the awaitable as a parameter so that no lambda
@@ -104,8 +69,9 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
 
   /// Encodes a client Value; handles must belong to this connection. [loop]
   void encode(wire::Value::Builder out, const Value& value);
-  /// Decodes a wire value; capabilities in it become new handles. [loop]
-  Value decode(wire::Value::Reader value);
+  /// Decodes a wire value; capabilities in it become new handles. [loop] (Inline, in
+  /// proxy/detail/value_codec.hpp.)
+  inline Value decode(wire::Value::Reader value);
 
   /// Drops everything, pending evaluations included, without completing them: their handlers
   /// are destroyed. For an io_context that is destroyed (its thread, not a loop handler).

@@ -1,0 +1,122 @@
+// ClientConnection's deferred steps: held back briefly, then sent one request each, or with an
+// evaluation, as one Handle.chain call.
+
+#include "proxy/detail/client_connection.hpp"
+
+#include <iterator>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "rpc/wire_checks.hpp"
+#include "proxy/detail/value_codec.hpp"
+#include "rpc/codec.hpp"
+
+namespace remoteable::detail {
+
+void ClientConnection::defer(std::uint64_t id, std::shared_ptr<HandleState> parent, Step step) {
+  // Closed: the handle gets no capability (its use reports disconnected), and nothing is held
+  // back, which would keep the parent, and through it this connection, alive.
+  if (!open_) return;
+  deferred_.push_back(Deferred{id, std::move(parent), std::move(step)});
+  if (deferred_posted_) return;
+  deferred_posted_ = true;
+  loop_->run_later([weak = weak_from_this()] {
+    if (auto self = weak.lock()) {
+      self->deferred_posted_ = false;
+      self->send_deferred();
+    }
+  });
+}
+
+void ClientConnection::send_deferred() {
+  if (sending_deferred_) return;
+  sending_deferred_ = true;
+  while (!deferred_.empty()) {
+    auto d = std::move(deferred_.front());
+    deferred_.pop_front();
+    send_step(d, wire::Handle::Fetch::NONE);
+  }
+  sending_deferred_ = false;
+}
+
+kj::Maybe<kj::Promise<Value>> ClientConnection::fetch_deferred(std::uint64_t id, wire::Handle::Fetch kind, bool keep) {
+  if (sending_deferred_ || deferred_.empty() || deferred_.back().id != id) return nullptr;
+  // The steps at the end made each on the one before, whose handles only that next step holds.
+  std::size_t first = deferred_.size() - 1;
+  while (first > 0 && deferred_.size() - first < max_chain_steps) {
+    const auto& parent = deferred_[first].parent;
+    if (deferred_[first - 1].id != parent->id || parent.use_count() != 1) break;
+    --first;
+  }
+  std::vector<Deferred> run(std::make_move_iterator(deferred_.begin() + static_cast<std::ptrdiff_t>(first)),
+                            std::make_move_iterator(deferred_.end()));
+  deferred_.erase(deferred_.begin() + static_cast<std::ptrdiff_t>(first), deferred_.end());
+  send_deferred();
+  if (run.size() == 1 && keep) return send_step(run.front(), kind);
+  return send_chain(run, kind, keep);
+}
+
+namespace {
+/// What an answer carries for `fetch`, as a Value.
+template <class Response>
+Value fetched_value(ClientConnection& c, Response& response, wire::Handle::Fetch fetch) {
+  if (fetch == wire::Handle::Fetch::TEXT) {
+    auto t = response.getText();
+    return Value(std::string(t.cStr(), t.size()));
+  }
+  if (fetch == wire::Handle::Fetch::TRUTH) return Value(response.getTruth());
+  return c.decode(response.getValue());
+}
+}  // namespace
+
+template <class Request>
+kj::Maybe<kj::Promise<Value>> ClientConnection::send_request(std::uint64_t id, Request& request, wire::Handle::Fetch fetch,
+                                                             bool keep) {
+  request.setFetch(fetch);
+  auto promise = request.send();
+  if (keep) set_cap(id, promise.getResult());
+  if (fetch == wire::Handle::Fetch::NONE) return nullptr;
+  return promise.then([conn = shared_from_this(), fetch](auto response) { return fetched_value(*conn, response, fetch); });
+}
+
+kj::Maybe<kj::Promise<Value>> ClientConnection::send_step(Deferred& d, wire::Handle::Fetch fetch) {
+  auto broken = [&](kj::Exception e) -> kj::Maybe<kj::Promise<Value>> {
+    set_cap(d.id, wire::Handle::Client(capnp::newBrokenCap(kj::cp(e))));
+    if (fetch != wire::Handle::Fetch::NONE) return kj::Promise<Value>(kj::mv(e));
+    return nullptr;
+  };
+  try {
+    auto& parent = find_cap(d.parent->id);
+    auto operand = [this](wire::Value::Builder out, const Value& v) { encode(out, v); };
+    return request_step(parent, d.step, operand, [&](auto& request) { return send_request(d.id, request, fetch); });
+  } catch (RemoteError& e) {
+    return broken(to_kj(e));
+  } catch (kj::Exception& e) {
+    return broken(kj::mv(e));
+  }
+}
+
+kj::Promise<Value> ClientConnection::send_chain(std::vector<Deferred>& run, wire::Handle::Fetch fetch, bool keep) {
+  auto id = run.back().id;
+  auto broken = [&](kj::Exception e) -> kj::Promise<Value> {
+    if (keep) set_cap(id, wire::Handle::Client(capnp::newBrokenCap(kj::cp(e))));
+    return kj::mv(e);
+  };
+  try {
+    auto request = find_cap(run.front().parent->id).chainRequest();
+    auto steps = request.initSteps(static_cast<unsigned>(run.size()));
+    auto operand = [this](wire::Value::Builder out, const Value& v) { encode(out, v); };
+    for (unsigned i = 0; i < steps.size(); ++i) encode_step(steps[i], run[i].step, operand);
+    request.setKeep(keep);
+    // The handles in between get no capability: nobody holds them.
+    KJ_IF_MAYBE(value, send_request(id, request, fetch, keep)) { return kj::mv(*value); }
+    return Value(None{});  // not reached: a chain is sent for an evaluation
+  } catch (RemoteError& e) {
+    return broken(to_kj(e));
+  } catch (kj::Exception& e) {
+    return broken(kj::mv(e));
+  }
+}
+
+}  // namespace remoteable::detail
