@@ -116,8 +116,9 @@ class Server {
   /// The port actually bound (useful with port 0).
   std::uint16_t port() const;
 
-  // Export names: a name must be one identifier a client can write (see actors/names.hpp: an
-  // ASCII letter or '_', then letters, digits or '_', not true/false/none/not), and free. Every
+  // Export names: a name must be one identifier a client can write (an ASCII letter or '_',
+  // then letters, digits or '_', at most 255 bytes, not true/True/false/False/none/None/not),
+  // and free. Every
   // export_* throws std::invalid_argument for a name that breaks the rule, or that is taken
   // (by the server or by a client's attach) unless it is given remoteable::replace last, which
   // replaces the export of that name.

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdio>
+#include <string>
 
 namespace remoteable {
 namespace {
@@ -39,6 +40,9 @@ std::string export_name_problem(std::string_view name) {
       "an export name must be one identifier the command-line client can write (an ASCII letter or '_', "
       "then letters, digits or '_', not a keyword)";
   if (name.empty()) return std::string(rule) + "; got an empty name";
+  if (name.size() > max_export_name)
+    return "an export name has at most " + std::to_string(max_export_name) + " bytes; got " +
+           std::to_string(name.size()) + ": " + quoted(name);
   bool ok = name_start(name.front());
   for (char c : name) ok = ok && name_char(c);
   if (!ok) return std::string(rule) + "; got " + quoted(name);

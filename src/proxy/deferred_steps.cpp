@@ -8,8 +8,9 @@
 #include <utility>
 #include <vector>
 
-#include "rpc/wire_checks.hpp"
+#include "proxy/detail/chain_plan.hpp"
 #include "proxy/detail/value_codec.hpp"
+#include "rpc/wire_checks.hpp"
 #include "rpc/codec.hpp"
 
 namespace remoteable::detail {
@@ -41,19 +42,17 @@ void ClientConnection::send_deferred() {
 }
 
 kj::Maybe<kj::Promise<Value>> ClientConnection::fetch_deferred(std::uint64_t id, wire::Handle::Fetch kind, bool keep) {
-  if (sending_deferred_ || deferred_.empty() || deferred_.back().id != id) return nullptr;
+  if (sending_deferred_) return nullptr;
   // The steps at the end made each on the one before, whose handles only that next step holds.
-  std::size_t first = deferred_.size() - 1;
-  while (first > 0 && deferred_.size() - first < max_chain_steps) {
-    const auto& parent = deferred_[first].parent;
-    if (deferred_[first - 1].id != parent->id || parent.use_count() != 1) break;
-    --first;
-  }
-  std::vector<Deferred> run(std::make_move_iterator(deferred_.begin() + static_cast<std::ptrdiff_t>(first)),
-                            std::make_move_iterator(deferred_.end()));
-  deferred_.erase(deferred_.begin() + static_cast<std::ptrdiff_t>(first), deferred_.end());
+  auto plan = plan_chain(deferred_, id, keep, max_chain_steps, [](const Deferred& d) {
+    return ChainLink{d.id, d.parent->id, d.parent.use_count() != 1};
+  });
+  if (!plan) return nullptr;
+  auto first = deferred_.begin() + static_cast<std::ptrdiff_t>(plan->first);
+  std::vector<Deferred> run(std::make_move_iterator(first), std::make_move_iterator(deferred_.end()));
+  deferred_.erase(first, deferred_.end());
   send_deferred();
-  if (run.size() == 1 && keep) return send_step(run.front(), kind);
+  if (!plan->as_chain) return send_step(run.front(), kind);
   return send_chain(run, kind, keep);
 }
 

@@ -225,7 +225,8 @@ struct ReadStep {
 /// Reads what a Handle method's parameters (or a chain step's CallStep or BinaryStep) carry.
 template <class V, class P>
 ReadStep<V> read_fields(StepKind kind, P p) {
-  ReadStep<V> r{BasicStep<V>{kind}, nullptr, nullptr};
+  ReadStep<V> r{};
+  r.step.kind = kind;
   if constexpr (requires { p.getName(); }) r.step.name = text(p.getName());
   if constexpr (requires { p.getArgs(); }) r.args = p.getArgs();
   if constexpr (requires { p.getKey(); }) r.operand = p.getKey();

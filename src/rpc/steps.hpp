@@ -40,8 +40,8 @@ constexpr std::string_view to_string(StepKind kind) noexcept {
 template <class V>
 struct BasicStep {
   StepKind kind;
-  std::string name;         ///< attr, call
-  std::vector<V> operands;  ///< call, invoke: the arguments; item: the key; binary: the operand
+  std::string name{};       ///< attr, call
+  std::vector<V> operands{};  ///< call, invoke: the arguments; item: the key; binary: the operand
   BinaryOp binary_op = BinaryOp::add;
   UnaryOp unary_op = UnaryOp::neg;
   bool reflected = false;

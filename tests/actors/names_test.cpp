@@ -15,7 +15,7 @@ std::int64_t two() { return 2; }
 
 // Names no client expression can reach, and the ones the CLI reads as keywords.
 const std::vector<std::string> bad_names{
-    "", "a b.c", "a.b", "a b", "1abc", "9", "a-b", "x(", "'q'", "caf\xc3\xa9", std::string("a\0b", 3), "\n",
+    "", std::string(remoteable::max_export_name + 1, 'x'), std::string(1 << 16, 'y'), "a b.c", "a.b", "a b", "1abc", "9", "a-b", "x(", "'q'", "caf\xc3\xa9", std::string("a\0b", 3), "\n",
     "true", "True", "false", "False", "none", "None", "not"};
 const std::vector<std::string> good_names{"a", "_", "_x1", "Node2", "root_child", "ALL_CAPS", "store", "nothing", "not_"};
 
@@ -46,6 +46,11 @@ TEST_CASE("export names: the CLI's identifiers that are not keywords, and every 
   CHECK_THAT(remoteable::export_name_problem("none"), Catch::Contains("keyword"));
   CHECK_THAT(remoteable::export_name_problem(std::string("a\0b", 3)), Catch::Contains("a\\x00b"));
   CHECK(remoteable::export_name_problem(std::string(10'000, '-')).size() < 400);
+  // At most max_export_name bytes: an attached name is kept until detached.
+  CHECK(remoteable::export_name_problem(std::string(remoteable::max_export_name, 'a')).empty());
+  auto too_long = remoteable::export_name_problem(std::string(remoteable::max_export_name + 1, 'a'));
+  CHECK_THAT(too_long, Catch::Contains("at most 255 bytes") && Catch::Contains("got 256"));
+  CHECK(too_long.size() < 400);
 
   // Each export_* applies the rule and exports nothing.
   test::WalkthroughServer s;

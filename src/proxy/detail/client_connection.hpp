@@ -91,7 +91,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   /// returns its value. Else nothing. The steps before it that make handles nobody else holds
   /// (each held only by the step made on it) go with it in one Handle.chain call; so does the
   /// step alone when `keep` is false (the evaluation holds the only reference to handle `id`:
-  /// it needs no capability). [loop]
+  /// it needs no capability). The choice is plan_chain's (proxy/detail/chain_plan.hpp). [loop]
   kj::Maybe<kj::Promise<Value>> fetch_deferred(std::uint64_t id, wire::Handle::Fetch kind, bool keep);
 
   /// Cancels the evaluation `id` if it is still pending. [loop]
