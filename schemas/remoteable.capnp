@@ -110,4 +110,7 @@ interface Registry {
   store  @2 (value :Value) -> (handle :Handle);
   attach @3 (handle :Handle, name :Text) -> ();
   detach @4 (name :Text) -> ();
+  version @5 () -> (protocol :UInt32, library :Text);
+  # The protocol version the server speaks (remoteable::protocol_version) and its library's
+  # version ("MAJOR.MINOR.PATCH"). Clients check the protocol on connecting.
 }

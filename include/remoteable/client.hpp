@@ -11,6 +11,7 @@
 #include <remoteable/client_options.hpp>
 #include <remoteable/handle.hpp>
 #include <remoteable/endpoint.hpp>
+#include <remoteable/version.hpp>
 
 namespace remoteable {
 
@@ -49,6 +50,10 @@ class Client {
   [[nodiscard]] asio::awaitable<void> reconnect() const;
   /// False once the connection is closed or lost.
   bool connected() const;
+  /// The server's library version ("MAJOR.MINOR.PATCH"), as it reported when this connection
+  /// was made. connect() checks that it speaks remoteable::protocol_version, and fails with a
+  /// `protocol` error (not retried) for a server that does not.
+  std::string server_version() const;
 
   /// Message counts at the stream (always kept) and the message trace (with trace_wire).
   WireStats wire_stats() const;

@@ -7,18 +7,26 @@
 
 namespace remoteable {
 
-/// What went wrong, independent of the message text (DESIGN §7).
+/// The error kinds, one list: X(kind, what it means). The enum, its spelling (to_string, the
+/// "kind: message" text on the wire) and the decoding of a received error all come from it.
+#define REMOTEABLE_ERROR_KINDS(X)                                                        \
+  X(name, "no export by that name")                                                      \
+  X(attribute, "no such member, or the member cannot be written")                        \
+  X(type, "wrong argument count or kind, unsupported operation for the type")            \
+  X(index, "index or key out of range")                                                  \
+  X(value, "a value is out of its domain: division by zero, integer overflow, a limit")  \
+  X(user, "a user method threw; the message is \"TypeName: what()\"")                    \
+  X(disconnected, "the connection is gone")                                              \
+  X(overloaded, "a server limit was reached")                                            \
+  X(cancelled, "the call was cancelled")                                                 \
+  X(timeout, "a deadline passed")                                                        \
+  X(protocol, "client and server speak different protocol versions")
+
+/// What went wrong, independent of the message text (DESIGN §7): see REMOTEABLE_ERROR_KINDS.
 enum class ErrorKind {
-  name,           ///< no export by that name
-  attribute,      ///< no such member, or the member cannot be written
-  type,           ///< wrong argument count or kind, unsupported operation for the type
-  index,          ///< index or key out of range
-  value,          ///< a value is out of its domain: division by zero, integer overflow
-  user,           ///< a user method threw; the message is "TypeName: what()"
-  disconnected,   ///< the connection is gone
-  overloaded,     ///< a server limit was reached
-  cancelled,      ///< the call was cancelled
-  timeout,        ///< a deadline passed
+#define REMOTEABLE_ERROR_KIND_ENUM(kind, meaning) kind,
+  REMOTEABLE_ERROR_KINDS(REMOTEABLE_ERROR_KIND_ENUM)
+#undef REMOTEABLE_ERROR_KIND_ENUM
 };
 
 /// The kind's name as it appears in messages and on the wire: "name", "attribute", ...

@@ -14,3 +14,4 @@
 #include <remoteable/value.hpp>
 #include <remoteable/endpoint.hpp>
 #include <remoteable/error.hpp>
+#include <remoteable/version.hpp>

@@ -1,5 +1,7 @@
 #include "actors/registry_server.hpp"
 
+#include <remoteable/version.hpp>
+
 #include <spdlog/spdlog.h>
 
 #include <mutex>
@@ -38,6 +40,13 @@ kj::Promise<void> RegistryServer::browse(BrowseContext context) {
   }
   auto out = context.getResults().initNames(static_cast<unsigned>(names.size()));
   for (unsigned i = 0; i < out.size(); ++i) out.set(i, names[i]);
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> RegistryServer::version(VersionContext context) {
+  auto results = context.getResults();
+  results.setProtocol(protocol_version);
+  results.setLibrary(remoteable::version);
   return kj::READY_NOW;
 }
 

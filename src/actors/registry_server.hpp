@@ -28,6 +28,7 @@ class RegistryServer final : public wire::Registry::Server {
   kj::Promise<void> store(StoreContext context) override;
   kj::Promise<void> attach(AttachContext context) override;
   kj::Promise<void> detach(DetachContext context) override;
+  kj::Promise<void> version(VersionContext context) override;
 
  private:
   /// Refuses an attach past max_attached_per_connection or max_attached. [mutex]

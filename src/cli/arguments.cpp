@@ -18,6 +18,7 @@ Commands:
 Options:
   --json           print results as JSON
   --timeout SECS   give up waiting for the server after SECS seconds (default 30, 0 = never)
+  --version        print the library and protocol versions
   -h, --help       show this help
 
 Expressions are Python-like: export names, literals (1, 2.5, 'text', "text", b'bytes', true,
@@ -62,6 +63,9 @@ Arguments parse_arguments(std::span<const std::string_view> args) {
         options_done = true;
       } else if (arg == "-h" || arg == "--help") {
         out.command = Command::help;
+        return out;
+      } else if (arg == "--version") {
+        out.command = Command::version;
         return out;
       } else if (arg == "--json") {
         out.style = OutputStyle::json;

@@ -30,6 +30,7 @@ enum class Command {
   describe,
   eval,
   help,
+  version,  ///< --version: the library and protocol versions
 };
 
 struct Arguments {

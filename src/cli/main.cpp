@@ -229,7 +229,8 @@ int run(const Arguments& args) {
       status = print_outcome(io, evaluator.evaluate(statement), args, args.expression);
       break;
     case Command::interactive: status = run_interactive(io, *client, evaluator, args); break;
-    case Command::help: break;
+    case Command::help:
+    case Command::version: break;
   }
   client->close();
   return status;
@@ -248,6 +249,10 @@ int main(int argc, char** argv) {
   }
   if (args.command == Command::help) {
     std::cout << usage_text();
+    return exit_ok;
+  }
+  if (args.command == Command::version) {
+    std::cout << "remoteable " << remoteable::version << " (protocol " << remoteable::protocol_version << ")\n";
     return exit_ok;
   }
   return run(args);

@@ -1,4 +1,6 @@
 #include <remoteable/client.hpp>
+#include <remoteable/deadline.hpp>
+#include <remoteable/version.hpp>
 
 #include <asio/connect.hpp>
 #include <asio/experimental/deferred.hpp>
@@ -84,6 +86,35 @@ asio::awaitable<std::shared_ptr<detail::ClientConnection>> connect_once(asio::an
     return None{};
   });
   co_await std::move(started);
+  // The protocol check: one round trip, within the connect timeout. A server of another protocol
+  // version is refused; one that does not know Registry.version predates protocol 1.
+  auto checked = connection->evaluate<std::string>([](detail::ClientConnection& c) -> kj::Promise<std::string> {
+    return c.registry().versionRequest().send().then(
+        [](auto response) -> std::string {
+          auto library = response.getLibrary();
+          if (response.getProtocol() != protocol_version)
+            throw detail::to_kj(RemoteError(ErrorKind::protocol, "the server speaks protocol " + std::to_string(response.getProtocol()) +
+                                                                     " (remoteable " + std::string(library.cStr(), library.size()) +
+                                                                     "), this client protocol " + std::to_string(protocol_version) +
+                                                                     " (remoteable " + version + ")"));
+          return std::string(library.cStr(), library.size());
+        },
+        [](kj::Exception&& e) -> std::string {
+          if (e.getType() != kj::Exception::Type::UNIMPLEMENTED) throw kj::mv(e);
+          throw detail::to_kj(RemoteError(ErrorKind::protocol, std::string("the server reports no protocol version (it predates protocol 1); "
+                                                                           "this client speaks protocol ") +
+                                                                   std::to_string(protocol_version) + " (remoteable " + version + ")"));
+        });
+  });
+  try {
+    connection->set_server_version(co_await with_timeout(std::move(checked), options.connect_timeout));
+  } catch (const RemoteError& e) {
+    connection->close();
+    if (e.kind() == ErrorKind::timeout)
+      throw RemoteError(ErrorKind::timeout, "connecting to " + endpoint.to_string() + ": the server did not answer within " +
+                                                std::to_string(options.connect_timeout.count()) + " ms");
+    throw RemoteError(e.kind(), "connecting to " + endpoint.to_string() + ": " + e.message());
+  }
   co_return connection;
 }
 
@@ -98,6 +129,7 @@ asio::awaitable<std::shared_ptr<detail::ClientConnection>> connect_with_retries(
       auto connection = co_await connect_once(executor, endpoint, options);
       co_return connection;
     } catch (const RemoteError& e) {
+      if (e.kind() == ErrorKind::protocol) throw;  // another attempt would meet the same server
       bool last = attempt >= options.connect_attempts;
       options.logger->info("connection attempt {} of {} to {} failed: {}{}", attempt, std::max(1, options.connect_attempts),
                            endpoint.to_string(), e.message(), last ? "" : fmt::format("; retrying in {} ms", backoff.count()));
@@ -183,6 +215,7 @@ asio::awaitable<void> Client::detach(std::string_view name) const {
 
 void Client::close() const { owner_->connection()->close(); }
 bool Client::connected() const { return owner_->connection()->open(); }
+std::string Client::server_version() const { return owner_->connection()->server_version(); }
 WireStats Client::wire_stats() const { return owner_->connection()->counters()->stats(); }
 std::vector<WireEvent> Client::wire_trace() const { return owner_->connection()->counters()->trace(); }
 void Client::clear_wire_trace() const { owner_->connection()->counters()->clear_trace(); }

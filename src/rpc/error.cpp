@@ -4,16 +4,10 @@ namespace remoteable {
 
 std::string_view to_string(ErrorKind kind) noexcept {
   switch (kind) {
-    case ErrorKind::name: return "name";
-    case ErrorKind::attribute: return "attribute";
-    case ErrorKind::type: return "type";
-    case ErrorKind::index: return "index";
-    case ErrorKind::value: return "value";
-    case ErrorKind::user: return "user";
-    case ErrorKind::disconnected: return "disconnected";
-    case ErrorKind::overloaded: return "overloaded";
-    case ErrorKind::cancelled: return "cancelled";
-    case ErrorKind::timeout: return "timeout";
+#define REMOTEABLE_ERROR_KIND_NAME(kind, meaning) \
+  case ErrorKind::kind: return #kind;
+    REMOTEABLE_ERROR_KINDS(REMOTEABLE_ERROR_KIND_NAME)
+#undef REMOTEABLE_ERROR_KIND_NAME
   }
   return "unknown";
 }

@@ -6,9 +6,11 @@
 namespace remoteable::detail {
 namespace {
 constexpr std::string_view marker = "remoteable.";
-constexpr ErrorKind all_kinds[] = {ErrorKind::name, ErrorKind::attribute, ErrorKind::type, ErrorKind::index,
-                                   ErrorKind::value, ErrorKind::user, ErrorKind::disconnected,
-                                   ErrorKind::overloaded, ErrorKind::cancelled, ErrorKind::timeout};
+constexpr ErrorKind all_kinds[] = {
+#define REMOTEABLE_ERROR_KIND_ENTRY(kind, meaning) ErrorKind::kind,
+    REMOTEABLE_ERROR_KINDS(REMOTEABLE_ERROR_KIND_ENTRY)
+#undef REMOTEABLE_ERROR_KIND_ENTRY
+};
 }  // namespace
 
 kj::Exception to_kj(const RemoteError& error) {

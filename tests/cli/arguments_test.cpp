@@ -68,6 +68,12 @@ TEST_CASE("help wins over everything else", "[arguments]") {
   CHECK(usage_text().find("usage: remoteable") == 0);
 }
 
+TEST_CASE("--version needs no server", "[arguments]") {
+  CHECK(parse({"--version"}).command == Command::version);
+  CHECK(parse({"--json", "--version"}).command == Command::version);
+  CHECK(usage_text().find("--version") != std::string::npos);
+}
+
 TEST_CASE("bad command lines are usage errors that say what is wrong", "[arguments]") {
   CHECK(usage_error({}) == "missing HOST:PORT");
   CHECK(usage_error({"--json"}) == "missing HOST:PORT");

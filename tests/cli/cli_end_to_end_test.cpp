@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <remoteable/version.hpp>
+
 #include "cli_support.hpp"
 #include "subprocess.hpp"
 
@@ -218,6 +220,10 @@ TEST_CASE("usage errors exit 2 and --help exits 0", "[cli]") {
   Completed help = cli({"--help"});
   CHECK(starts_with(help.out, "usage: remoteable"));
   CHECK(help.exit_code == 0);
+  Completed version = cli({"--version"});
+  CHECK(version.out == std::string("remoteable ") + remoteable::version + " (protocol " +
+                           std::to_string(remoteable::protocol_version) + ")\n");
+  CHECK(version.exit_code == 0);
 }
 
 TEST_CASE("a refused connection is a disconnected error, exit 1", "[cli]") {

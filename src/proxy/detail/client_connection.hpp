@@ -51,6 +51,10 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   const std::shared_ptr<KjLoop>& loop() const { return loop_; }
   const std::shared_ptr<WireCounters>& counters() const { return counters_; }
   bool open() const { return open_.load(); }
+  /// The server's library version, as it reported on connecting. Set once, before the
+  /// connection is handed to a Client.
+  const std::string& server_version() const { return server_version_; }
+  void set_server_version(std::string v) { server_version_ = std::move(v); }
 
   /// Sets up RPC over a connected socket and fetches the bootstrap. [loop]
   void start(asio::ip::tcp::socket socket);
@@ -116,6 +120,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   std::shared_ptr<spdlog::logger> log_;
   std::shared_ptr<WireCounters> counters_;
   std::atomic<bool> open_{true};  // until closed or lost
+  std::string server_version_;
   std::atomic<std::uint64_t> next_handle_{1};
 
   struct Errors final : kj::TaskSet::ErrorHandler {
