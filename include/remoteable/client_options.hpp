@@ -30,12 +30,19 @@ struct ClientOptions {
   /// The wait after the first failed attempt; it doubles after each, up to retry_backoff_max.
   std::chrono::milliseconds retry_backoff{100};
   std::chrono::milliseconds retry_backoff_max{2000};
-  /// The logger; by default one named "remoteable.client" writing to stderr.
+  /// The logger. By default the one registered with spdlog under "remoteable.client": an
+  /// application's own, if it registered one under that name before, or else one the library
+  /// makes and registers on first use, writing to stderr, with spdlog's level (info unless
+  /// the application changed it: spdlog::set_level, spdlog::cfg::load_env_levels) and pattern; it follows
+  /// spdlog::set_level from then on. All clients of the process share it.
   std::shared_ptr<spdlog::logger> logger;
-  /// The logger's level. When unset it comes from the REMOTEABLE_LOG environment variable
-  /// (trace, debug, info, warn, error, critical, off); when that is unset too, a default logger
-  /// logs at warn and a given one keeps its level. An unknown REMOTEABLE_LOG value is ignored
-  /// with a warning. Connections and failed connection attempts log at info.
+  /// A level of this client's own. For the default logger this makes a private copy (same name
+  /// and sinks, not registered, not changed by spdlog::set_level); a given logger is set to it.
+  /// When unset: the REMOTEABLE_LOG environment variable (trace, debug, info, warn, error,
+  /// critical, off), if set, is applied to a given logger, and to the default one when the
+  /// library makes it; otherwise the logger keeps its level. An unknown REMOTEABLE_LOG value is
+  /// ignored with a warning.
+  /// Lines: connections and failed connection attempts at info.
   std::optional<spdlog::level::level_enum> log_level;
 };
 

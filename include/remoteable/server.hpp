@@ -85,13 +85,21 @@ struct ServerOptions {
   /// later calls go to the actor pool, so one slow call holds up other connections only once.
   /// Zero turns this off.
   std::chrono::microseconds slow_call{5000};
-  /// The logger; by default one named "remoteable.server" writing to stderr.
+  /// The logger. By default the one registered with spdlog under "remoteable.server": an
+  /// application's own, if it registered one under that name before, or else one the library
+  /// makes and registers on first use, writing to stderr, with spdlog's level (info unless
+  /// the application changed it: spdlog::set_level, spdlog::cfg::load_env_levels) and pattern; it follows
+  /// spdlog::set_level from then on. All servers of the process share it.
   std::shared_ptr<spdlog::logger> logger;
-  /// The logger's level. When unset it comes from the REMOTEABLE_LOG environment variable
-  /// (trace, debug, info, warn, error, critical, off); when that is unset too, a default logger
-  /// logs at warn and a given one keeps its level. An unknown REMOTEABLE_LOG value is ignored
-  /// with a warning. Connections log at info, limits and failures at warn, each operation
-  /// (each step of a chain) at trace.
+  /// A level of this server's own. For the default logger this makes a private copy (same name
+  /// and sinks, not registered, not changed by spdlog::set_level); a given logger is set to it.
+  /// When unset: the REMOTEABLE_LOG environment variable (trace, debug, info, warn, error,
+  /// critical, off), if set, is applied to a given logger, and to the default one when the
+  /// library makes it; otherwise the logger keeps its level. An unknown REMOTEABLE_LOG value is
+  /// ignored with a warning.
+  /// Lines: "listening on ADDRESS:PORT" and connections at info, limits and failures at warn,
+  /// what a method threw at debug (with the type and member), each operation (each step of a
+  /// chain) and each failed call at trace (with the connection's "host:port" and the error kind).
   std::optional<spdlog::level::level_enum> log_level;
 };
 

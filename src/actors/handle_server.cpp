@@ -163,8 +163,8 @@ class HandleServer final : public wire::Handle::Server {
   /// The same for the object a step runs on (a step of a chain runs on the step before's result).
   void trace(std::string_view op, const Object& self, std::string_view detail = {}) const {
     if (!tracing()) return;
-    if (detail.empty()) core_.log->trace("{} on {} (handle {})", op, builtin::type_name(self), fmt::ptr(this));
-    else core_.log->trace("{} '{}' on {} (handle {})", op, detail, builtin::type_name(self), fmt::ptr(this));
+    if (detail.empty()) core_.log->trace("{} on {} (handle {}, {})", op, builtin::type_name(self), fmt::ptr(this), budget_->peer);
+    else core_.log->trace("{} '{}' on {} (handle {}, {})", op, detail, builtin::type_name(self), fmt::ptr(this), budget_->peer);
   }
 
   /// One operation that makes a new object: a method of this interface, or a step of a chain.
@@ -223,7 +223,12 @@ class HandleServer final : public wire::Handle::Server {
         auto touched = step.operands;
         return on([core = &core_, self, name = std::move(step.name), args = std::move(step.operands)](Ctx& ctx) -> Outcome {
           SlowWatch watch(*core, self.type, self, name);
-          return ops::call(ctx, self, name, args);
+          try {
+            return ops::call(ctx, self, name, args);
+          } catch (...) {
+            core->log_user_error(self, name, std::current_exception());
+            throw;
+          }
         }, std::move(touched), blocking);
       }
       case StepKind::invoke: {
@@ -232,7 +237,12 @@ class HandleServer final : public wire::Handle::Server {
         auto touched = step.operands;
         return on([core = &core_, self, args = std::move(step.operands)](Ctx& ctx) -> Outcome {
           SlowWatch watch(*core, invoke_key(self), self, "");
-          return ops::invoke(ctx, self, args);
+          try {
+            return ops::invoke(ctx, self, args);
+          } catch (...) {
+            core->log_user_error(self, {}, std::current_exception());
+            throw;
+          }
         }, std::move(touched), blocking);
       }
       case StepKind::item: {

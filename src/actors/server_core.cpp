@@ -8,12 +8,15 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "actors/detail/calls.hpp"
 #include "actors/detail/server_kj.hpp"
 #include "actors/server_connection.hpp"
+#include <remoteable/detail/builtins.hpp>
 #include "rpc/kj_error.hpp"
 #include "rpc/log.hpp"
 #include "rpc/wire_checks.hpp"
@@ -29,15 +32,60 @@ ServerCore::ServerCore(Endpoint endpoint, const Registry& types, ServerOptions o
       acceptor(io) {
   if (options.max_nesting < 1 || options.max_nesting > max_nesting_limit)
     throw std::invalid_argument("ServerOptions::max_nesting must be between 1 and " + std::to_string(max_nesting_limit));
-  asio::ip::tcp::endpoint ep(asio::ip::make_address(endpoint.host), endpoint.port);
-  acceptor.open(ep.protocol());
-  acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true));
-  acceptor.bind(ep);
-  acceptor.listen();
+  listen(endpoint);
   keep_running_.emplace(io.get_executor());
 }
 
 ServerCore::~ServerCore() = default;
+
+void ServerCore::listen(const Endpoint& endpoint) {
+  // A host name is resolved (passive: "" or "*" would be any address; an address is taken as it
+  // is); the first address that binds is the one served.
+  asio::ip::tcp::resolver resolver(io);
+  std::error_code ec;
+  auto results = resolver.resolve(endpoint.host, std::to_string(endpoint.port), asio::ip::tcp::resolver::passive, ec);
+  if (ec) throw std::system_error(ec, "cannot listen on " + endpoint.to_string() + ": cannot resolve '" + endpoint.host + "'");
+  std::vector<std::pair<std::string, std::error_code>> tried;  // each address, and why it failed
+  for (const auto& entry : results) {
+    auto ep = entry.endpoint();
+    std::error_code ignored;
+    acceptor.close(ignored);
+    acceptor.open(ep.protocol(), ec);
+    if (!ec) acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor.bind(ep, ec);
+    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (!ec) {
+      auto local = acceptor.local_endpoint();
+      log->info("listening on {}", Endpoint{local.address().to_string(), local.port()}.to_string());
+      return;
+    }
+    // As std::system_category, so that the code compares equal to std::errc values (Asio's
+    // own system category does not).
+    if (ec.category() == asio::error::get_system_category()) ec = std::error_code(ec.value(), std::system_category());
+    tried.emplace_back(Endpoint{ep.address().to_string(), ep.port()}.to_string(), ec);
+  }
+  std::error_code ignored;
+  acceptor.close(ignored);
+  // system_error's what() ends in ": " and the last error's message.
+  auto what = "cannot listen on " + endpoint.to_string();
+  if (tried.empty()) throw std::system_error(std::make_error_code(std::errc::address_not_available), what);
+  if (tried.size() == 1 && tried[0].first != endpoint.to_string()) what += " (" + tried[0].first + ")";
+  if (tried.size() > 1) {
+    what += " (";
+    for (std::size_t i = 0; i + 1 < tried.size(); ++i) what += tried[i].first + ": " + tried[i].second.message() + ", ";
+    what += tried.back().first + ")";
+  }
+  throw std::system_error(tried.back().second, what);
+}
+
+void ServerCore::log_user_error(const Object& self, std::string_view member, std::exception_ptr error) const {
+  if (!log->should_log(spdlog::level::debug)) return;
+  auto e = to_remote_error(error);
+  // Refusals of the binding itself (no such member, wrong arguments) are not the method's.
+  if (e.kind() == ErrorKind::attribute || e.kind() == ErrorKind::type) return;
+  if (member.empty()) log->debug("calling {} threw: {}", builtin::type_name(self), e.what());
+  else log->debug("'{}.{}' threw: {}", builtin::type_name(self), member, e.what());
+}
 
 void ServerCore::forget_attached(Export& e) {
   if (!e.attached) return;
@@ -61,7 +109,11 @@ void ServerCore::complete(std::uint64_t id, Outcome outcome, std::exception_ptr 
     if (!core->kj_) return;
     auto it = core->kj_->pending.find(id);
     if (it != core->kj_->pending.end()) {  // else cancelled or torn down meanwhile
-      if (error) it->second->reject(to_kj(to_remote_error(error)));
+      if (error) {
+        auto e = to_remote_error(error);
+        if (core->log->should_log(spdlog::level::trace)) core->log->trace("call failed ({}): {}", it->second->peer(), e.what());
+        it->second->reject(to_kj(e));
+      }
       else it->second->fulfill(std::move(outcome));
     }
     // The answered call unregisters once KJ consumes its answer: check for the end of a

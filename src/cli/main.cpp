@@ -33,6 +33,7 @@
 #include "cli/lexer.hpp"
 #include "cli/parser.hpp"
 #include <remoteable/client.hpp>
+#include <spdlog/spdlog.h>
 #include <remoteable/endpoint.hpp>
 #include <remoteable/error.hpp>
 
@@ -213,7 +214,12 @@ int run(const Arguments& args) {
   IoThread io([&args] { die_of_timeout(args); });
   std::optional<Client> client;
   try {
-    client.emplace(io.run(Client::connect(io.executor(), endpoint), args.timeout));
+    // The client library logs connecting and closing at info, spdlog's default level: the
+    // command line keeps to warnings unless REMOTEABLE_LOG asks for more.
+    remoteable::ClientOptions options;
+    const char* env = std::getenv("REMOTEABLE_LOG");
+    if (env == nullptr || *env == '\0') options.log_level = spdlog::level::warn;
+    client.emplace(io.run(Client::connect(io.executor(), endpoint, std::move(options)), args.timeout));
   } catch (...) {
     return report_current_exception("");
   }

@@ -1,11 +1,14 @@
-// Logging (issue 4 item 7): the logger given in the options receives connection lines at info
-// and one line per call at trace only; ServerOptions/ClientOptions::log_level and the
-// REMOTEABLE_LOG environment variable choose the level.
+// Logging (issue 4 item 7, issue 14 item 5): the logger given in the options receives connection
+// lines at info and one line per call at trace only; ServerOptions/ClientOptions::log_level and
+// the REMOTEABLE_LOG environment variable choose the level; the default loggers are spdlog's
+// registered "remoteable.server" and "remoteable.client" and follow spdlog::set_level.
 
 #include <cstdlib>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include <spdlog/spdlog.h>
 
 #include "counted.hpp"
 #include "ring_log.hpp"
@@ -13,6 +16,7 @@
 
 using namespace std::chrono_literals;
 
+using remoteable::ErrorKind;
 using test::RingLog;
 
 namespace {
@@ -205,4 +209,126 @@ TEST_CASE("an unknown REMOTEABLE_LOG keeps the level and warns once instead of t
   CHECK(second.count("warning", "REMOTEABLE_LOG") == 0);
   CHECK(client_log.count("warning", "REMOTEABLE_LOG") == 0);
   CHECK(second.has("info", "connection from"));  // still logging
+}
+
+namespace {
+
+/// Puts spdlog's registry back as the other tests expect it: no remoteable loggers registered,
+/// the global level info. Also on entry: a test before may have made the library's own.
+struct CleanRegistry {
+  CleanRegistry() { reset(); }
+  ~CleanRegistry() { reset(); }
+  static void reset() {
+    spdlog::drop("remoteable.server");
+    spdlog::drop("remoteable.client");
+    spdlog::set_level(spdlog::level::info);
+  }
+};
+
+/// A RingLog registered with spdlog under `name`, as an application would register its own.
+RingLog registered(const char* name) {
+  RingLog log(name, spdlog::level::info);
+  spdlog::register_logger(log.logger);
+  return log;
+}
+
+}  // namespace
+
+TEST_CASE("the default loggers are spdlog's remoteable.server and remoteable.client, made and registered on first use") {
+  ScopedLogEnv env(std::nullopt);
+  CleanRegistry clean;
+  LoggedServer s({});
+  auto server_log = spdlog::get("remoteable.server");
+  REQUIRE(server_log != nullptr);
+  CHECK(server_log->level() == spdlog::level::info);  // spdlog's level
+  {
+    asio::io_context context;
+    auto client = test::connect(context, s.endpoint());
+    CHECK(chain(context, client) == 6);
+    REQUIRE(spdlog::get("remoteable.client") != nullptr);
+    client.close();
+    context.restart();
+    context.poll();
+  }
+  // Registered: spdlog::set_level reaches them, and a second server shares the first's.
+  spdlog::set_level(spdlog::level::err);
+  CHECK(server_log->level() == spdlog::level::err);
+  CHECK(spdlog::get("remoteable.client")->level() == spdlog::level::err);
+  LoggedServer second({});
+  CHECK(spdlog::get("remoteable.server") == server_log);
+}
+
+TEST_CASE("an application's logger registered as remoteable.server is used, and follows spdlog::set_level") {
+  ScopedLogEnv env(std::nullopt);
+  CleanRegistry clean;
+  auto log = registered("remoteable.server");
+  LoggedServer s({});
+  CHECK(log.has("info", "listening on 127.0.0.1:" + std::to_string(s.server->port())));
+  CHECK_FALSE(traces_calls(s, log));
+  spdlog::set_level(spdlog::level::trace);
+  CHECK(traces_calls(s, log));
+  // The trace line names the connection.
+  CHECK(log.has("trace", "call 'child' on Node (handle "));
+  CHECK(log.has("trace", ", 127.0.0.1:"));
+}
+
+TEST_CASE("log_level in the options gives a server a level of its own, which spdlog::set_level does not change") {
+  ScopedLogEnv env(std::nullopt);
+  CleanRegistry clean;
+  auto log = registered("remoteable.server");
+  remoteable::ServerOptions options;
+  options.log_level = spdlog::level::trace;
+  LoggedServer s(options);
+  CHECK(log.logger->level() == spdlog::level::info);  // the registered one is untouched
+  spdlog::set_level(spdlog::level::off);
+  CHECK(traces_calls(s, log));  // the private copy writes to the same sinks, at trace
+}
+
+TEST_CASE("what a method threw is logged at debug with its type and member; a failed call at trace with the connection and kind") {
+  ScopedLogEnv env(std::nullopt);
+  RingLog log("server", spdlog::level::debug);
+  LoggedServer s(with_logger(log, std::nullopt));
+  asio::io_context context;
+  auto client = test::connect(context, s.endpoint());
+  CHECK(test::error_of(context, client.fetch("root").call("child", 99).get()) == ErrorKind::index);
+  CHECK(test::eventually([&] { return log.has("debug", "'Node.child' threw: index: child index 99 out of range"); }));
+  // The binding's own refusals are not the method's.
+  CHECK(test::error_of(context, client.fetch("root").call("child", "x").get()) == ErrorKind::type);
+  CHECK(test::error_of(context, client.fetch("root").call("no_such").get()) == ErrorKind::attribute);
+  CHECK(log.count("debug", "threw") == 1);
+  CHECK(log.count("trace") == 0);
+
+  log.logger->set_level(spdlog::level::trace);
+  CHECK(test::error_of(context, client.fetch("root").call("child", 98).get()) == ErrorKind::index);
+  CHECK(test::eventually([&] { return log.has("trace", "call failed (127.0.0.1:"); }));
+  CHECK(log.has("trace", "): index: child index 98 out of range"));
+}
+
+TEST_CASE("a server listens on a host name, and a failure to listen names the address and why") {
+  ScopedLogEnv env(std::nullopt);
+  RingLog log("server", spdlog::level::info);
+  remoteable::Registry types;
+  example::register_node(types);
+  remoteable::ServerOptions options;
+  options.logger = log.logger;
+  remoteable::ThreadedServer by_name(remoteable::Endpoint{"localhost", 0}, types, options);
+  example::export_walkthrough(by_name.server());
+  CHECK(log.has("info", "listening on "));
+  asio::io_context context;
+  auto client = test::connect(context, remoteable::Endpoint{"localhost", by_name.port()});
+  CHECK(chain(context, client) == 6);
+  client.close();
+  context.restart();
+  context.poll();
+
+  LoggedServer taken({});
+  remoteable::Endpoint same{"127.0.0.1", taken.server->port()};
+  try {
+    remoteable::ThreadedServer second(same, types, options);
+    FAIL("a second server listened on a taken port");
+  } catch (const std::system_error& e) {
+    CHECK(e.code() == std::errc::address_in_use);
+    CHECK_THAT(std::string(e.what()), Catch::Contains("cannot listen on " + same.to_string()) &&
+                                          Catch::Contains("in use"));
+  }
 }

@@ -38,6 +38,8 @@ class PendingCall {
       asio::post(actor_->root()->strand(), [cancel = cancel_] { cancel->signal.emit(asio::cancellation_type::all); });
     }
   }
+  /// The connection's peer ("host:port"), for log lines.
+  const std::string& peer() const { return budget_->peer; }
   void fulfill(Outcome&& outcome) {
     done_ = true;
     fulfiller_.fulfill(std::move(outcome));

@@ -124,6 +124,9 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   /// Whether calls of `name` on `key` (a type, or a function or class object) ran too long
   /// inline once, and so now always go to the pool. Any thread.
   bool learned_blocking(const void* key, std::string_view name);
+  /// Logs at debug what a method (`member`; empty for a function or class object called) threw,
+  /// as the error its caller gets. Any thread; formats nothing when debug is off.
+  void log_user_error(const Object& self, std::string_view member, std::exception_ptr error) const;
   /// Records that a call of `name` on `key` ran inline for `took`. Any thread.
   void learn_blocking(const void* key, std::string_view type, std::string_view name, std::chrono::nanoseconds took);
 
@@ -171,6 +174,9 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   void accept_failed(std::error_code ec);
   void complete(std::uint64_t id, Outcome outcome, std::exception_ptr error);
   void sweep();            ///< closes idle connections and those that do not read. [loop]
+  /// Resolves `endpoint` and binds the acceptor to the first of its addresses that binds; logs
+  /// "listening on ADDRESS:PORT" at info. Throws std::system_error naming the address and why.
+  void listen(const Endpoint& endpoint);
   void schedule_sweep();
   void maybe_finish_stop();  ///< tears down once a stopping server has no call left. [loop]
 
