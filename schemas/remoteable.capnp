@@ -40,6 +40,8 @@ enum UnaryOp {
 struct Member {
   name @0 :Text;
   kind @1 :Text;   # "field", "readonly field", "property", "readonly property", "method"
+  type @2 :Text;   # fields and properties: the value's kind ("int64", "list of text", "Node")
+  signatures @3 :List(Text);  # methods: each overload, "(int64, text) -> Node"
 }
 
 interface Handle {
@@ -72,7 +74,7 @@ interface Handle {
   get      @9 () -> (value :Value);      # copy a plain value to the caller
   str      @10 () -> (text :Text);
   truthy   @11 () -> (value :Bool);
-  describe @12 () -> (typeName :Text, members :List(Member));
+  describe @12 () -> (typeName :Text, members :List(Member), signatures :List(Text));
 
   chain    @13 (steps :List(Step), fetch :Fetch, keep :Bool) -> (result :Handle, value :Value, text :Text, truth :Bool);
     # Runs the steps in order, each on the previous step's result (the first on this handle),

@@ -10,10 +10,16 @@ namespace remoteable {
 struct MemberInfo {
   std::string name;
   std::string kind;  ///< "field", "readonly field", "property", "readonly property", "method"
+  /// Fields and properties: the kind of their value ("int64", "list of text", "Node or none").
+  std::string type = {};
+  /// Methods: each overload's parameter and result kinds, "(int64, text) -> Node".
+  std::vector<std::string> signatures = {};
 };
 struct Description {
   std::string type_name;
   std::vector<MemberInfo> members;
+  /// Calling the object itself (a function, a class's constructors): each overload, as above.
+  std::vector<std::string> signatures = {};
 };
 
 }  // namespace remoteable

@@ -141,6 +141,19 @@ std::string kind_name(const Registry& r) {
   else return std::string(arg_conv<P>::kind);
 }
 
+/// How a result or a field's value of type R is named by describe(): as a parameter would be,
+/// "none" for void, the awaited type for a coroutine, "value" for a type that only converts out.
+template <class R>
+std::string value_kind_name(const Registry& r) {
+  using D = std::remove_cvref_t<R>;
+  if constexpr (std::is_void_v<D>) return "none";
+  else if constexpr (is_awaitable<D>::value) return value_kind_name<typename D::value_type>(r);
+  else if constexpr (requires { arg_conv<D>::kind; } || is_shared_ptr<D>::value || user_class<D> ||
+                     (std::is_pointer_v<D> && user_class<std::remove_cv_t<std::remove_pointer_t<D>>>))
+    return kind_name<D>(r);
+  else return "value";
+}
+
 template <class... P>
 std::string signature(const Registry& r) {
   std::string s = "(";
@@ -192,9 +205,11 @@ constexpr void check_coroutine() {
 template <class F, class R, class... P>
 Overload function_overload(F f, type_list<P...>) {
   check_coroutine<F, R, P...>();
-  return make_overload<P...>([f = std::move(f)](Ctx& ctx, const Object& self, P... p) {
+  auto o = make_overload<P...>([f = std::move(f)](Ctx& ctx, const Object& self, P... p) {
     return invoke_to_object(ctx, self, f, std::forward<P>(p)...);
   });
+  o.result = [](const Registry& r) { return value_kind_name<R>(r); };
+  return o;
 }
 template <class F>
 Overload function_overload(F f) {
@@ -212,16 +227,20 @@ Overload method_overload_free(F f, type_list<Self, P...>) {
   static_assert(std::is_same_v<std::remove_cvref_t<Self>, T> && std::is_lvalue_reference_v<Self>,
                 "remoteable: a method given as a function must take the object as T& or const T& first");
   check_coroutine<F, R, P...>();
-  return make_overload<P...>([f = std::move(f)](Ctx& ctx, const Object& self, P... p) {
+  auto o = make_overload<P...>([f = std::move(f)](Ctx& ctx, const Object& self, P... p) {
     return invoke_to_object(ctx, self, f, self.as<T>(), std::forward<P>(p)...);
   });
+  o.result = [](const Registry& r) { return value_kind_name<R>(r); };
+  return o;
 }
 template <class T, class F, class R, class... P>
 Overload method_overload_member(F f, type_list<P...>) {
   check_coroutine<F, R, P...>();
-  return make_overload<P...>([f](Ctx& ctx, const Object& self, P... p) {
+  auto o = make_overload<P...>([f](Ctx& ctx, const Object& self, P... p) {
     return invoke_to_object(ctx, self, f, self.as<T>(), std::forward<P>(p)...);
   });
+  o.result = [](const Registry& r) { return value_kind_name<R>(r); };
+  return o;
 }
 template <class T, class F>
 Overload method_overload(F f) {
@@ -462,11 +481,13 @@ class ClassBuilder {
   /// A constructor taking P...; several may be registered, chosen by arity and argument kinds.
   template <class... P>
   ClassBuilder& constructor() {
-    registry_.classes_.at(typeid(T))->constructors.push_back(detail::make_overload<P...>(
+    auto& constructors = registry_.classes_.at(typeid(T))->constructors;
+    constructors.push_back(detail::make_overload<P...>(
         [](detail::Ctx& ctx, const Object&, P... p) {
           ctx.fresh_actor = true;
           return Object{std::make_shared<T>(std::forward<P>(p)...), &detail::info_of<T>(ctx.registry)};
         }));
+    constructors.back().result = [](const Registry& r) { return r.template name_of<T>(); };
     return *this;
   }
 
@@ -479,6 +500,7 @@ class ClassBuilder {
     static_assert(std::is_base_of_v<C, T>, "remoteable: the data member belongs to another class");
     detail::Member m;
     m.kind = std::is_const_v<F> ? detail::Member::Kind::readonly_field : detail::Member::Kind::field;
+    m.value_kind = [](const Registry& r) { return detail::value_kind_name<std::remove_const_t<F>>(r); };
     m.get = [member](detail::Ctx& ctx, const Object& self) {
       return detail::to_object(ctx, self.as<T>().*member, self, !std::is_const_v<F>);
     };
@@ -500,6 +522,8 @@ class ClassBuilder {
   ClassBuilder& property(std::string name, G getter) {
     detail::Member m;
     m.kind = detail::Member::Kind::readonly_property;
+    if constexpr (detail::readable_callable<G>)
+      m.value_kind = [](const Registry& r) { return detail::value_kind_name<typename detail::callable<G>::result>(r); };
     m.get = [getter](detail::Ctx& ctx, const Object& self) {
       return detail::invoke_to_object(ctx, self, getter, self.as<T>());
     };

@@ -142,16 +142,23 @@ class HandleServer final : public wire::Handle::Server {
     context.allowCancellation();
     CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     trace("describe");
-    return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::describe(self); })
+    return core_.on_actor(budget_, actor_, [self = object_](Ctx& ctx) -> Outcome { return ops::describe(ctx.registry, self); })
         .then([context](Outcome o) mutable {
           auto d = take<Description>(o);
           auto results = context.getResults();
           results.setTypeName(d.type_name);
+          auto texts = [](auto out, const std::vector<std::string>& in) {
+            for (unsigned i = 0; i < out.size(); ++i) out.set(i, in[i]);
+          };
           auto members = results.initMembers(static_cast<unsigned>(d.members.size()));
           for (unsigned i = 0; i < members.size(); ++i) {
-            members[i].setName(d.members[i].name);
-            members[i].setKind(d.members[i].kind);
+            auto& m = d.members[i];
+            members[i].setName(m.name);
+            members[i].setKind(m.kind);
+            if (!m.type.empty()) members[i].setType(m.type);
+            texts(members[i].initSignatures(static_cast<unsigned>(m.signatures.size())), m.signatures);
           }
+          texts(results.initSignatures(static_cast<unsigned>(d.signatures.size())), d.signatures);
         }).attach(kj::mv(slot));
   }
 

@@ -254,16 +254,39 @@ bool truthy(const Object& self) {
   return true;
 }
 
-Description describe(const Object& self) {
+namespace {
+std::string described(const Registry& reg, const Overload& o) {
+  return o.signature(reg) + " -> " + (o.result ? o.result(reg) : std::string("value"));
+}
+std::vector<std::string> described(const Registry& reg, const std::vector<Overload>& overloads) {
+  std::vector<std::string> out;
+  out.reserve(overloads.size());
+  for (auto& o : overloads) out.push_back(described(reg, o));
+  return out;
+}
+}  // namespace
+
+Description describe(const Registry& reg, const Object& self) {
   Description d;
   d.type_name = self.type->name;
   const TypeInfo* members = self.type;
   if (self.is(builtin::class_type())) {
-    // A class describes what its instances offer.
-    members = self.as<builtin::ClassObject>().type;
+    // A class describes what its instances offer, and its constructors.
+    auto& cls = self.as<builtin::ClassObject>();
+    members = cls.type;
     d.type_name = "class " + members->name;
+    d.signatures = described(reg, cls.constructors);
+  } else if (self.is(builtin::function_type())) {
+    d.signatures = described(reg, self.as<builtin::Function>().overloads);
+  } else {
+    d.signatures = described(reg, self.type->call);
   }
-  for (auto& [name, m] : members->members) d.members.push_back({name, std::string(to_string(m.kind))});
+  for (auto& [name, m] : members->members) {
+    MemberInfo info{name, std::string(to_string(m.kind))};
+    if (m.kind == Member::Kind::method) info.signatures = described(reg, m.overloads);
+    else info.type = m.value_kind ? m.value_kind(reg) : std::string("value");
+    d.members.push_back(std::move(info));
+  }
   return d;
 }
 

@@ -1,5 +1,6 @@
 #include "cli/format.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -333,6 +334,63 @@ std::string format_json(const Value& value) {
   return out;
 }
 
+namespace {
+
+std::string json_strings(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? "," : "") + json_string(items[i]);
+  return out + "]";
+}
+
+/// describe's answer. Plain: the type, then one aligned row per member (name, kind, then the
+/// value's kind or each signature on a row of its own), calling the object itself first.
+std::string format_description(const Description& d, bool json) {
+  if (json) {
+    std::string out = "{\"type\":" + json_string(d.type_name);
+    if (!d.signatures.empty()) out += ",\"signatures\":" + json_strings(d.signatures);
+    out += ",\"members\":[";
+    bool first = true;
+    for (auto& m : d.members) {
+      if (!first) out += ',';
+      first = false;
+      out += "{\"name\":" + json_string(m.name) + ",\"kind\":" + json_string(m.kind);
+      if (!m.type.empty()) out += ",\"type\":" + json_string(m.type);
+      if (!m.signatures.empty()) out += ",\"signatures\":" + json_strings(m.signatures);
+      out += '}';
+    }
+    return out + "]}\n";
+  }
+  std::size_t name_width = 0, kind_width = 0;
+  if (!d.signatures.empty()) kind_width = 4;  // "call"
+  for (auto& m : d.members) {
+    name_width = std::max(name_width, m.name.size());
+    kind_width = std::max(kind_width, m.kind.size());
+  }
+  auto row = [&](std::string_view name, std::string_view kind, std::string_view detail) {
+    std::string line = "  " + std::string(name);
+    line.append(name_width - name.size() + 2, ' ');
+    line += kind;
+    if (!detail.empty()) {
+      line.append(kind_width - kind.size() + 2, ' ');
+      line += detail;
+    }
+    return line + '\n';
+  };
+  std::string out = d.type_name + '\n';
+  for (std::size_t i = 0; i < d.signatures.size(); ++i) out += row("", i == 0 ? "call" : "", d.signatures[i]);
+  for (auto& m : d.members) {
+    if (m.signatures.empty()) {
+      out += row(m.name, m.kind, m.type);
+      continue;
+    }
+    for (std::size_t i = 0; i < m.signatures.size(); ++i)
+      out += row(i == 0 ? std::string_view(m.name) : "", i == 0 ? std::string_view(m.kind) : "", m.signatures[i]);
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string format(const Outcome& outcome, OutputStyle style) {
   bool json = style == OutputStyle::json;
   return std::visit(
@@ -343,20 +401,7 @@ std::string format(const Outcome& outcome, OutputStyle style) {
         } else if constexpr (std::is_same_v<O, Value>) {
           return (json ? format_json(o) : format_plain(o)) + '\n';
         } else if constexpr (std::is_same_v<O, Description>) {
-          std::string out;
-          if (json) {
-            out = "{\"type\":" + json_string(o.type_name) + ",\"members\":[";
-            bool first = true;
-            for (auto& m : o.members) {
-              if (!first) out += ',';
-              first = false;
-              out += "{\"name\":" + json_string(m.name) + ",\"kind\":" + json_string(m.kind) + '}';
-            }
-            return out + "]}\n";
-          }
-          out = o.type_name + '\n';
-          for (auto& m : o.members) out += "  " + m.name + ": " + m.kind + '\n';
-          return out;
+          return format_description(o, json);
         } else {
           static_assert(std::is_same_v<O, ExportNames>);
           std::string out;

@@ -191,7 +191,14 @@ asio::awaitable<Description> Handle::describe() const {
       d.type_name = response.getTypeName().cStr();
       auto members = response.getMembers();
       if (detail::zero_sized_elements(members)) throw detail::to_kj(detail::zero_sized_error(members.size()));
-      for (auto m : members) d.members.push_back({m.getName().cStr(), m.getKind().cStr()});
+      auto texts = [](auto list) {
+        std::vector<std::string> out;
+        out.reserve(list.size());
+        for (auto t : list) out.emplace_back(t.cStr(), t.size());
+        return out;
+      };
+      for (auto m : members) d.members.push_back({m.getName().cStr(), m.getKind().cStr(), m.getType().cStr(), texts(m.getSignatures())});
+      d.signatures = texts(response.getSignatures());
       return d;
     });
   });

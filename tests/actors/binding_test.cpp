@@ -499,3 +499,39 @@ TEST_CASE("describe lists the members with their kinds, for objects and for clas
   CHECK(c.type_name == "class Shape");
   CHECK(c.members.size() == d.members.size());
 }
+
+TEST_CASE("describe gives each field's and property's value kind and each method overload's signature") {
+  bt::Connected t;
+  auto d = t.run(t.client.fetch("shape").describe());
+  auto member = [&](const std::string& name) {
+    for (auto& m : d.members)
+      if (m.name == name) return m;
+    FAIL("no member " << name);
+    return remoteable::MemberInfo{};
+  };
+  CHECK(member("name").type == "text");
+  CHECK(member("id").type == "int64");
+  CHECK(member("origin").type == "Vec2");
+  CHECK(member("tags").type == "list of int64");
+  CHECK(member("weights").type == "map of float64");
+  CHECK(member("maybe").type == "int64 or none");
+  CHECK(member("blob").type == "bytes");
+  CHECK(member("shared").type == "Vec2");
+  CHECK(member("width").type == "float64");
+  CHECK(member("area").type == "float64");
+  CHECK(member("perimeter").type == "float64");
+  CHECK(member("title").type == "text");
+  CHECK(member("name").signatures.empty());
+  CHECK(member("kind").type.empty());
+  CHECK(member("kind").signatures ==
+        std::vector<std::string>{"(float64) -> text", "(int64) -> text", "(text) -> text", "(int64, int64) -> text", "() -> text"});
+  CHECK(member("nothing").signatures == std::vector<std::string>{"() -> Vec2 or none"});
+  CHECK(member("origin_ref").signatures == std::vector<std::string>{"() -> Vec2"});
+  CHECK(member("origin_ptr").signatures == std::vector<std::string>{"() -> Vec2 or none"});
+  CHECK(member("center").signatures.size() == 1);
+  CHECK(d.signatures.empty());  // an instance is not callable
+  // A class: its constructors, as the signatures of calling it.
+  auto c = t.run(t.client.fetch("Shape").describe());
+  CHECK(c.signatures ==
+        std::vector<std::string>{"() -> Shape", "(int64) -> Shape", "(float64, float64) -> Shape", "(text, int64) -> Shape"});
+}

@@ -151,8 +151,9 @@ TEST_CASE("describe shows the type and its members", "[cli]") {
   Completed c = cli({server.address(), "describe", "root"});
   CHECK(c.exit_code == 0);
   CHECK(starts_with(c.out, "Node\n"));
-  CHECK(c.out.find("  value: ") != std::string::npos);
-  CHECK(c.out.find("  child: method") != std::string::npos);
+  // One aligned row per member: name, kind, the value's kind or the signature.
+  CHECK(c.out.find("\n  child         method  (int64) -> Node\n") != std::string::npos);
+  CHECK(c.out.find("\n  value         field   int64\n") != std::string::npos);
   Completed j = cli({"--json", server.address(), "describe", "root.child(0)"});
   CHECK(starts_with(j.out, "{\"type\":\"Node\",\"members\":["));
 }

@@ -176,9 +176,28 @@ TEST_CASE("browse prints one name a line, or a JSON array", "[format]") {
 }
 
 TEST_CASE("a description prints its type and one member a line", "[format]") {
-  Description d{"Node", {{"value", "field"}, {"child", "method"}}};
-  CHECK(format(Outcome(d), OutputStyle::plain) == "Node\n  value: field\n  child: method\n");
+  Description d{"Node", {{"value", "field", "int64"}, {"child", "method", "", {"(int64) -> Node"}}}};
+  CHECK(format(Outcome(d), OutputStyle::plain) ==
+        "Node\n"
+        "  value  field   int64\n"
+        "  child  method  (int64) -> Node\n");
   CHECK(format(Outcome(d), OutputStyle::json) ==
-        "{\"type\":\"Node\",\"members\":[{\"name\":\"value\",\"kind\":\"field\"},"
-        "{\"name\":\"child\",\"kind\":\"method\"}]}\n");
+        "{\"type\":\"Node\",\"members\":[{\"name\":\"value\",\"kind\":\"field\",\"type\":\"int64\"},"
+        "{\"name\":\"child\",\"kind\":\"method\",\"signatures\":[\"(int64) -> Node\"]}]}\n");
+  // Overloads on rows of their own; calling the object itself first; no type: no column.
+  Description c{"class Counter",
+                {{"inc", "method", "", {"() -> none", "(int64) -> none"}}, {"n", "readonly property", "int64"}, {"x", "field"}},
+                {"() -> Counter", "(int64) -> Counter"}};
+  CHECK(format(Outcome(c), OutputStyle::plain) ==
+        "class Counter\n"
+        "       call               () -> Counter\n"
+        "                          (int64) -> Counter\n"
+        "  inc  method             () -> none\n"
+        "                          (int64) -> none\n"
+        "  n    readonly property  int64\n"
+        "  x    field\n");
+  CHECK(format(Outcome(c), OutputStyle::json) ==
+        "{\"type\":\"class Counter\",\"signatures\":[\"() -> Counter\",\"(int64) -> Counter\"],\"members\":["
+        "{\"name\":\"inc\",\"kind\":\"method\",\"signatures\":[\"() -> none\",\"(int64) -> none\"]},"
+        "{\"name\":\"n\",\"kind\":\"readonly property\",\"type\":\"int64\"},{\"name\":\"x\",\"kind\":\"field\"}]}\n");
 }

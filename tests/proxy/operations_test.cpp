@@ -414,6 +414,9 @@ TEST_CASE("describe names the type and its members") {
   CHECK(t.run(t.client.fetch("five").describe()).members.empty());
   CHECK(t.run(t.client.fetch("Node").describe()).type_name == "class Node");
   CHECK(t.run(t.client.fetch("hypot2").describe()).type_name == "function");
+  // Signatures: a method returning void returns none; a function's own overloads.
+  CHECK(d.members[0].signatures == std::vector<std::string>{"(Node) -> none"});
+  CHECK(t.run(t.client.fetch("hypot2").describe()).signatures == std::vector<std::string>{"(float64, float64) -> float64"});
   CHECK(t.error_of(t.client.fetch("missing").describe()) == ErrorKind::name);
 }
 

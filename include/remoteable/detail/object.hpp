@@ -57,6 +57,8 @@ struct Overload {
   /// "(int64, Node)", for error messages. Computed when needed: classes registered after this
   /// overload still show their names.
   std::function<std::string(const Registry&)> signature;
+  /// The result's kind, "Node", "none", for describe(); null: "value".
+  std::function<std::string(const Registry&)> result;
   std::size_t arity = 0;
   /// How well `args` fit this overload's parameter kinds (arity already checked): -1 not at all,
   /// 0 exactly, 1 with conversions (int64 to float64).
@@ -74,6 +76,8 @@ struct Member {
   std::function<Object(Ctx&, const Object& self)> get;                      // fields, properties
   std::function<void(Ctx&, const Object& self, const Object& value)> set;   // null if read-only
   std::vector<Overload> overloads;                                          // methods
+  /// Fields and properties: the value's kind, for describe(); null: "value".
+  std::function<std::string(const Registry&)> value_kind;
 };
 std::string_view to_string(Member::Kind kind) noexcept;
 
@@ -134,7 +138,6 @@ void charge_expansion(std::uint64_t bytes);
 Plain get(const Object& self);
 std::string str(const Object& self);
 bool truthy(const Object& self);
-Description describe(const Object& self);
 /// Whether calling the method `name` of `self`, or `self` itself, may block (any overload was
 /// registered with remoteable::blocking). Reads only registration data: any thread.
 bool blocking(const Object& self, std::string_view name);
@@ -142,6 +145,9 @@ bool blocking(const Object& self);
 /// Picks the overload that fits `args` best (exact kinds before conversions, then the first
 /// registered), or throws a type error naming `what`, the signatures it takes and what it got.
 const Overload& select(const Registry&, const std::vector<Overload>&, Args args, std::string_view what);
+/// What describe() reports of `self`: its type, members with their kinds, value kinds and
+/// signatures, and the signatures of calling it.
+Description describe(const Registry&, const Object& self);
 }  // namespace ops
 
 /// Maps a user exception to a RemoteError: out_of_range → index, invalid_argument/domain_error
