@@ -119,7 +119,7 @@ template <class... F> struct is_overloads<Overloads<F...>> : std::true_type {};
 inline const TypeInfo* registry_find(const Registry& r, std::type_index t) noexcept { return r.find(t); }
 inline const TypeInfo& registry_info(const Registry& r, std::type_index t, std::string_view cpp_name) {
   if (auto* info = r.find(t)) return *info;
-  throw_error(ErrorKind::type, "C++ type " + std::string(cpp_name) + " is not registered");
+  throw_error(ErrorKind::type, "C++ type " + demangle(std::string(cpp_name).c_str()) + " is not registered");
 }
 
 /// How a parameter of type P is named in messages: "int64", "list of text", "Node", ...
@@ -466,7 +466,7 @@ auto convert_for(Ctx& ctx, const Object& self, const std::string& name, const Ob
   using C = arg_conv<V>;
   if (C::match(ctx.registry, value) < 0)
     throw_error(ErrorKind::type, "'" + self.type->name + "." + name + "' expects " + kind_name<V>(ctx.registry) +
-                                     ", got " + std::string(builtin::type_name(value)));
+                                     ", got " + builtin::described_kind(value));
   return C::from(ctx.registry, value);
 }
 

@@ -1,5 +1,6 @@
 #include <remoteable/detail/builtins.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -486,6 +487,43 @@ bool is_plain(const Object& o) noexcept { return shape(o).plain; }
 
 std::string_view type_name(const Object& o) noexcept {
   return o.type ? std::string_view(o.type->name) : std::string_view("nothing");
+}
+
+std::string described_kind(const Object& o) {
+  bool list = o.is(list_type());
+  if (!list && !o.is(map_type())) return std::string(type_name(o));
+  // The distinct kinds of the first elements (a bounded look: this names a value in a message).
+  constexpr std::size_t looked_at = 1000, named = 3;
+  std::vector<std::string_view> kinds;
+  std::size_t seen = 0, size = 0;
+  bool more_kinds = false;
+  auto note = [&](const Object& e) {
+    auto k = type_name(e);
+    if (std::find(kinds.begin(), kinds.end(), k) != kinds.end()) return;
+    if (kinds.size() < named) kinds.push_back(k);
+    else more_kinds = true;
+  };
+  if (list) {
+    auto& l = items(o);
+    size = l.size();
+    for (auto& e : l) {
+      if (seen++ == looked_at) break;
+      note(e);
+    }
+  } else {
+    auto& m = entries(o);
+    size = m.size();
+    for (auto& [k, v] : m) {
+      if (seen++ == looked_at) break;
+      note(v);
+    }
+  }
+  std::string out = list ? "list" : "map";
+  if (size == 0) return "empty " + out;
+  out += " of ";
+  for (std::size_t i = 0; i < kinds.size(); ++i) out += (i ? (i + 1 == kinds.size() && !more_kinds ? " and " : ", ") : "") + std::string(kinds[i]);
+  if (more_kinds) out += ", ...";
+  return out;
 }
 
 std::optional<Object> binary(BinaryOp op, const Object& a, const Object& b) {

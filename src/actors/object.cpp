@@ -24,13 +24,13 @@ std::string_view to_string(Member::Kind kind) noexcept {
   return "member";
 }
 
-namespace {
-
 std::string demangle(const char* name) {
   int status = 0;
   std::unique_ptr<char, void (*)(void*)> out(abi::__cxa_demangle(name, nullptr, nullptr, &status), std::free);
   return status == 0 && out ? std::string(out.get()) : std::string(name);
 }
+
+namespace {
 
 const Member& member_of(const Object& self, std::string_view name) {
   auto& members = self.type->members;
@@ -42,7 +42,7 @@ const Member& member_of(const Object& self, std::string_view name) {
 
 std::string arg_kinds(Args args) {
   std::string s = "(";
-  for (auto& a : args) s += std::string(builtin::type_name(a)) + ", ";
+  for (auto& a : args) s += builtin::described_kind(a) + ", ";
   if (!args.empty()) s.resize(s.size() - 2);
   return s + ")";
 }

@@ -1,6 +1,8 @@
 // The binding API (Registry / ClassBuilder): every registration form, seen from a client over a
 // real loopback connection.
 
+#include <set>
+
 #include "binding_types.hpp"
 
 using remoteable::Bytes;
@@ -90,6 +92,17 @@ TEST_CASE("setting a field with the wrong kind is a type error naming the field 
   CHECK_THAT(t.message_of(s.set("name", 5)),
              Catch::Contains("Shape.name") && Catch::Contains("expects text") && Catch::Contains("got int64"));
   CHECK_THAT(t.message_of(s.set("tags", std::vector<std::string>{"x"})), Catch::Contains("list of int64"));
+  // What a list or map held, not only that it was one.
+  CHECK_THAT(t.message_of(s.set("tags", std::vector<std::string>{"x", "y"})),
+             Catch::Contains("expects list of int64, got list of text"));
+  CHECK_THAT(t.message_of(s.set("tags", remoteable::Value(remoteable::Value::List{remoteable::Value("x"), remoteable::Value(std::int64_t{1})}))),
+             Catch::Contains("got list of text and int64"));
+  CHECK_THAT(t.message_of(s.set("tags", std::map<std::string, std::string>{{"k", "v"}})), Catch::Contains("got map of text"));
+  CHECK_THAT(t.message_of(s.set("name", std::vector<std::int64_t>{})), Catch::Contains("got empty list"));
+  CHECK_THAT(t.message_of(t.client.fetch("twice")(std::vector<std::int64_t>{1}).get()), Catch::Contains("got (list of int64)"));
+  // C++ type names in messages are demangled.
+  CHECK(remoteable::detail::demangle(typeid(std::set<int>).name()) == "std::set<int, std::less<int>, std::allocator<int> >");
+  CHECK(remoteable::detail::demangle("not a mangled name") == "not a mangled name");
   CHECK_THAT(t.message_of(s.set("origin", 1)), Catch::Contains("Vec2"));
   CHECK(t.error_of(s.set("no_such_member", 1)) == ErrorKind::attribute);
 }
@@ -198,7 +211,7 @@ TEST_CASE("a wrong argument count or kind is a type error naming the member and 
              Catch::Contains("'Shape.sum_x'") && Catch::Contains("(Vec2, Vec2, Vec2 or none, Vec2)") &&
                  Catch::Contains("got (int64)"));
   CHECK_THAT(t.message_of(s.call("total", std::vector<std::string>{"a"}).get()),
-             Catch::Contains("'Shape.total'") && Catch::Contains("(list of int64)") && Catch::Contains("got (list)"));
+             Catch::Contains("'Shape.total'") && Catch::Contains("(list of int64)") && Catch::Contains("got (list of text)"));
   CHECK_THAT(t.message_of(s.call("or_default", "x").get()), Catch::Contains("(int64 or none)"));
   // Path was registered after Shape; its name still shows.
   CHECK_THAT(t.message_of(s.call("path_length", 1).get()), Catch::Contains("(Path)"));

@@ -88,6 +88,9 @@ bool is_plain(const Object& o) noexcept;
 
 /// The type name used in messages: a registered name or a built-in kind.
 std::string_view type_name(const Object& o) noexcept;
+/// The same, with a list's or map's element kinds: "list of text", "map of int64 and text",
+/// "empty list" (from at most the first 1,000 elements).
+std::string described_kind(const Object& o);
 
 /// Built-in arithmetic and comparison; nullopt when neither side is a built-in that knows `op`.
 std::optional<Object> binary(BinaryOp op, const Object& lhs, const Object& rhs);

@@ -150,6 +150,10 @@ const Overload& select(const Registry&, const std::vector<Overload>&, Args args,
 Description describe(const Registry&, const Object& self);
 }  // namespace ops
 
+/// A C++ type's name as written ("std::set<int, ...>"), from typeid(T).name(); the name itself
+/// if it cannot be demangled.
+std::string demangle(const char* mangled);
+
 /// Maps a user exception to a RemoteError: out_of_range → index, invalid_argument/domain_error
 /// → value, RemoteError stays itself, anything else → user ("TypeName: what()").
 RemoteError to_remote_error(std::exception_ptr error);
