@@ -60,7 +60,9 @@ class ConnectionShutdown final : public asio::execution_context::service {
 ClientConnection::ClientConnection(asio::any_io_executor executor, ClientOptions options)
     : loop_(std::make_shared<KjLoop>(std::move(executor))),
       options_(std::move(options)),
-      log_(make_logger(options_.logger, "remoteable.client", options_.log_level)),
+      // connect_with_retries resolved the logger (and its level) once for all attempts: resolving
+      // it again would re-apply REMOTEABLE_LOG to the shared registered logger per connection.
+      log_(options_.logger ? options_.logger : make_logger(nullptr, "remoteable.client", options_.log_level)),
       counters_(std::make_shared<WireCounters>(options_.trace_wire)) {
   if (options_.max_nesting < 1 || options_.max_nesting > max_nesting_limit)
     throw std::invalid_argument("ClientOptions::max_nesting must be between 1 and " + std::to_string(max_nesting_limit));
