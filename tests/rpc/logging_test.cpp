@@ -258,6 +258,23 @@ TEST_CASE("the default loggers are spdlog's remoteable.server and remoteable.cli
   CHECK(spdlog::get("remoteable.server") == server_log);
 }
 
+TEST_CASE("REMOTEABLE_LOG sets the default client logger once, when it is made, not again on each connection") {
+  ScopedLogEnv env(std::string("trace"));
+  CleanRegistry clean;
+  LoggedServer s({});
+  asio::io_context context;
+  auto first = test::connect(context, s.endpoint());
+  auto shared = spdlog::get("remoteable.client");
+  REQUIRE(shared != nullptr);
+  CHECK(shared->level() == spdlog::level::trace);
+  // The application changes the level afterwards: a later connection must not undo it.
+  spdlog::set_level(spdlog::level::err);
+  auto second = test::connect(context, s.endpoint());
+  CHECK(chain(context, second) == 6);
+  CHECK(spdlog::get("remoteable.client") == shared);
+  CHECK(shared->level() == spdlog::level::err);
+}
+
 TEST_CASE("an application's logger registered as remoteable.server is used, and follows spdlog::set_level") {
   ScopedLogEnv env(std::nullopt);
   CleanRegistry clean;
