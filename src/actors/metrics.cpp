@@ -188,7 +188,13 @@ ServerMetrics::~ServerMetrics() {
   if (!exposer_) return;
   // civetweb's listener waits for connections in 2 s slices and sees that it should stop only
   // between them: stopping would take up to 2 s. A connection of our own ends the wait at once.
-  auto stopping = std::async(std::launch::async, [this] { exposer_.reset(); });
+  std::future<void> stopping;
+  try {
+    stopping = std::async(std::launch::async, [this] { exposer_.reset(); });
+  } catch (const std::system_error&) {  // no thread to spare: stop it the slow way
+    exposer_.reset();
+    return;
+  }
   asio::io_context io;
   while (stopping.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
     asio::ip::tcp::socket wake(io);
