@@ -1,6 +1,7 @@
-// remoteable_bench_server PORT: the benchmark's object model served by remoteable. Exports
-// "root" (a Node whose value is 38) and "add" (a free function). Prints "READY <port>" once
-// listening.
+// remoteable_bench_server PORT [ADVERTISED_PORT] [--metrics HOST:PORT]: the benchmark's object
+// model served by remoteable. Exports "root" (a Node whose value is 38) and "add" (a free
+// function). Prints "READY <port>" once listening. --metrics turns ServerOptions::metrics on
+// (scripts/bench-ab --metrics-b measures what that costs).
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -12,7 +13,9 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "bench_common.hpp"
 #include <remoteable/remoteable.hpp>
@@ -71,8 +74,15 @@ void export_add(S& server, const remoteable::Registry& types) {
 int main(int argc, char** argv) {
   // ADVERTISED_PORT: the port clients are told to use (a proxy in front of this server, say);
   // it is what the READY line shows. By default the port actually bound.
-  if (argc != 2 && argc != 3) bench::fail("usage: remoteable_bench_server PORT [ADVERTISED_PORT]");
-  auto port = static_cast<std::uint16_t>(std::stoi(argv[1]));
+  std::vector<std::string> args;
+  std::optional<remoteable::Endpoint> metrics;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--metrics" && i + 1 < argc) metrics = remoteable::Endpoint::parse(argv[++i]);
+    else args.emplace_back(argv[i]);
+  }
+  if (args.size() != 1 && args.size() != 2)
+    bench::fail("usage: remoteable_bench_server PORT [ADVERTISED_PORT] [--metrics HOST:PORT]");
+  auto port = static_cast<std::uint16_t>(std::stoi(args[0]));
 
   remoteable::Registry types;
   types.class_<Node>("Node").constructor<std::int64_t>().field("value", &Node::value).method("child", &Node::child);
@@ -85,11 +95,12 @@ int main(int argc, char** argv) {
   if (const char* ms = std::getenv("BENCH_SLOW_CALL_MS")) options.slow_call = std::chrono::milliseconds(std::atoi(ms));
   options.max_handles_per_connection = 2'000'000;
   options.max_connections = 4096;
+  options.metrics = metrics;
   remoteable::Server server{{"127.0.0.1", port}, types, options};
   server.export_object(std::make_shared<Node>(38), "root");
   export_add(server, types);
   server.export_function("rss_bytes", &rss_bytes);
   server.export_class<Node>("Node");  // W2 --actors N constructs N nodes: one actor each
-  std::cout << "READY " << (argc == 3 ? std::string(argv[2]) : std::to_string(server.port())) << std::endl;
+  std::cout << "READY " << (args.size() == 2 ? args[1] : std::to_string(server.port())) << std::endl;
   server.run();
 }

@@ -101,6 +101,13 @@ struct ServerOptions {
   /// what a method threw at debug (with the type and member), each operation (each step of a
   /// chain) and each failed call at trace (with the connection's "host:port" and the error kind).
   std::optional<spdlog::level::level_enum> log_level;
+  /// Where to serve Prometheus metrics over HTTP (GET /metrics, text format), unset (the
+  /// default): no metrics, nothing recorded. Bound at construction (port 0: any free port,
+  /// see Server::metrics_port()); a failure throws std::system_error naming the address. A
+  /// name is resolved, an IPv4 address taken first. Logs "metrics on http://ADDRESS:PORT/metrics"
+  /// at info. The endpoint has no authentication and serves anyone who can reach it: keep it on
+  /// loopback or a private network. The metrics are listed in the README ("Metrics").
+  std::optional<Endpoint> metrics;
 };
 
 namespace detail { class ServerCore; }
@@ -123,6 +130,8 @@ class Server {
 
   /// The port actually bound (useful with port 0).
   std::uint16_t port() const;
+  /// The port the metrics endpoint listens on (ServerOptions::metrics); 0 when metrics are off.
+  std::uint16_t metrics_port() const;
 
   // Export names: a name must be one identifier a client can write (an ASCII letter or '_',
   // then letters, digits or '_', at most 255 bytes, not true/True/false/False/none/None/not),

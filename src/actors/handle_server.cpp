@@ -62,7 +62,7 @@ class HandleServer final : public wire::Handle::Server {
     auto name = text(params.getName());
     trace("set", name);
     return core_.decode(params.getValue()).then([this, name = std::move(name)](Object value) {
-      return core_.on_actor(budget_, actor_, [self = object_, name, value](Ctx& ctx) -> Outcome {
+      return core_.on_actor(budget_, actor_, metered(CallOp::set_attr, object_, name), [self = object_, name, value](Ctx& ctx) -> Outcome {
         ops::set_attr(ctx, self, name, value);
         return None{};
       }, {value});
@@ -78,7 +78,7 @@ class HandleServer final : public wire::Handle::Server {
     values.add(core_.decode(params.getKey()));
     values.add(core_.decode(params.getValue()));
     return kj::joinPromises(values.finish()).then([this](kj::Array<Object> kv) {
-      return core_.on_actor(budget_, actor_, [self = object_, key = kv[0], value = kv[1]](Ctx& ctx) -> Outcome {
+      return core_.on_actor(budget_, actor_, metered(CallOp::set_item, object_), [self = object_, key = kv[0], value = kv[1]](Ctx& ctx) -> Outcome {
         ops::set_item(ctx, self, key, value);
         return None{};
       }, {kv[0], kv[1]});
@@ -116,7 +116,8 @@ class HandleServer final : public wire::Handle::Server {
     context.allowCancellation();
     CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     trace("get");
-    return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::get(self); }, {}, expansive(object_))
+    return core_.on_actor(budget_, actor_, metered(CallOp::get, object_), [self = object_](Ctx&) -> Outcome { return ops::get(self); }, {},
+                          expansive(object_))
         .then([this, context](Outcome o) mutable {
           core_.encode(context.getResults().initValue(), take<Plain>(o), actor_, budget_);
         }).attach(kj::mv(slot));
@@ -126,7 +127,8 @@ class HandleServer final : public wire::Handle::Server {
     context.allowCancellation();
     CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     trace("str");
-    return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::str(self); }, {}, expansive(object_))
+    return core_.on_actor(budget_, actor_, metered(CallOp::str, object_), [self = object_](Ctx&) -> Outcome { return ops::str(self); }, {},
+                          expansive(object_))
         .then([context](Outcome o) mutable { context.getResults().setText(take<std::string>(o)); }).attach(kj::mv(slot));
   }
 
@@ -134,7 +136,7 @@ class HandleServer final : public wire::Handle::Server {
     context.allowCancellation();
     CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     trace("truthy");
-    return core_.on_actor(budget_, actor_, [self = object_](Ctx&) -> Outcome { return ops::truthy(self); })
+    return core_.on_actor(budget_, actor_, metered(CallOp::truthy, object_), [self = object_](Ctx&) -> Outcome { return ops::truthy(self); })
         .then([context](Outcome o) mutable { context.getResults().setValue(take<bool>(o)); }).attach(kj::mv(slot));
   }
 
@@ -142,7 +144,8 @@ class HandleServer final : public wire::Handle::Server {
     context.allowCancellation();
     CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     trace("describe");
-    return core_.on_actor(budget_, actor_, [self = object_](Ctx& ctx) -> Outcome { return ops::describe(ctx.registry, self); })
+    return core_.on_actor(budget_, actor_, metered(CallOp::describe, object_),
+                          [self = object_](Ctx& ctx) -> Outcome { return ops::describe(ctx.registry, self); })
         .then([context](Outcome o) mutable {
           auto d = take<Description>(o);
           auto results = context.getResults();
@@ -172,6 +175,23 @@ class HandleServer final : public wire::Handle::Server {
     if (!tracing()) return;
     if (detail.empty()) core_.log->trace("{} on {} (handle {}, {})", op, builtin::type_name(self), fmt::ptr(this), budget_->peer);
     else core_.log->trace("{} '{}' on {} (handle {}, {})", op, detail, builtin::type_name(self), fmt::ptr(this), budget_->peer);
+  }
+
+  /// The metrics series of `op` on `self` (`name`: its member), null when metrics are off. [loop]
+  CallSeries* metered(CallOp op, const Object& self, std::string_view name = {}) const {
+    return core_.metrics ? core_.metrics->series(op, self, name) : nullptr;
+  }
+  static CallOp call_op(StepKind kind) {
+    switch (kind) {
+      case StepKind::attr: return CallOp::attr;
+      case StepKind::call: return CallOp::call;
+      case StepKind::invoke: return CallOp::invoke;
+      case StepKind::item: return CallOp::item;
+      case StepKind::len: return CallOp::len;
+      case StepKind::binary: return CallOp::binary;
+      case StepKind::unary: return CallOp::unary;
+    }
+    return CallOp::call;
   }
 
   /// One operation that makes a new object: a method of this interface, or a step of a chain.
@@ -217,8 +237,9 @@ class HandleServer final : public wire::Handle::Server {
                                 wire::Handle::Fetch fetch) {
     // Operands that may expand far (==, argument conversion) send the work to the pool.
     bool heavy = expansive(self) || any_expansive(step.operands);
+    auto* series = metered(call_op(step.kind), self, step.name);  // before the name moves into the work
     auto on = [&](auto work, std::vector<Object> touched = {}, bool blocking = false) {
-      return core_.on_actor(budget_, actor, std::move(work), std::move(touched), blocking || heavy, fetch);
+      return core_.on_actor(budget_, actor, series, std::move(work), std::move(touched), blocking || heavy, fetch);
     };
     switch (step.kind) {
       case StepKind::attr:
@@ -320,9 +341,11 @@ class HandleServer final : public wire::Handle::Server {
 
 wire::Handle::Client ServerCore::wrap(const Object& object, const std::shared_ptr<Actor>& actor,
                                       const std::shared_ptr<Budget>& budget, bool fresh) {
-  if (budget->handles >= options.max_handles_per_connection)
+  if (budget->handles >= options.max_handles_per_connection) {
+    if (metrics) metrics->breach(Limit::max_handles_per_connection);
     throw to_kj(RemoteError(ErrorKind::overloaded, "too many live handles on this connection (limit " +
                                                        std::to_string(options.max_handles_per_connection) + ")"));
+  }
   return kj().caps.add(kj::heap<HandleServer>(*this, object, owner_for(object, actor, fresh), budget));
 }
 

@@ -34,12 +34,16 @@ class RegistryServer final : public wire::Registry::Server {
   /// Refuses an attach past max_attached_per_connection or max_attached. [mutex]
   void check_attach_limits() const {
     auto& o = core_.options;
-    if (budget_->attached >= o.max_attached_per_connection)
+    if (budget_->attached >= o.max_attached_per_connection) {
+      if (core_.metrics) core_.metrics->breach(Limit::max_attached_per_connection);
       throw to_kj(RemoteError(ErrorKind::overloaded, "too many names attached by this connection (limit max_attached_per_connection = " +
                                                          std::to_string(o.max_attached_per_connection) + ")"));
-    if (core_.attached_names >= o.max_attached)
+    }
+    if (core_.attached_names >= o.max_attached) {
+      if (core_.metrics) core_.metrics->breach(Limit::max_attached);
       throw to_kj(RemoteError(ErrorKind::overloaded, "too many names attached by clients (limit max_attached = " +
                                                          std::to_string(o.max_attached) + ")"));
+    }
   }
 
   ServerCore& core_;

@@ -33,6 +33,7 @@ Server::~Server() {
 }
 
 std::uint16_t Server::port() const { return core_->acceptor.local_endpoint().port(); }
+std::uint16_t Server::metrics_port() const { return core_->metrics ? core_->metrics->port() : 0; }
 
 void Server::export_ref(Object ref, std::string name, const std::string* same_actor, bool replace) {
   if (auto problem = export_name_problem(name); !problem.empty()) throw std::invalid_argument(problem);

@@ -21,7 +21,7 @@ ServerConnection::ServerConnection(ServerCore& core, asio::ip::tcp::socket socke
   budget_->peer = peer_;
   rpc_.emplace(core.loop, std::move(socket), capnp::rpc::twoparty::Side::SERVER,
                capnp::Capability::Client(kj::heap<RegistryServer>(core, budget_)), options,
-               std::make_shared<WireCounters>(false));
+               std::make_shared<WireCounters>(false), core.metrics ? core.metrics->bytes() : nullptr);
   auto& rpc = KJ_ASSERT_NONNULL(rpc_);
   if (core.options.max_inflight_call_bytes > 0) rpc.set_flow_limit(std::max<std::size_t>(1, core.options.max_inflight_call_bytes / 8));
   // Checked where answers are queued, not only by the sweep (which may wait behind the
@@ -29,9 +29,11 @@ ServerConnection::ServerConnection(ServerCore& core, asio::ip::tcp::socket socke
   rpc.limit_queued(core.options.max_outbound_bytes, [this](std::size_t queued) {
     core_.log->warn("disconnecting {}: {} bytes of answers unread (limit max_outbound_bytes = {})", peer_, queued,
                     core_.options.max_outbound_bytes);
+    if (core_.metrics) core_.metrics->breach(Limit::max_outbound_bytes);
     if (close_) close_->fulfill();  // the stream has closed the socket
   });
   core_.open_connections.fetch_add(1);
+  if (core_.metrics) core_.metrics->connection_opened();
   auto& list = core_.kj().connections;
   self_ = list.insert(list.end(), this);
   core_.log->info("connection from {}", peer_);
@@ -76,9 +78,11 @@ void ServerConnection::check(std::chrono::steady_clock::time_point now) {
     auto& o = core_.options;
     if (r->queued_bytes() > o.max_outbound_bytes) {
       core_.log->warn("disconnecting {}: {} bytes of answers unread (limit max_outbound_bytes = {})", peer_, r->queued_bytes(), o.max_outbound_bytes);
+      if (core_.metrics) core_.metrics->breach(Limit::max_outbound_bytes);
       this->close();
     } else if (o.idle_timeout.count() > 0 && budget_->in_flight == 0 && now - budget_->last_activity > o.idle_timeout) {
       core_.log->info("disconnecting {}: idle", peer_);
+      if (core_.metrics) core_.metrics->breach(Limit::idle_timeout);
       this->close();
     }
   }

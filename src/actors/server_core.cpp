@@ -33,6 +33,7 @@ ServerCore::ServerCore(Endpoint endpoint, const Registry& types, ServerOptions o
   if (options.max_nesting < 1 || options.max_nesting > max_nesting_limit)
     throw std::invalid_argument("ServerOptions::max_nesting must be between 1 and " + std::to_string(max_nesting_limit));
   listen(endpoint);
+  if (options.metrics) metrics = std::make_unique<ServerMetrics>(*options.metrics, ServerMetrics::Gauges{open_connections, live_handles, calls_in_flight}, *log);
   keep_running_.emplace(io.get_executor());
 }
 
@@ -112,7 +113,7 @@ void ServerCore::complete(std::uint64_t id, Outcome outcome, std::exception_ptr 
       if (error) {
         auto e = to_remote_error(error);
         if (core->log->should_log(spdlog::level::trace)) core->log->trace("call failed ({}): {}", it->second->peer(), e.what());
-        it->second->reject(to_kj(e));
+        it->second->reject(e.kind(), to_kj(e));
       }
       else it->second->fulfill(std::move(outcome));
     }
@@ -148,6 +149,7 @@ void ServerCore::accept_one() {
       if (core->stopping) return;
       if (core->open_connections.load() >= core->options.max_connections) {
         core->log->warn("refusing {}: {} connections open (limit)", peer, core->options.max_connections);
+        if (core->metrics) core->metrics->breach(Limit::max_connections);
         return;  // the socket closes here
       }
       try {
@@ -329,7 +331,7 @@ void ServerCore::teardown() {
   if (!kj_) return;
   draining_ = false;
   auto calls = kj_->pending;  // rejecting unlinks nothing: only destruction does
-  for (auto& [id, call] : calls) call->abort(to_kj(RemoteError(ErrorKind::disconnected, "the server is stopping")));
+  for (auto& [id, call] : calls) call->abort(RemoteError(ErrorKind::disconnected, "the server is stopping"));
   auto k = std::move(kj_);
   k.reset();  // tasks first (every connection, capability and call), then the capability set
 }

@@ -37,7 +37,7 @@ constexpr size_t flush_now = 32 * 1024;
 
 /// Writes as much of `pieces` (from `first`) as the socket takes without blocking. Returns
 /// true when all is written; throws on a broken connection.
-bool write_some(int fd, std::vector<iovec>& pieces, size_t& first, WireCounters* counters) {
+bool write_some(int fd, std::vector<iovec>& pieces, size_t& first, WireCounters* counters, ByteCounts* bytes) {
   while (first < pieces.size()) {
     if (fd < 0) throw disconnected("write on closed socket", EPIPE);
     msghdr msg{};
@@ -50,6 +50,7 @@ bool write_some(int fd, std::vector<iovec>& pieces, size_t& first, WireCounters*
       throw disconnected("write failed", errno);
     }
     if (counters) counters->count_write();
+    if (bytes) bytes->sent.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
     auto left = static_cast<size_t>(n);
     while (first < pieces.size() && left >= pieces[first].iov_len) left -= pieces[first++].iov_len;
     if (left > 0) {
@@ -67,6 +68,7 @@ struct AsioStream::Shared : IdleTask, std::enable_shared_from_this<Shared> {
   std::shared_ptr<KjLoop> loop;
   asio::ip::tcp::socket socket;
   std::shared_ptr<WireCounters> counters;
+  std::shared_ptr<ByteCounts> byte_counts;  // null: not counted
   bool read_aborted = false;
 
   // Bytes received but not yet read: in[in_pos, in_end).
@@ -115,6 +117,7 @@ struct AsioStream::Shared : IdleTask, std::enable_shared_from_this<Shared> {
       ssize_t n = direct ? ::recv(descriptor, bytes + got, max - got, MSG_DONTWAIT)
                          : ::recv(descriptor, in.get(), read_buffer_size, MSG_DONTWAIT);
       if (n > 0) {
+        if (byte_counts) byte_counts->received.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
         if (direct) got += static_cast<size_t>(n);
         else in_pos = 0, in_end = static_cast<size_t>(n), drained = in_end < read_buffer_size;
         continue;
@@ -133,7 +136,7 @@ struct AsioStream::Shared : IdleTask, std::enable_shared_from_this<Shared> {
     std::vector<iovec> piece{iovec{out.data() + out_sent, unsent()}};
     size_t first = 0;
     try {
-      bool all = write_some(fd(), piece, first, counters.get());
+      bool all = write_some(fd(), piece, first, counters.get(), byte_counts.get());
       out_sent = out.size() - (all ? 0 : piece[0].iov_len);
       if (!all) return wait_writable();
     } catch (kj::Exception& e) {
@@ -222,6 +225,7 @@ class AsioStream::ReadOp {
           KjLoop::Scope scope(*shared->loop);
           shared->receiving = false;
           if (n > 0) {
+            if (shared->byte_counts) shared->byte_counts->received.fetch_add(n, std::memory_order_relaxed);
             shared->in_pos = 0;
             shared->in_end = n;
             shared->drained = n < read_buffer_size;
@@ -241,9 +245,11 @@ class AsioStream::ReadOp {
   size_t min_, max_, got_;
 };
 
-AsioStream::AsioStream(std::shared_ptr<KjLoop> loop, asio::ip::tcp::socket socket, std::shared_ptr<WireCounters> counters)
+AsioStream::AsioStream(std::shared_ptr<KjLoop> loop, asio::ip::tcp::socket socket, std::shared_ptr<WireCounters> counters,
+                       std::shared_ptr<ByteCounts> bytes)
     : shared_(std::make_shared<Shared>(std::move(loop), std::move(socket))) {
   shared_->counters = std::move(counters);
+  shared_->byte_counts = std::move(bytes);
   shared_->socket.non_blocking(true);
   shared_->socket.set_option(asio::ip::tcp::no_delay(true));
 }
@@ -286,7 +292,7 @@ kj::Promise<void> AsioStream::write(kj::ArrayPtr<const kj::ArrayPtr<const kj::by
     for (auto& p : pieces)
       if (p.size() > 0) iov.push_back(iovec{const_cast<kj::byte*>(p.begin()), p.size()});
     size_t first = 0;
-    if (write_some(s.fd(), iov, first, s.counters.get())) return kj::READY_NOW;
+    if (write_some(s.fd(), iov, first, s.counters.get(), s.byte_counts.get())) return kj::READY_NOW;
     for (size_t i = first; i < iov.size(); ++i) {
       auto* b = static_cast<const kj::byte*>(iov[i].iov_base);
       s.out.insert(s.out.end(), b, b + iov[i].iov_len);

@@ -5,6 +5,8 @@
 
 #include <asio/bind_executor.hpp>
 #include <asio/ip/tcp.hpp>
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 
@@ -13,6 +15,13 @@
 namespace remoteable::detail {
 
 class WireCounters;
+
+/// Bytes that streams took from and gave to their sockets (a server's metrics count all its
+/// connections in one). Added to on the streams' loop, read from any thread.
+struct ByteCounts {
+  std::atomic<std::uint64_t> received{0};
+  std::atomic<std::uint64_t> sent{0};
+};
 
 /// Reads and writes use non-blocking syscalls. When the socket has nothing to read, one Asio
 /// receive into the stream's own buffer waits for it, so Asio never holds a pointer into KJ's
@@ -25,8 +34,9 @@ class WireCounters;
 /// cancels pending waits and closes the socket.
 class AsioStream final : public kj::AsyncIoStream {
  public:
-  /// `counters`, if given, counts the socket writes.
-  AsioStream(std::shared_ptr<KjLoop> loop, asio::ip::tcp::socket socket, std::shared_ptr<WireCounters> counters = nullptr);
+  /// `counters`, if given, counts the socket writes; `bytes`, if given, the bytes read and written.
+  AsioStream(std::shared_ptr<KjLoop> loop, asio::ip::tcp::socket socket, std::shared_ptr<WireCounters> counters = nullptr,
+             std::shared_ptr<ByteCounts> bytes = nullptr);
   ~AsioStream() noexcept(false);
 
   kj::Promise<size_t> tryRead(void* buffer, size_t min_bytes, size_t max_bytes) override;

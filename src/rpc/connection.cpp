@@ -96,9 +96,10 @@ kj::Promise<void> CountingMessageStream::writeMessages(
 
 RpcConnection::RpcConnection(std::shared_ptr<KjLoop> loop, asio::ip::tcp::socket socket,
                              capnp::rpc::twoparty::Side side, kj::Maybe<capnp::Capability::Client> bootstrap,
-                             capnp::ReaderOptions options, std::shared_ptr<WireCounters> counters)
+                             capnp::ReaderOptions options, std::shared_ptr<WireCounters> counters,
+                             std::shared_ptr<ByteCounts> bytes)
     : loop_(loop), counters_(std::move(counters)) {
-  stream_ = kj::heap<AsioStream>(loop, std::move(socket), counters_);
+  stream_ = kj::heap<AsioStream>(loop, std::move(socket), counters_, std::move(bytes));
   messages_ = kj::heap<CountingMessageStream>(*stream_, counters_);
   network_ = kj::heap<capnp::TwoPartyVatNetwork>(*messages_, side, options);
   KJ_IF_MAYBE(b, bootstrap) {

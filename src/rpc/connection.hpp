@@ -68,9 +68,10 @@ class CountingMessageStream final : public capnp::MessageStream {
 class RpcConnection {
  public:
   /// `bootstrap` is what the peer gets as our bootstrap capability (servers); null for clients.
+  /// `bytes`, if given, counts the bytes through the socket (see AsioStream).
   RpcConnection(std::shared_ptr<KjLoop> loop, asio::ip::tcp::socket socket, capnp::rpc::twoparty::Side side,
                 kj::Maybe<capnp::Capability::Client> bootstrap, capnp::ReaderOptions options,
-                std::shared_ptr<WireCounters> counters);
+                std::shared_ptr<WireCounters> counters, std::shared_ptr<ByteCounts> bytes = nullptr);
   ~RpcConnection();
 
   /// The peer's bootstrap capability (client side).

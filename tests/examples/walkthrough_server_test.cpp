@@ -7,6 +7,7 @@
 #include <string>
 
 #include "process.hpp"
+#include "scrape.hpp"
 #include "support.hpp"
 
 namespace {
@@ -51,4 +52,43 @@ TEST_CASE("the walkthrough server prints where it serves and stops cleanly on SI
 
 TEST_CASE("the walkthrough server stops cleanly on SIGTERM") {
   serve_then_stop(SIGTERM);
+}
+
+TEST_CASE("the walkthrough server serves metrics with --metrics HOST:PORT") {
+  test::Process server({WALKTHROUGH_SERVER_PATH, "127.0.0.1:0", "--metrics", "127.0.0.1:0"});
+  auto serving = server.read_line();
+  REQUIRE(serving);
+  auto metrics = server.read_line();
+  REQUIRE(metrics);
+  REQUIRE(metrics->rfind("metrics on http://127.0.0.1:", 0) == 0);
+  REQUIRE(metrics->size() > 8);
+  REQUIRE(metrics->substr(metrics->size() - 8) == "/metrics");
+  auto metrics_port = port_of(metrics->substr(0, metrics->size() - 8));
+
+  asio::io_context context;
+  auto client = test::connect(context, {"127.0.0.1", port_of(*serving)});
+  CHECK(test::await(context, (client.fetch("root").call("child", 0).attr("value") + 4).as<std::int64_t>()) == 6);
+  auto s = test::scrape(metrics_port);
+  CHECK(s.count("remoteable_calls_total", {{"op", "call"}, {"member", "Node.child"}}) == 1);
+  CHECK(s.count("remoteable_calls_total", {{"op", "binary"}, {"member", "int64"}}) == 1);
+  CHECK(s.count("remoteable_connections") == 1);
+  client.close();
+  context.restart();
+  context.poll();
+  server.kill(SIGTERM);
+  CHECK(server.read_line().value_or("(no line)") == "stopped");
+}
+
+TEST_CASE("the walkthrough server has no metrics unless asked, and refuses a bad --metrics") {
+  {
+    test::Process server({WALKTHROUGH_SERVER_PATH, "127.0.0.1:0"});
+    REQUIRE(server.read_line());
+    server.kill(SIGTERM);
+    CHECK(server.read_line().value_or("(no line)") == "stopped");  // no "metrics on" line before it
+  }
+  test::Process bad({WALKTHROUGH_SERVER_PATH, "127.0.0.1:0", "--metrics"});
+  CHECK_FALSE(bad.read_line());  // the error goes to stderr; nothing is served
+  const int status = bad.wait();
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 1);
 }

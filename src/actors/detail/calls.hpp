@@ -5,6 +5,7 @@
 
 #include <asio/post.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -21,19 +22,24 @@ namespace remoteable::detail {
 
 /// A call handed to an actor, as the promise KJ holds. Destroying it before it completed means
 /// the client cancelled (or the connection went): the actor is told, so that a call not yet
-/// started is skipped and a coroutine method stops at its next co_await.
+/// started is skipped and a coroutine method stops at its next co_await. With metrics on, it
+/// records the call's end (a cancelled one as a `cancelled` error) in its series.
 class PendingCall {
  public:
   PendingCall(kj::PromiseFulfiller<Outcome>& fulfiller, ServerCore::Kj& kj, std::uint64_t id,
-              std::shared_ptr<Budget> budget, std::shared_ptr<CallCancel> cancel, std::shared_ptr<Actor> actor)
-      : fulfiller_(fulfiller), pending_(kj.pending_calls), id_(id), budget_(std::move(budget)), cancel_(std::move(cancel)), actor_(std::move(actor)) {
+              std::shared_ptr<Budget> budget, std::shared_ptr<CallCancel> cancel, std::shared_ptr<Actor> actor,
+              CallSeries* series)
+      : fulfiller_(fulfiller), pending_(kj.pending_calls), id_(id), budget_(std::move(budget)), cancel_(std::move(cancel)),
+        actor_(std::move(actor)), series_(series) {
     pending_->emplace(id_, this);
     ++budget_->in_flight;
+    if (series_) start_ = std::chrono::steady_clock::now();
   }
   ~PendingCall() {
     pending_->erase(id_);
     --budget_->in_flight;
     if (!done_) {
+      if (series_) series_->failed(ErrorKind::cancelled, std::chrono::steady_clock::now() - start_);
       cancel_->cancelled = true;
       asio::post(actor_->root()->strand(), [cancel = cancel_] { cancel->signal.emit(asio::cancellation_type::all); });
     }
@@ -42,20 +48,22 @@ class PendingCall {
   const std::string& peer() const { return budget_->peer; }
   void fulfill(Outcome&& outcome) {
     done_ = true;
+    if (series_) series_->ended(std::chrono::steady_clock::now() - start_);
     fulfiller_.fulfill(std::move(outcome));
   }
-  void reject(kj::Exception&& e) {
+  /// Fails the call with `e`, of `kind`.
+  void reject(ErrorKind kind, kj::Exception&& e) {
     done_ = true;
+    if (series_) series_->failed(kind, std::chrono::steady_clock::now() - start_);
     fulfiller_.reject(kj::mv(e));
   }
   /// Rejects the call and stops the work behind it: a call not started is skipped, a coroutine
   /// method stops at its next co_await. For a server tearing down.
-  void abort(kj::Exception&& e) {
-    if (!done_) {
-      cancel_->cancelled = true;
-      asio::post(actor_->root()->strand(), [cancel = cancel_] { cancel->signal.emit(asio::cancellation_type::all); });
-    }
-    reject(kj::mv(e));
+  void abort(const RemoteError& e) {
+    if (done_) return;
+    cancel_->cancelled = true;
+    asio::post(actor_->root()->strand(), [cancel = cancel_] { cancel->signal.emit(asio::cancellation_type::all); });
+    reject(e.kind(), to_kj(e));
   }
 
  private:
@@ -65,6 +73,8 @@ class PendingCall {
   std::shared_ptr<Budget> budget_;
   std::shared_ptr<CallCancel> cancel_;
   std::shared_ptr<Actor> actor_;
+  CallSeries* series_;                           ///< null: metrics off
+  std::chrono::steady_clock::time_point start_;  ///< when handed to the actor (metrics on)
   bool done_ = false;
 };
 
@@ -75,9 +85,11 @@ class PendingCall {
 class CallSlot {
  public:
   CallSlot(ServerCore& core, const std::shared_ptr<Budget>& budget) : core_(&core), budget_(budget) {
-    if (budget_->calls >= core.options.max_calls_per_connection)
+    if (budget_->calls >= core.options.max_calls_per_connection) {
+      if (core.metrics) core.metrics->breach(Limit::max_calls_per_connection);
       throw to_kj(RemoteError(ErrorKind::overloaded, "too many calls in flight on this connection (limit max_calls_per_connection = " +
                                                          std::to_string(core.options.max_calls_per_connection) + ")"));
+    }
     ++budget_->calls;
     core.calls_in_flight.fetch_add(1, std::memory_order_relaxed);
   }

@@ -34,12 +34,13 @@ inline bool immutable(const Object& o) {
 
 template <class Work>
 kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget, const std::shared_ptr<Actor>& actor,
-                                          Work work, std::vector<Object> touched, bool blocking, wire::Handle::Fetch fetch) {
+                                          CallSeries* series, Work work, std::vector<Object> touched, bool blocking,
+                                          wire::Handle::Fetch fetch) {
   auto& k = kj();
   budget->touch();  // (max_calls_per_connection is checked when the call is received: CallSlot)
   auto id = k.next_id++;
   auto cancel = std::make_shared<CallCancel>();
-  auto promise = kj::newAdaptedPromise<Outcome, PendingCall>(k, id, budget, cancel, actor);
+  auto promise = kj::newAdaptedPromise<Outcome, PendingCall>(k, id, budget, cancel, actor, series);
   // Arguments owned by other actors: merge them with this one first (DESIGN §4 rule 4).
   std::vector<std::shared_ptr<Actor>> others;
   for (auto& o : touched) {

@@ -25,6 +25,7 @@
 
 #include "actors/actor.hpp"
 #include "actors/detail/outcome.hpp"
+#include "actors/metrics.hpp"
 #include <remoteable/detail/object.hpp>
 #include <remoteable/server.hpp>
 #include "schemas/remoteable.capnp.h"
@@ -94,13 +95,17 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   std::atomic<std::size_t> peak_queued{0};      ///< the most bytes ever queued for one connection
   std::size_t attached_names = 0;               ///< exports made by clients (attach) [mutex]
   std::atomic<bool> stopping{false};
+  /// The metrics (ServerOptions::metrics), null when off: then recording is a null check. Made
+  /// after the atomics it reads, so it (and its endpoint's threads) goes first.
+  std::unique_ptr<ServerMetrics> metrics;
 
   /// Runs `work(ctx)` on `actor`'s strand and resolves with its outcome on the loop. Objects in
   /// `touched` that other actors own are merged into this actor first. Unless `blocking`, an
   /// idle actor runs the work inline on the loop's thread. With `fetch`, an object result comes
-  /// back as Fetched. [loop] (Defined in actors/detail/on_actor.hpp.)
+  /// back as Fetched. `series`, if not null (metrics on), records the call's end and latency.
+  /// [loop] (Defined in actors/detail/on_actor.hpp.)
   template <class Work>
-  kj::Promise<Outcome> on_actor(const std::shared_ptr<Budget>& budget, const std::shared_ptr<Actor>& actor, Work work,
+  kj::Promise<Outcome> on_actor(const std::shared_ptr<Budget>& budget, const std::shared_ptr<Actor>& actor, CallSeries* series, Work work,
                                 std::vector<Object> touched = {}, bool blocking = false,
                                 wire::Handle::Fetch fetch = wire::Handle::Fetch::NONE);
 
