@@ -17,6 +17,7 @@
 
 #include <remoteable/registry.hpp>
 #include <remoteable/endpoint.hpp>
+#include <remoteable/tls.hpp>
 
 namespace spdlog { class logger; }
 
@@ -101,6 +102,8 @@ struct ServerOptions {
   /// what a method threw at debug (with the type and member), each operation (each step of a
   /// chain) and each failed call at trace (with the connection's "host:port" and the error kind).
   std::optional<spdlog::level::level_enum> log_level;
+  /// TLS for every connection (see ServerTls); unset (the default): plain TCP.
+  std::optional<ServerTls> tls;
 };
 
 namespace detail { class ServerCore; }
