@@ -174,9 +174,20 @@ asio::awaitable<std::shared_ptr<detail::ClientConnection>> connect_with_retries(
 
 }  // namespace
 
+// Neither is a coroutine: they move their arguments into one. The default options are made here,
+// not as a default argument in the caller's coroutine frame (see client.hpp).
+asio::awaitable<Client> Client::connect(asio::any_io_executor executor, Endpoint endpoint) {
+  return connect_owned(std::move(executor), std::move(endpoint), std::make_shared<const ClientOptions>());
+}
+
 asio::awaitable<Client> Client::connect(asio::any_io_executor executor, Endpoint endpoint, ClientOptions options) {
-  auto connection = co_await connect_with_retries(executor, endpoint, options);
-  co_return Client(std::make_shared<Owner>(std::move(connection), executor, std::move(endpoint), std::move(options)));
+  return connect_owned(std::move(executor), std::move(endpoint), std::make_shared<const ClientOptions>(std::move(options)));
+}
+
+asio::awaitable<Client> Client::connect_owned(asio::any_io_executor executor, Endpoint endpoint,
+                                              std::shared_ptr<const ClientOptions> options) {
+  auto connection = co_await connect_with_retries(executor, endpoint, *options);
+  co_return Client(std::make_shared<Owner>(std::move(connection), executor, std::move(endpoint), *options));
 }
 
 asio::awaitable<void> Client::reconnect() const { return reconnect_owner(owner_); }
