@@ -27,8 +27,11 @@ class Client {
   /// Connects to `endpoint`, making up to `connect_attempts` attempts. Throws the last attempt's
   /// error: RemoteError(timeout) if it took longer than `connect_timeout`, else
   /// RemoteError(disconnected). Each failed attempt is logged at info.
-  static asio::awaitable<Client> connect(asio::any_io_executor executor, Endpoint endpoint,
-                                         ClientOptions options = {});
+  static asio::awaitable<Client> connect(asio::any_io_executor executor, Endpoint endpoint, ClientOptions options);
+  /// The same with the default options. (An overload, not a default argument: GCC 12 copies a
+  /// default argument made in a coroutine bit by bit, which a std::string in the options does
+  /// not survive. For the same reason, pass options as a named variable, not a temporary.)
+  static asio::awaitable<Client> connect(asio::any_io_executor executor, Endpoint endpoint);
 
   /// A handle to the export `name`. No round trip: an unknown name surfaces as a name-kind
   /// error at the first evaluation that depends on the handle.
@@ -61,6 +64,8 @@ class Client {
   void clear_wire_trace() const;
 
  private:
+  static asio::awaitable<Client> connect_owned(asio::any_io_executor executor, Endpoint endpoint,
+                                               std::shared_ptr<const ClientOptions> options);
   struct Owner;
   explicit Client(std::shared_ptr<Owner> owner);
   static asio::awaitable<void> reconnect_owner(std::shared_ptr<Owner> owner);

@@ -8,6 +8,8 @@
 
 #include <spdlog/common.h>
 
+#include <remoteable/tls.hpp>
+
 namespace spdlog { class logger; }
 
 namespace remoteable {
@@ -23,7 +25,8 @@ struct ClientOptions {
   /// with a value error before anything is sent, and a deeper value from the server fails the
   /// evaluation that received it with a value error.
   int max_nesting = 64;
-  /// How long one attempt's TCP connect may take; past it the attempt fails with a timeout error.
+  /// How long one attempt's TCP connect may take, and then its TLS handshake (if on), and then
+  /// the protocol check; past it the attempt fails with a timeout error.
   std::chrono::milliseconds connect_timeout{5000};
   /// Connection attempts before connect() gives up (at least 1).
   int connect_attempts = 1;
@@ -44,6 +47,10 @@ struct ClientOptions {
   /// ignored with a warning.
   /// Lines: connections and failed connection attempts at info.
   std::optional<spdlog::level::level_enum> log_level;
+  /// TLS (see ClientTls): off by default. On, the handshake is part of connecting and has the
+  /// same connect_timeout; a certificate that is not accepted fails with a security error,
+  /// which is not retried.
+  ClientTls tls;
 };
 
 }  // namespace remoteable

@@ -20,7 +20,8 @@ namespace remoteable {
   X(overloaded, "a server limit was reached")                                            \
   X(cancelled, "the call was cancelled")                                                 \
   X(timeout, "a deadline passed")                                                        \
-  X(protocol, "client and server speak different protocol versions")
+  X(protocol, "client and server speak different protocol versions")                     \
+  X(security, "TLS failed: an untrusted, expired or wrong-name certificate, no TLS at the other end")
 
 /// What went wrong, independent of the message text (DESIGN §7): see REMOTEABLE_ERROR_KINDS.
 enum class ErrorKind {

@@ -17,6 +17,7 @@
 
 #include <remoteable/registry.hpp>
 #include <remoteable/endpoint.hpp>
+#include <remoteable/tls.hpp>
 
 namespace spdlog { class logger; }
 
@@ -108,6 +109,8 @@ struct ServerOptions {
   /// at info. The endpoint has no authentication and serves anyone who can reach it: keep it on
   /// loopback or a private network. The metrics are listed in the README ("Metrics").
   std::optional<Endpoint> metrics;
+  /// TLS for every connection (see ServerTls); unset (the default): plain TCP.
+  std::optional<ServerTls> tls;
 };
 
 namespace detail { class ServerCore; }

@@ -13,15 +13,16 @@
 
 namespace remoteable::detail {
 
-ServerConnection::ServerConnection(ServerCore& core, asio::ip::tcp::socket socket, std::string peer)
+ServerConnection::ServerConnection(ServerCore& core, Connected connected, std::string peer)
     : core_(core), peer_(std::move(peer)), budget_(std::make_shared<Budget>()) {
   capnp::ReaderOptions options;
   options.traversalLimitInWords = core.options.max_message_words;
   options.nestingLimit = reader_nesting_limit(core.options.max_nesting);
   budget_->peer = peer_;
-  rpc_.emplace(core.loop, std::move(socket), capnp::rpc::twoparty::Side::SERVER,
-               capnp::Capability::Client(kj::heap<RegistryServer>(core, budget_)), options,
-               std::make_shared<WireCounters>(false), core.metrics ? core.metrics->bytes() : nullptr);
+  auto counters = std::make_shared<WireCounters>(false);
+  rpc_.emplace(core.loop, open_stream(core.loop, std::move(connected), counters, core.metrics ? core.metrics->bytes() : nullptr),
+               capnp::rpc::twoparty::Side::SERVER, capnp::Capability::Client(kj::heap<RegistryServer>(core, budget_)),
+               options, counters);
   auto& rpc = KJ_ASSERT_NONNULL(rpc_);
   if (core.options.max_inflight_call_bytes > 0) rpc.set_flow_limit(std::max<std::size_t>(1, core.options.max_inflight_call_bytes / 8));
   // Checked where answers are queued, not only by the sweep (which may wait behind the

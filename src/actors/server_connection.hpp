@@ -18,7 +18,7 @@ namespace remoteable::detail {
 /// One accepted client connection. Owned by the task that waits for its disconnect. [loop]
 class ServerConnection {
  public:
-  ServerConnection(ServerCore& core, asio::ip::tcp::socket socket, std::string peer);
+  ServerConnection(ServerCore& core, Connected connected, std::string peer);
   ~ServerConnection();
   /// Resolves when the peer disconnects or the server closes the connection.
   kj::Promise<void> on_disconnect();

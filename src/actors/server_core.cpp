@@ -32,6 +32,7 @@ ServerCore::ServerCore(Endpoint endpoint, const Registry& types, ServerOptions o
       acceptor(io) {
   if (options.max_nesting < 1 || options.max_nesting > max_nesting_limit)
     throw std::invalid_argument("ServerOptions::max_nesting must be between 1 and " + std::to_string(max_nesting_limit));
+  if (options.tls) tls_ = server_context(*options.tls);
   listen(endpoint);
   if (options.metrics) metrics = std::make_unique<ServerMetrics>(*options.metrics, ServerMetrics::Gauges{open_connections, live_handles, calls_in_flight}, *log);
   keep_running_.emplace(io.get_executor());
@@ -145,23 +146,82 @@ void ServerCore::accept_one() {
     std::error_code ignored;
     auto remote = socket.remote_endpoint(ignored);
     auto peer = remote.address().to_string() + ":" + std::to_string(remote.port());
-    core->loop->run([core, socket = std::move(socket), peer = std::move(peer)]() mutable {
-      if (core->stopping) return;
-      if (core->open_connections.load() >= core->options.max_connections) {
-        core->log->warn("refusing {}: {} connections open (limit)", peer, core->options.max_connections);
-        if (core->metrics) core->metrics->breach(Limit::max_connections);
-        return;  // the socket closes here
-      }
-      try {
-        auto conn = kj::heap<ServerConnection>(*core, std::move(socket), std::move(peer));
-        auto done = conn->on_disconnect();
-        core->kj().tasks.add(done.attach(kj::mv(conn)));
-      } catch (kj::Exception& e) {
-        core->log->warn("could not set up a connection: {}", e.getDescription().cStr());
-      }
-    });
+    if (core->tls_) {
+      core->handshake(std::move(socket), std::move(peer));
+    } else {
+      core->loop->run([core, socket = std::move(socket), peer = std::move(peer)]() mutable {
+        core->admit(std::move(socket), std::move(peer));
+      });
+    }
     core->accept_one();
   });
+}
+
+void ServerCore::admit(Connected connected, std::string peer) {
+  if (stopping) return;
+  if (open_connections.load() >= options.max_connections) {
+    log->warn("refusing {}: {} connections open (limit)", peer, options.max_connections);
+    if (metrics) metrics->breach(Limit::max_connections);
+    return;  // the socket closes here
+  }
+  try {
+    auto conn = kj::heap<ServerConnection>(*this, std::move(connected), std::move(peer));
+    auto done = conn->on_disconnect();
+    kj().tasks.add(done.attach(kj::mv(conn)));
+  } catch (kj::Exception& e) {
+    log->warn("could not set up a connection: {}", e.getDescription().cStr());
+  }
+}
+
+struct ServerCore::Handshake {
+  Handshake(const std::shared_ptr<asio::ssl::context>& context, asio::ip::tcp::socket socket)
+      : connection(std::make_unique<TlsConnection>(context, std::move(socket))),
+        timer(connection->stream.get_executor()) {}
+  void close() {
+    std::error_code ignored;
+    connection->stream.next_layer().close(ignored);
+  }
+  std::unique_ptr<TlsConnection> connection;
+  asio::steady_timer timer;
+  bool timed_out = false;
+};
+
+void ServerCore::handshake(asio::ip::tcp::socket socket, std::string peer) {
+  // A handshake costs the server CPU and a descriptor before anything is known of the peer:
+  // counted against max_connections, and bounded in time.
+  if (open_connections.load() + handshaking_.load() >= options.max_connections) {
+    log->warn("refusing {}: {} connections open or in their TLS handshake (limit)", peer, options.max_connections);
+    if (metrics) metrics->breach(Limit::max_connections);
+    return;
+  }
+  handshakes_.remove_if([](const std::weak_ptr<Handshake>& h) { return h.expired(); });
+  auto h = std::make_shared<Handshake>(tls_, std::move(socket));
+  handshakes_.push_back(h);
+  ++handshaking_;
+  h->timer.expires_after(options.tls->handshake_timeout);
+  h->timer.async_wait([weak = std::weak_ptr<Handshake>(h)](std::error_code ec) {
+    auto self = weak.lock();
+    if (ec || !self) return;
+    self->timed_out = true;
+    self->close();
+  });
+  h->connection->stream.async_handshake(
+      asio::ssl::stream_base::server, [core = shared_from_this(), h, peer = std::move(peer)](std::error_code ec) mutable {
+        --core->handshaking_;
+        h->timer.cancel();
+        if (core->stopping) return;
+        if (ec) {
+          auto why = h->timed_out ? "no handshake within " + std::to_string(core->options.tls->handshake_timeout.count()) + " ms"
+                                  : handshake_failure(h->connection->stream, ec, true);
+          core->log->info("TLS handshake with {} failed: {}", peer, why);
+          return;
+        }
+        auto subject = peer_subject(h->connection->stream);
+        if (!subject.empty()) peer += " (" + subject + ")";
+        core->loop->run([core, connection = std::move(h->connection), peer = std::move(peer)]() mutable {
+          core->admit(std::move(connection), std::move(peer));
+        });
+      });
 }
 
 void ServerCore::accept_failed(std::error_code ec) {
@@ -214,6 +274,8 @@ void ServerCore::stop() {
   asio::post(io, [core = shared_from_this()] {
     std::error_code ignored;
     core->acceptor.close(ignored);
+    for (auto& weak : core->handshakes_)
+      if (auto h = weak.lock()) h->close();
     core->accept_timer_.cancel();
     core->sweep_timer_.cancel();
     core->loop->run([core] {

@@ -58,10 +58,33 @@ Client::Client(std::shared_ptr<Owner> owner) : owner_(std::move(owner)) {}
 
 namespace {
 
+/// TLS on a connected socket: the handshake, with the server's certificate checked against the
+/// CAs and the name, within connect_timeout. A failure is a security error saying why.
+asio::awaitable<std::shared_ptr<detail::Connected>> tls_handshake(asio::ip::tcp::socket socket, const Endpoint& endpoint,
+                                                                  const ClientOptions& options,
+                                                                  const std::shared_ptr<asio::ssl::context>& context) {
+  namespace ex = asio::experimental;
+  auto executor = socket.get_executor();
+  auto tls = std::make_unique<detail::TlsConnection>(context, std::move(socket));
+  if (options.tls.verify) detail::expect_server_name(tls->stream, options.tls.server_name.empty() ? endpoint.host : options.tls.server_name);
+  asio::steady_timer timer(executor, options.connect_timeout);
+  auto group = ex::make_parallel_group(tls->stream.async_handshake(asio::ssl::stream_base::client, ex::deferred),
+                                       timer.async_wait(ex::deferred));
+  auto [order, error, timer_error] = co_await group.async_wait(ex::wait_for_one(), asio::use_awaitable);
+  if (order[0] == 1)
+    throw RemoteError(ErrorKind::timeout, "the TLS handshake with " + endpoint.to_string() + " took longer than " +
+                                              std::to_string(options.connect_timeout.count()) + " ms");
+  if (error)
+    throw RemoteError(ErrorKind::security, "TLS handshake with " + endpoint.to_string() + " failed: " +
+                                               detail::handshake_failure(tls->stream, error, false));
+  co_return std::make_shared<detail::Connected>(std::move(tls));
+}
+
 /// One attempt: resolve, connect with a deadline, and set up RPC on the new connection.
 asio::awaitable<std::shared_ptr<detail::ClientConnection>> connect_once(asio::any_io_executor executor,
                                                                           const Endpoint& endpoint,
-                                                                          const ClientOptions& options) {
+                                                                          const ClientOptions& options,
+                                                                          const std::shared_ptr<asio::ssl::context>& tls) {
   namespace ex = asio::experimental;
   asio::ip::tcp::socket socket(executor);
   try {
@@ -77,12 +100,13 @@ asio::awaitable<std::shared_ptr<detail::ClientConnection>> connect_once(asio::an
   } catch (const std::system_error& e) {
     throw RemoteError(ErrorKind::disconnected, "cannot connect to " + endpoint.to_string() + ": " + e.code().message());
   }
+  auto connected = std::make_shared<detail::Connected>(std::move(socket));
+  if (tls) connected = co_await tls_handshake(std::move(std::get<asio::ip::tcp::socket>(*connected)), endpoint, options, tls);
   auto connection = std::make_shared<detail::ClientConnection>(executor, options);
   // Set up the RPC system on the connection's loop, then carry on here. (The awaitable is made
   // outside the co_await operand: GCC 12 destroys lambda temporaries there twice.)
-  auto started = connection->evaluate<None>([socket = std::make_shared<asio::ip::tcp::socket>(std::move(socket))](
-                                                detail::ClientConnection& c) mutable -> kj::Promise<None> {
-    c.start(std::move(*socket));
+  auto started = connection->evaluate<None>([connected](detail::ClientConnection& c) mutable -> kj::Promise<None> {
+    c.start(std::move(*connected));
     return None{};
   });
   co_await std::move(started);
@@ -113,7 +137,10 @@ asio::awaitable<std::shared_ptr<detail::ClientConnection>> connect_once(asio::an
     if (e.kind() == ErrorKind::timeout)
       throw RemoteError(ErrorKind::timeout, "connecting to " + endpoint.to_string() + ": the server did not answer within " +
                                                 std::to_string(options.connect_timeout.count()) + " ms");
-    throw RemoteError(e.kind(), "connecting to " + endpoint.to_string() + ": " + e.message());
+    auto hint = !tls && e.kind() == ErrorKind::disconnected
+                    ? " (the server closed the connection before answering; if it serves TLS, turn on ClientOptions::tls)"
+                    : "";
+    throw RemoteError(e.kind(), "connecting to " + endpoint.to_string() + ": " + e.message() + hint);
   }
   co_return connection;
 }
@@ -123,13 +150,17 @@ asio::awaitable<std::shared_ptr<detail::ClientConnection>> connect_with_retries(
                                                                                  ClientOptions options) {
   // One logger for the attempts and the connection that results.
   options.logger = detail::make_logger(options.logger, "remoteable.client", options.log_level);
+  // The TLS context once for all attempts: its files are read here (a file that cannot be used
+  // fails connect() with std::invalid_argument).
+  auto tls = options.tls.enabled ? detail::client_context(options.tls) : nullptr;
   auto backoff = options.retry_backoff;
   for (int attempt = 1;; ++attempt) {
     try {
-      auto connection = co_await connect_once(executor, endpoint, options);
+      auto connection = co_await connect_once(executor, endpoint, options, tls);
       co_return connection;
     } catch (const RemoteError& e) {
-      if (e.kind() == ErrorKind::protocol) throw;  // another attempt would meet the same server
+      // Another attempt would meet the same server, or the same certificate.
+      if (e.kind() == ErrorKind::protocol || e.kind() == ErrorKind::security) throw;
       bool last = attempt >= options.connect_attempts;
       options.logger->info("connection attempt {} of {} to {} failed: {}{}", attempt, std::max(1, options.connect_attempts),
                            endpoint.to_string(), e.message(), last ? "" : fmt::format("; retrying in {} ms", backoff.count()));
@@ -143,9 +174,20 @@ asio::awaitable<std::shared_ptr<detail::ClientConnection>> connect_with_retries(
 
 }  // namespace
 
+// Neither is a coroutine: they move their arguments into one. The default options are made here,
+// not as a default argument in the caller's coroutine frame (see client.hpp).
+asio::awaitable<Client> Client::connect(asio::any_io_executor executor, Endpoint endpoint) {
+  return connect_owned(std::move(executor), std::move(endpoint), std::make_shared<const ClientOptions>());
+}
+
 asio::awaitable<Client> Client::connect(asio::any_io_executor executor, Endpoint endpoint, ClientOptions options) {
-  auto connection = co_await connect_with_retries(executor, endpoint, options);
-  co_return Client(std::make_shared<Owner>(std::move(connection), executor, std::move(endpoint), std::move(options)));
+  return connect_owned(std::move(executor), std::move(endpoint), std::make_shared<const ClientOptions>(std::move(options)));
+}
+
+asio::awaitable<Client> Client::connect_owned(asio::any_io_executor executor, Endpoint endpoint,
+                                              std::shared_ptr<const ClientOptions> options) {
+  auto connection = co_await connect_with_retries(executor, endpoint, *options);
+  co_return Client(std::make_shared<Owner>(std::move(connection), executor, std::move(endpoint), *options));
 }
 
 asio::awaitable<void> Client::reconnect() const { return reconnect_owner(owner_); }

@@ -77,14 +77,16 @@ ClientConnection::~ClientConnection() {
   loop_->drain();
 }
 
-void ClientConnection::start(asio::ip::tcp::socket socket) {
+void ClientConnection::start(Connected connected) {
   capnp::ReaderOptions reader;
   reader.traversalLimitInWords = options_.max_message_words;
   reader.nestingLimit = reader_nesting_limit(options_.max_nesting);
   std::error_code ignored;
-  auto peer = socket.remote_endpoint(ignored);
-  log_->info("connected to {}:{}", peer.address().to_string(), peer.port());
-  rpc_.emplace(loop_, std::move(socket), capnp::rpc::twoparty::Side::CLIENT, nullptr, reader, counters_);
+  auto peer = tcp_socket(connected).remote_endpoint(ignored);
+  log_->info("connected to {}:{}{}", peer.address().to_string(), peer.port(),
+             std::holds_alternative<asio::ip::tcp::socket>(connected) ? "" : " (TLS)");
+  rpc_.emplace(loop_, open_stream(loop_, std::move(connected), counters_), capnp::rpc::twoparty::Side::CLIENT, nullptr,
+               reader, counters_);
   asio::use_service<ConnectionShutdown>(asio::query(loop_->strand().get_inner_executor(), asio::execution::context))
       .add(weak_from_this());
   tasks_.emplace(errors_);
@@ -97,6 +99,7 @@ void ClientConnection::start(asio::ip::tcp::socket socket) {
     KJ_IF_MAYBE(tasks, tasks_) {
       tasks->add(rpc->on_disconnect().then([this, weak = weak_from_this(), loop = loop_] {
         open_ = false;  // the task belongs to tasks_, a member: `this` is alive here
+        KJ_IF_MAYBE(r, rpc_) { lost_because_ = r->failure(); }
         loop->post([weak] {
           if (auto self = weak.lock()) self->close_now();
         });
@@ -110,12 +113,17 @@ void ClientConnection::close() {
   loop_->post([self = shared_from_this()] { self->close_now(); });
 }
 
+std::exception_ptr ClientConnection::closed_error(const char* why) const {
+  KJ_IF_MAYBE(e, lost_because_) { return to_exception_ptr(*e); }
+  return disconnected_error(why);
+}
+
 void ClientConnection::close_now() {
   open_ = false;
   if (rpc_ != nullptr) log_->info("connection closed");
   auto live = std::move(live_);
   live_.clear();
-  for (auto& [id, l] : live) l.completion->fail(disconnected_error("the connection was closed"));
+  for (auto& [id, l] : live) l.completion->fail(closed_error("the connection was closed"));
   deferred_.clear();  // steps never sent: their handles have no capability, and report disconnected
   tasks_ = nullptr;
   caps_.clear();

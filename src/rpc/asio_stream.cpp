@@ -94,7 +94,7 @@ struct AsioStream::Shared : IdleTask, std::enable_shared_from_this<Shared> {
   size_t max_unsent = 0;         // see limit_unsent(); 0: no bound
   std::function<void(std::size_t)> on_breach;
 
-  int fd() { return socket.is_open() ? socket.native_handle() : -1; }
+  int fd() const { return socket.is_open() ? const_cast<asio::ip::tcp::socket&>(socket).native_handle() : -1; }
   size_t unsent() const { return out.size() - out_sent; }
 
   enum class Read { done, would_block, eof };
@@ -331,23 +331,12 @@ void AsioStream::abortRead() {
   shared_->socket.shutdown(asio::socket_base::shutdown_receive, ignored);
 }
 
-void AsioStream::getsockopt(int level, int option, void* value, uint* length) {
-  socklen_t len = *length;
-  KJ_SYSCALL(::getsockopt(shared_->fd(), level, option, value, &len));
-  *length = len;
-}
-void AsioStream::setsockopt(int level, int option, const void* value, uint length) {
-  KJ_SYSCALL(::setsockopt(shared_->fd(), level, option, value, length));
-}
-void AsioStream::getsockname(struct sockaddr* addr, uint* length) {
-  socklen_t len = *length;
-  KJ_SYSCALL(::getsockname(shared_->fd(), addr, &len));
-  *length = len;
-}
-void AsioStream::getpeername(struct sockaddr* addr, uint* length) {
-  socklen_t len = *length;
-  KJ_SYSCALL(::getpeername(shared_->fd(), addr, &len));
-  *length = len;
+int AsioStream::descriptor() const { return shared_->fd(); }
+
+kj::Maybe<kj::Exception> AsioStream::failure() const {
+  KJ_IF_MAYBE(e, shared_->read_error) { return kj::cp(*e); }
+  KJ_IF_MAYBE(e, shared_->write_error) { return kj::cp(*e); }
+  return nullptr;
 }
 
 }  // namespace remoteable::detail

@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "rpc/event_port.hpp"
+#include "rpc/transport.hpp"
 
 namespace remoteable::detail {
 
@@ -32,7 +33,7 @@ struct ByteCounts {
 ///
 /// Ownership and threads: owned by its connection; lives on the KjLoop's strand. Destroying it
 /// cancels pending waits and closes the socket.
-class AsioStream final : public kj::AsyncIoStream {
+class AsioStream final : public TransportStream {
  public:
   /// `counters`, if given, counts the socket writes; `bytes`, if given, the bytes read and written.
   AsioStream(std::shared_ptr<KjLoop> loop, asio::ip::tcp::socket socket, std::shared_ptr<WireCounters> counters = nullptr,
@@ -45,22 +46,12 @@ class AsioStream final : public kj::AsyncIoStream {
   kj::Promise<void> whenWriteDisconnected() override;
   void shutdownWrite() override;
   void abortRead() override;
-  void getsockopt(int level, int option, void* value, uint* length) override;
-  void setsockopt(int level, int option, const void* value, uint length) override;
-  void getsockname(struct sockaddr* addr, uint* length) override;
-  void getpeername(struct sockaddr* addr, uint* length) override;
-
-  /// Closes the socket now; pending reads end with a disconnect.
-  void close();
-  /// Bytes written but not yet taken by the socket.
-  std::size_t unsent() const;
-  /// The most bytes ever waiting in unsent().
-  std::size_t peak_unsent() const;
-  /// Bounds unsent(): a write that finds more than `max_bytes` already waiting is not queued;
-  /// the stream fails (this and later writes end with a disconnect), closes the socket and
-  /// calls `on_breach` once with the bytes that were waiting. So at most `max_bytes` plus one
-  /// message wait. Zero: no bound.
-  void limit_unsent(std::size_t max_bytes, std::function<void(std::size_t)> on_breach);
+  void close() override;
+  std::size_t unsent() const override;
+  std::size_t peak_unsent() const override;
+  void limit_unsent(std::size_t max_bytes, std::function<void(std::size_t)> on_breach) override;
+  int descriptor() const override;
+  kj::Maybe<kj::Exception> failure() const override;
 
  private:
   struct Shared;

@@ -94,12 +94,11 @@ kj::Promise<void> CountingMessageStream::writeMessages(
   return inner_.writeMessages(messages);
 }
 
-RpcConnection::RpcConnection(std::shared_ptr<KjLoop> loop, asio::ip::tcp::socket socket,
+RpcConnection::RpcConnection(std::shared_ptr<KjLoop> loop, kj::Own<TransportStream> stream,
                              capnp::rpc::twoparty::Side side, kj::Maybe<capnp::Capability::Client> bootstrap,
-                             capnp::ReaderOptions options, std::shared_ptr<WireCounters> counters,
-                             std::shared_ptr<ByteCounts> bytes)
+                             capnp::ReaderOptions options, std::shared_ptr<WireCounters> counters)
     : loop_(loop), counters_(std::move(counters)) {
-  stream_ = kj::heap<AsioStream>(loop, std::move(socket), counters_, std::move(bytes));
+  stream_ = kj::mv(stream);
   messages_ = kj::heap<CountingMessageStream>(*stream_, counters_);
   network_ = kj::heap<capnp::TwoPartyVatNetwork>(*messages_, side, options);
   KJ_IF_MAYBE(b, bootstrap) {

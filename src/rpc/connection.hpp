@@ -12,7 +12,7 @@
 #include <mutex>
 #include <vector>
 
-#include "rpc/asio_stream.hpp"
+#include "rpc/transport.hpp"
 #include <remoteable/endpoint.hpp>
 #include "rpc/event_port.hpp"
 
@@ -60,7 +60,8 @@ class CountingMessageStream final : public capnp::MessageStream {
   std::shared_ptr<WireCounters> counters_;
 };
 
-/// One two-party RPC connection: socket stream, message stream, vat network and RPC system.
+/// One two-party RPC connection: byte stream (plain or TLS), message stream, vat network and RPC
+/// system.
 ///
 /// Ownership and threads: owned by the server's connection table or by a client; lives on its
 /// KjLoop's strand and must be created and destroyed there. Destruction tears down in the order
@@ -68,10 +69,9 @@ class CountingMessageStream final : public capnp::MessageStream {
 class RpcConnection {
  public:
   /// `bootstrap` is what the peer gets as our bootstrap capability (servers); null for clients.
-  /// `bytes`, if given, counts the bytes through the socket (see AsioStream).
-  RpcConnection(std::shared_ptr<KjLoop> loop, asio::ip::tcp::socket socket, capnp::rpc::twoparty::Side side,
+  RpcConnection(std::shared_ptr<KjLoop> loop, kj::Own<TransportStream> stream, capnp::rpc::twoparty::Side side,
                 kj::Maybe<capnp::Capability::Client> bootstrap, capnp::ReaderOptions options,
-                std::shared_ptr<WireCounters> counters, std::shared_ptr<ByteCounts> bytes = nullptr);
+                std::shared_ptr<WireCounters> counters);
   ~RpcConnection();
 
   /// The peer's bootstrap capability (client side).
@@ -83,10 +83,12 @@ class RpcConnection {
   std::size_t queued_bytes() { return network_->getCurrentQueueSize() + stream_->unsent(); }
   /// Closes the socket: the peer sees a disconnect, and on_disconnect() resolves.
   void abort() { stream_->close(); }
+  /// Why the byte stream failed, if it did.
+  kj::Maybe<kj::Exception> failure() const { return stream_->failure(); }
   /// The most bytes ever waiting in the stream for the peer.
   std::size_t peak_queued_bytes() const { return stream_->peak_unsent(); }
   /// Drops the connection at the write that finds more than `max_bytes` queued (see
-  /// AsioStream::limit_unsent); `on_breach` is told the bytes queued, once.
+  /// TransportStream::limit_unsent); `on_breach` is told the bytes queued, once.
   void limit_queued(std::size_t max_bytes, std::function<void(std::size_t)> on_breach) {
     stream_->limit_unsent(max_bytes, std::move(on_breach));
   }
@@ -97,7 +99,7 @@ class RpcConnection {
  private:
   std::shared_ptr<KjLoop> loop_;
   std::shared_ptr<WireCounters> counters_;
-  kj::Own<AsioStream> stream_;
+  kj::Own<TransportStream> stream_;
   kj::Own<CountingMessageStream> messages_;
   kj::Own<capnp::TwoPartyVatNetwork> network_;
   kj::Own<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc_;

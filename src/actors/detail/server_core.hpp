@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -26,9 +27,12 @@
 #include "actors/actor.hpp"
 #include "actors/detail/outcome.hpp"
 #include "actors/metrics.hpp"
+#include "rpc/tls.hpp"
 #include <remoteable/detail/object.hpp>
 #include <remoteable/server.hpp>
 #include "schemas/remoteable.capnp.h"
+
+namespace asio::ssl { class context; }
 #include "rpc/connection.hpp"
 #include "rpc/event_port.hpp"
 
@@ -174,6 +178,16 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
  private:
   friend class PendingCall;
   void accept_one();
+  /// Sets up a connection on an accepted socket, plain or TLS after its handshake, unless the
+  /// server is stopping or at max_connections. [loop]
+  void admit(Connected connected, std::string peer);
+  /// TLS: runs the handshake on an accepted socket within ServerTls::handshake_timeout, then
+  /// admits it. Handshakes under way count against max_connections. [network thread]
+  void handshake(asio::ip::tcp::socket socket, std::string peer);
+  struct Handshake;
+  std::shared_ptr<asio::ssl::context> tls_;         // set when options.tls is
+  std::list<std::weak_ptr<Handshake>> handshakes_;  // under way, closed by stop() [network thread]
+  std::atomic<std::size_t> handshaking_{0};
   /// Retries accepting after `ec`, on accept_timer_ with a doubling back-off; logs at most
   /// once per accept_report_interval. [network thread]
   void accept_failed(std::error_code ec);

@@ -24,6 +24,7 @@
 #include <remoteable/handle.hpp>
 #include "proxy/detail/completion.hpp"
 #include "rpc/connection.hpp"
+#include "rpc/tls.hpp"
 #include "rpc/event_port.hpp"
 #include "rpc/kj_error.hpp"
 #include "rpc/steps.hpp"
@@ -57,7 +58,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   void set_server_version(std::string v) { server_version_ = std::move(v); }
 
   /// Sets up RPC over a connected socket and fetches the bootstrap. [loop]
-  void start(asio::ip::tcp::socket socket);
+  void start(Connected connected);
   /// Closes the connection. Any thread; idempotent.
   void close();
 
@@ -120,6 +121,10 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   std::shared_ptr<spdlog::logger> log_;
   std::shared_ptr<WireCounters> counters_;
   std::atomic<bool> open_{true};  // until closed or lost
+  kj::Maybe<kj::Exception> lost_because_;  // [loop] the stream's failure, when it ended so
+  /// The error for an operation on the closed connection: why it was lost if known (a TLS
+  /// alert, a reset), else disconnected with `why`. [loop]
+  std::exception_ptr closed_error(const char* why) const;
   std::string server_version_;
   std::atomic<std::uint64_t> next_handle_{1};
 
@@ -179,7 +184,7 @@ asio::awaitable<T> ClientConnection::evaluate(Build build) {
           });
         }
         self->loop_->run([self, build = std::move(build), completion, id]() mutable {
-          if (!self->open_) return completion->fail(disconnected_error("the connection is closed"));
+          if (!self->open_) return completion->fail(self->closed_error("the connection is closed"));
           kj::Promise<T> promise = nullptr;
           try {
             promise = build(*self);

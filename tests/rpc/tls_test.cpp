@@ -1,0 +1,274 @@
+// TLS (issue 12 item 1): a CA made at test time with the openssl command; good, untrusted,
+// wrong-name and expired server certificates; plaintext at a TLS port and TLS at a plaintext
+// one; mutual TLS; handshakes that never come; files that cannot be used.
+
+#include <asio/ip/tcp.hpp>
+#include <asio/read.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+
+#include "counted.hpp"
+#include "ring_log.hpp"
+#include "support.hpp"
+
+using namespace std::chrono_literals;
+using remoteable::ErrorKind;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+/// Runs a shell command; the test fails if it does.
+void sh(const std::string& command) {
+  auto status = std::system((command + " >/dev/null 2>&1").c_str());
+  if (status != 0) FAIL("command failed: " << command);
+}
+
+/// Keys and certificates, made once per process in a temporary directory removed at exit:
+/// two CAs; server certificates from the first for localhost and 127.0.0.1 (good, expired),
+/// for another name only, and from the second CA; client certificates from each CA.
+struct Pki {
+  fs::path dir;
+  Pki() {
+    char pattern[] = "/tmp/remoteable-tls-XXXXXX";
+    if (::mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp failed");
+    dir = pattern;
+    const auto key = [&](const std::string& name) {
+      return "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + path(name + ".key") +
+             " -out " + path(name + ".csr") + " -subj '/CN=" + name + "'";
+    };
+    for (std::string ca : {"ca", "other-ca"})
+      sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -keyout " + path(ca + ".key") +
+         " -out " + path(ca + ".pem") + " -subj '/CN=remoteable test " + ca + "'");
+    std::ofstream(path("local.ext")) << "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
+    std::ofstream(path("other.ext")) << "subjectAltName=DNS:other.example\n";
+    std::ofstream(path("client.ext")) << "extendedKeyUsage=clientAuth\n";
+    const auto sign = [&](const std::string& name, const std::string& ca, const std::string& ext, int days) {
+      sh(key(name));
+      sh("openssl x509 -req -in " + path(name + ".csr") + " -CA " + path(ca + ".pem") + " -CAkey " + path(ca + ".key") +
+         " -CAcreateserial -days " + std::to_string(days) + " -extfile " + path(ext) + " -out " + path(name + ".pem"));
+    };
+    sign("server", "ca", "local.ext", 30);
+    sign("expired", "ca", "local.ext", -1);  // not after yesterday
+    sign("elsewhere", "ca", "other.ext", 30);
+    sign("stranger", "other-ca", "local.ext", 30);
+    sign("client1", "ca", "client.ext", 30);
+    sign("intruder", "other-ca", "client.ext", 30);
+  }
+  ~Pki() {
+    std::error_code ignored;
+    fs::remove_all(dir, ignored);
+  }
+  std::string path(const std::string& file) const { return (dir / file).string(); }
+  remoteable::ServerTls server(const std::string& name) const {
+    remoteable::ServerTls tls;
+    tls.cert_file = path(name + ".pem");
+    tls.key_file = path(name + ".key");
+    return tls;
+  }
+  remoteable::ClientTls client(const std::string& ca = "ca") const {
+    remoteable::ClientTls tls;
+    tls.enabled = true;
+    tls.ca_file = path(ca + ".pem");
+    return tls;
+  }
+};
+
+const Pki& pki() {
+  static Pki made;
+  return made;
+}
+
+/// A walkthrough server with chosen options on a free loopback port, its log in a RingLog.
+struct Server {
+  explicit Server(remoteable::ServerOptions options) {
+    options.logger = log.logger;
+    example::register_node(types);
+    server.emplace(remoteable::Endpoint{"127.0.0.1", 0}, types, std::move(options));
+    example::export_walkthrough(server->server());
+  }
+  static remoteable::ServerOptions tls(remoteable::ServerTls tls) {
+    remoteable::ServerOptions options;
+    options.tls = std::move(tls);
+    return options;
+  }
+  remoteable::Endpoint endpoint(std::string host = "127.0.0.1") const { return {std::move(host), server->port()}; }
+  test::RingLog log{"server", spdlog::level::info};
+  remoteable::Registry types;
+  std::optional<remoteable::ThreadedServer> server;
+};
+
+remoteable::ClientOptions with(remoteable::ClientTls tls) {
+  remoteable::ClientOptions options;
+  options.tls = std::move(tls);
+  return options;
+}
+
+std::int64_t chain(asio::io_context& context, const remoteable::Client& client) {
+  return test::await(context, (client.fetch("root").call("child", 0).attr("value") + 4).as<std::int64_t>());
+}
+
+/// Connecting fails: the error, for its kind and message.
+remoteable::RemoteError refused(asio::io_context& context, remoteable::Endpoint endpoint, remoteable::ClientOptions options) {
+  try {
+    test::connect(context, std::move(endpoint), std::move(options));
+  } catch (const remoteable::RemoteError& e) {
+    return e;
+  }
+  FAIL("the connection was accepted");
+  throw std::logic_error("unreachable");
+}
+
+}  // namespace
+
+TEST_CASE("a TLS client talks to a TLS server whose certificate its CA signed, by address or host name") {
+  Server s(Server::tls(pki().server("server")));
+  asio::io_context context;
+  auto client = test::connect(context, s.endpoint(), with(pki().client()));
+  CHECK(chain(context, client) == 6);
+  // More than one TLS record each way, and more than the stream's read buffer.
+  std::string big(1 << 20, 'x');
+  big[12345] = 'y';
+  auto back = test::await(context, client.store(big).as<std::string>());
+  CHECK(back.size() == big.size());
+  CHECK((back == big));  // (not expanded: a megabyte)
+  auto by_name = test::connect(context, s.endpoint("localhost"), with(pki().client()));
+  CHECK(chain(context, by_name) == 6);
+}
+
+TEST_CASE("a server certificate from an unknown CA is refused with a security error that says so") {
+  Server s(Server::tls(pki().server("stranger")));
+  asio::io_context context;
+  auto e = refused(context, s.endpoint(), with(pki().client()));
+  CHECK(e.kind() == ErrorKind::security);
+  CHECK_THAT(e.message(), Catch::Contains("unknown CA"));
+  CHECK_THAT(e.message(), Catch::Contains("TLS handshake with 127.0.0.1:"));
+  // Trusting the other CA, the same server is fine: the server kept serving.
+  auto client = test::connect(context, s.endpoint(), with(pki().client("other-ca")));
+  CHECK(chain(context, client) == 6);
+}
+
+TEST_CASE("a server certificate for another name is refused unless the client expects that name") {
+  Server s(Server::tls(pki().server("elsewhere")));
+  asio::io_context context;
+  auto e = refused(context, s.endpoint(), with(pki().client()));
+  CHECK(e.kind() == ErrorKind::security);
+  CHECK_THAT(e.message(), Catch::Contains("host-name mismatch"));
+  auto tls = pki().client();
+  tls.server_name = "other.example";
+  auto client = test::connect(context, s.endpoint(), with(tls));
+  CHECK(chain(context, client) == 6);
+}
+
+TEST_CASE("an expired server certificate is refused") {
+  Server s(Server::tls(pki().server("expired")));
+  asio::io_context context;
+  auto e = refused(context, s.endpoint(), with(pki().client()));
+  CHECK(e.kind() == ErrorKind::security);
+  CHECK_THAT(e.message(), Catch::Contains("expired"));
+  // Not retried: the same certificate would be met again.
+  auto options = with(pki().client());
+  options.connect_attempts = 3;
+  test::RingLog client_log("client");
+  options.logger = client_log.logger;
+  CHECK(refused(context, s.endpoint(), options).kind() == ErrorKind::security);
+  CHECK(client_log.count("info", "retrying") == 0);
+}
+
+TEST_CASE("a plaintext client at a TLS port fails clearly, and the server keeps serving") {
+  Server s(Server::tls(pki().server("server")));
+  asio::io_context context;
+  auto e = refused(context, s.endpoint(), {});
+  CHECK(e.kind() == ErrorKind::disconnected);
+  CHECK_THAT(e.message(), Catch::Contains("TLS"));
+  CHECK(test::eventually([&] { return s.log.has("info", "the client does not speak TLS"); }));
+  auto client = test::connect(context, s.endpoint(), with(pki().client()));
+  CHECK(chain(context, client) == 6);
+}
+
+TEST_CASE("a TLS client at a plaintext port fails with a security error saying the server does not speak TLS") {
+  Server s({});
+  asio::io_context context;
+  auto e = refused(context, s.endpoint(), with(pki().client()));
+  CHECK(e.kind() == ErrorKind::security);
+  CHECK_THAT(e.message(), Catch::Contains("the server does not speak TLS"));
+  auto client = test::connect(context, s.endpoint());
+  CHECK(chain(context, client) == 6);
+}
+
+TEST_CASE("mutual TLS: a client certificate from the client CA is required, and names the peer in the log") {
+  auto tls = pki().server("server");
+  tls.client_ca_file = pki().path("ca.pem");
+  Server s(Server::tls(tls));
+  asio::io_context context;
+  SECTION("with a certificate from the CA") {
+    auto options = pki().client();
+    options.cert_file = pki().path("client1.pem");
+    options.key_file = pki().path("client1.key");
+    auto client = test::connect(context, s.endpoint(), with(options));
+    CHECK(chain(context, client) == 6);
+    CHECK(test::eventually([&] { return s.log.has("info", "(client1)"); }));
+  }
+  SECTION("without a certificate") {
+    auto e = refused(context, s.endpoint(), with(pki().client()));
+    CHECK(e.kind() == ErrorKind::security);
+    CHECK(test::eventually([&] { return s.log.has("info", "TLS handshake with"); }));
+  }
+  SECTION("with a certificate from another CA") {
+    auto options = pki().client();
+    options.cert_file = pki().path("intruder.pem");
+    options.key_file = pki().path("intruder.key");
+    auto e = refused(context, s.endpoint(), with(options));
+    CHECK(e.kind() == ErrorKind::security);
+    CHECK(test::eventually([&] { return s.log.has("info", "the client's certificate is not accepted"); }));
+  }
+}
+
+TEST_CASE("a connection that never starts its handshake is closed after handshake_timeout, and does not delay stop") {
+  auto tls = pki().server("server");
+  tls.handshake_timeout = 200ms;
+  Server s(Server::tls(tls));
+  asio::io_context context;
+  asio::ip::tcp::socket silent(context);
+  silent.connect({asio::ip::make_address("127.0.0.1"), s.server->port()});
+  std::error_code ec;
+  char byte;
+  asio::read(silent, asio::buffer(&byte, 1), ec);  // blocks until the server closes it
+  CHECK(ec == asio::error::eof);
+  CHECK(test::eventually([&] { return s.log.has("info", "no handshake within 200 ms"); }));
+
+  // One left pending at stop(): stop returns without waiting out its (long) timeout.
+  auto slow = pki().server("server");
+  slow.handshake_timeout = 10min;
+  Server t(Server::tls(slow));
+  asio::ip::tcp::socket pending(context);
+  pending.connect({asio::ip::make_address("127.0.0.1"), t.server->port()});
+  t.server->stop();  // bounded by ctest's timeout if it waited 10 minutes
+  asio::read(pending, asio::buffer(&byte, 1), ec);
+  CHECK((ec == asio::error::eof || ec == asio::error::connection_reset));  // closed, however
+}
+
+TEST_CASE("TLS files that cannot be used fail the server's and the client's set-up, naming the file") {
+  auto missing = pki().server("server");
+  missing.cert_file = pki().path("nothing.pem");
+  remoteable::Registry types;
+  try {
+    remoteable::ThreadedServer server(remoteable::Endpoint{"127.0.0.1", 0}, types, Server::tls(missing));
+    FAIL("the server started");
+  } catch (const std::invalid_argument& e) {
+    CHECK_THAT(e.what(), Catch::Contains("nothing.pem"));
+  }
+  auto mismatched = pki().server("server");
+  mismatched.key_file = pki().path("client1.key");
+  CHECK_THROWS_WITH(remoteable::ThreadedServer(remoteable::Endpoint{"127.0.0.1", 0}, types, Server::tls(mismatched)),
+                    Catch::Contains("client1.key"));
+  Server s(Server::tls(pki().server("server")));
+  asio::io_context context;
+  auto options = pki().client();
+  options.ca_file = pki().path("nothing.pem");
+  CHECK_THROWS_WITH(test::connect(context, s.endpoint(), with(options)), Catch::Contains("nothing.pem"));
+}
