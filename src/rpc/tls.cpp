@@ -76,7 +76,7 @@ kj::Own<TransportStream> open_stream(std::shared_ptr<KjLoop> loop, Connected con
   if (auto* plain = std::get_if<asio::ip::tcp::socket>(&connected))
     return kj::heap<AsioStream>(std::move(loop), std::move(*plain), std::move(counters), std::move(bytes));
   return kj::heap<TlsStream>(std::move(loop), std::move(std::get<std::unique_ptr<TlsConnection>>(connected)),
-                             std::move(counters));
+                             std::move(counters), std::move(bytes));
 }
 
 std::shared_ptr<asio::ssl::context> server_context(const ServerTls& options) {

@@ -42,7 +42,7 @@ inline asio::ip::tcp::socket& tcp_socket(Connected& connected) {
 }
 
 /// The stream a connection reads and writes `connected` through, on `loop`.
-/// `bytes`, if given, counts the bytes through the socket (plain TCP only, for now).
+/// `bytes`, if given, counts the bytes through the socket (over TLS: the application's bytes, before encryption).
 kj::Own<TransportStream> open_stream(std::shared_ptr<KjLoop> loop, Connected connected,
                                      std::shared_ptr<WireCounters> counters, std::shared_ptr<ByteCounts> bytes = nullptr);
 

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "rpc/asio_stream.hpp"
 #include "rpc/connection.hpp"
 #include "rpc/kj_error.hpp"
 
@@ -38,6 +39,7 @@ struct TlsStream::Shared : IdleTask, std::enable_shared_from_this<Shared> {
   std::shared_ptr<KjLoop> loop;
   std::unique_ptr<TlsConnection> connection;
   std::shared_ptr<WireCounters> counters;
+  std::shared_ptr<ByteCounts> byte_counts;  // null: not counted
 
   TlsSocket& ssl() { return connection->stream; }
   asio::ip::tcp::socket& socket() { return connection->stream.next_layer(); }
@@ -88,6 +90,8 @@ struct TlsStream::Shared : IdleTask, std::enable_shared_from_this<Shared> {
                             KjLoop::Scope scope(*self->loop);
                             self->receiving = false;
                             if (n > 0) {
+                              if (self->byte_counts)
+                                self->byte_counts->received.fetch_add(n, std::memory_order_relaxed);
                               self->in_pos = 0;
                               self->in_end = n;
                             } else if (is_end(ec)) {
@@ -109,8 +113,9 @@ struct TlsStream::Shared : IdleTask, std::enable_shared_from_this<Shared> {
     writing = true;
     if (counters) counters->count_write();
     asio::async_write(ssl(), asio::buffer(sending),
-                      asio::bind_executor(loop->strand(), [self = shared_from_this()](std::error_code ec, std::size_t) {
+                      asio::bind_executor(loop->strand(), [self = shared_from_this()](std::error_code ec, std::size_t n) {
                         KjLoop::Scope scope(*self->loop);
+                        if (self->byte_counts) self->byte_counts->sent.fetch_add(n, std::memory_order_relaxed);
                         self->writing = false;
                         self->sending.clear();
                         if (ec) {
@@ -182,9 +187,10 @@ void TlsStream::Shared::wake() {
 }
 
 TlsStream::TlsStream(std::shared_ptr<KjLoop> loop, std::unique_ptr<TlsConnection> connection,
-                     std::shared_ptr<WireCounters> counters)
+                     std::shared_ptr<WireCounters> counters, std::shared_ptr<ByteCounts> bytes)
     : shared_(std::make_shared<Shared>(std::move(loop), std::move(connection))) {
   shared_->counters = std::move(counters);
+  shared_->byte_counts = std::move(bytes);
   std::error_code ignored;
   shared_->socket().set_option(asio::ip::tcp::no_delay(true), ignored);
 }

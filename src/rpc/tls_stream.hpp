@@ -21,7 +21,7 @@ namespace remoteable::detail {
 class TlsStream final : public TransportStream {
  public:
   TlsStream(std::shared_ptr<KjLoop> loop, std::unique_ptr<TlsConnection> connection,
-            std::shared_ptr<WireCounters> counters = nullptr);
+            std::shared_ptr<WireCounters> counters = nullptr, std::shared_ptr<ByteCounts> bytes = nullptr);
   ~TlsStream() noexcept(false);
 
   kj::Promise<size_t> tryRead(void* buffer, size_t min_bytes, size_t max_bytes) override;

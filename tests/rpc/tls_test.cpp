@@ -13,6 +13,7 @@
 
 #include "counted.hpp"
 #include "ring_log.hpp"
+#include "scrape.hpp"
 #include "support.hpp"
 
 using namespace std::chrono_literals;
@@ -138,6 +139,21 @@ TEST_CASE("a TLS client talks to a TLS server whose certificate its CA signed, b
   CHECK((back == big));  // (not expanded: a megabyte)
   auto by_name = test::connect(context, s.endpoint("localhost"), with(pki().client()));
   CHECK(chain(context, by_name) == 6);
+}
+
+TEST_CASE("over TLS, the metrics count the application's bytes both ways") {
+  auto options = Server::tls(pki().server("server"));
+  options.metrics = remoteable::Endpoint{"127.0.0.1", 0};
+  Server s(std::move(options));
+  asio::io_context context;
+  auto client = test::connect(context, s.endpoint(), with(pki().client()));
+  const auto before = test::scrape(s.server->server().metrics_port());
+  std::string big(100000, 'x');
+  CHECK(test::await(context, client.store(big).as<std::string>()).size() == big.size());
+  const auto after = test::scrape(s.server->server().metrics_port());
+  // The string went both ways: at least its length each way, more than before.
+  CHECK(after.count("remoteable_received_bytes_total") - before.count("remoteable_received_bytes_total") >= 100000);
+  CHECK(after.count("remoteable_sent_bytes_total") - before.count("remoteable_sent_bytes_total") >= 100000);
 }
 
 TEST_CASE("a server certificate from an unknown CA is refused with a security error that says so") {
