@@ -1,5 +1,8 @@
 // Serves the seed walkthrough's objects until SIGINT or SIGTERM.
-//   walkthrough_server [HOST:PORT] [--metrics HOST:PORT]      (default 127.0.0.1:3000, no metrics)
+//   walkthrough_server [HOST:PORT] [--metrics HOST:PORT] [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
+// (default 127.0.0.1:3000, no metrics, no TLS).
+// --tls-cert and --tls-key (PEM) serve TLS only; --tls-client-ca also asks every client for a
+// certificate signed by a CA in FILE (mutual TLS).
 // --metrics serves Prometheus metrics on http://HOST:PORT/metrics (unauthenticated: keep it on
 // loopback or a private network).
 
@@ -15,17 +18,35 @@ int main(int argc, char** argv) try {
   remoteable::Endpoint endpoint = remoteable::Endpoint::parse("127.0.0.1:3000");
   remoteable::ServerOptions options;
   bool have_endpoint = false;
+  const std::string usage =
+      "usage: walkthrough_server [HOST:PORT] [--metrics HOST:PORT] [--tls-cert FILE --tls-key FILE [--tls-client-ca "
+      "FILE]]";
+  remoteable::ServerTls tls;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
+    const auto value = [&](const char* what) -> std::string {
+      if (++i == argc) throw std::invalid_argument(arg + " needs " + what);
+      return argv[i];
+    };
     if (arg == "--metrics") {
-      if (++i == argc) throw std::invalid_argument("--metrics needs HOST:PORT");
-      options.metrics = remoteable::Endpoint::parse(argv[i]);
+      options.metrics = remoteable::Endpoint::parse(value("HOST:PORT"));
+    } else if (arg == "--tls-cert") {
+      tls.cert_file = value("a PEM certificate file");
+    } else if (arg == "--tls-key") {
+      tls.key_file = value("a PEM key file");
+    } else if (arg == "--tls-client-ca") {
+      tls.client_ca_file = value("a PEM file of CA certificates");
     } else if (!have_endpoint && arg.rfind("--", 0) != 0) {
       endpoint = remoteable::Endpoint::parse(arg);
       have_endpoint = true;
     } else {
-      throw std::invalid_argument("usage: walkthrough_server [HOST:PORT] [--metrics HOST:PORT]");
+      throw std::invalid_argument(usage);
     }
+  }
+  if (!tls.cert_file.empty() || !tls.key_file.empty() || !tls.client_ca_file.empty()) {
+    if (tls.cert_file.empty() || tls.key_file.empty())
+      throw std::invalid_argument("TLS needs both --tls-cert and --tls-key\n" + usage);
+    options.tls = tls;
   }
   remoteable::Registry types;
   example::register_node(types);
@@ -40,7 +61,9 @@ int main(int argc, char** argv) try {
 
   std::cout << "serving";
   for (auto& name : server->browse()) std::cout << ' ' << name;
-  std::cout << " on " << endpoint.host << ':' << server.port() << std::endl;
+  std::cout << " on " << endpoint.host << ':' << server.port();
+  if (options.tls) std::cout << (options.tls->client_ca_file.empty() ? " (TLS)" : " (TLS, client certificates required)");
+  std::cout << std::endl;
   if (options.metrics)
     std::cout << "metrics on http://" << remoteable::Endpoint{options.metrics->host, server->metrics_port()}.to_string() << "/metrics"
               << std::endl;

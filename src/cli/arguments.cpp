@@ -18,6 +18,12 @@ Commands:
 Options:
   --json           print results as JSON
   --timeout SECS   give up waiting for the server after SECS seconds (default 30, 0 = never)
+  --tls            connect with TLS, checking the server's certificate against the
+                   system's CAs and its name against HOST
+  --tls-ca FILE    TLS, checking the server's certificate against the CAs in FILE (PEM)
+  --tls-name NAME  TLS, expecting a certificate for NAME instead of HOST
+  --tls-cert FILE  TLS, presenting the client certificate in FILE (PEM; needs --tls-key)
+  --tls-key FILE   the key of --tls-cert (PEM)
   --version        print the library and protocol versions
   -h, --help       show this help
 
@@ -40,6 +46,20 @@ std::chrono::milliseconds parse_timeout(std::string_view text) {
       seconds < 0 || seconds > 1e9)
     throw UsageError("--timeout wants a number of seconds, got '" + std::string(text) + "'");
   return std::chrono::milliseconds(static_cast<long long>(std::ceil(seconds * 1000)));
+}
+
+/// The value of an option that takes one: `--name VALUE` or `--name=VALUE`. Advances i past
+/// VALUE in the first form. Empty when `arg` is not `name`.
+std::optional<std::string> option_value(std::string_view name, std::span<const std::string_view> args, std::size_t& i,
+                                        std::string_view what) {
+  std::string_view arg = args[i];
+  if (arg == name) {
+    if (i + 1 >= args.size()) throw UsageError(std::string(name) + " needs " + std::string(what));
+    return std::string(args[++i]);
+  }
+  if (arg.size() > name.size() && arg.starts_with(name) && arg[name.size()] == '=')
+    return std::string(arg.substr(name.size() + 1));
+  return std::nullopt;
 }
 
 std::optional<Command> command_named(std::string_view word) {
@@ -69,11 +89,22 @@ Arguments parse_arguments(std::span<const std::string_view> args) {
         return out;
       } else if (arg == "--json") {
         out.style = OutputStyle::json;
-      } else if (arg == "--timeout") {
-        if (i + 1 >= args.size()) throw UsageError("--timeout needs a number of seconds");
-        out.timeout = parse_timeout(args[++i]);
-      } else if (arg.starts_with("--timeout=")) {
-        out.timeout = parse_timeout(arg.substr(10));
+      } else if (auto seconds = option_value("--timeout", args, i, "a number of seconds")) {
+        out.timeout = parse_timeout(*seconds);
+      } else if (arg == "--tls") {
+        out.tls.enabled = true;
+      } else if (auto file = option_value("--tls-ca", args, i, "a PEM file of CA certificates")) {
+        out.tls.enabled = true;
+        out.tls.ca_file = *file;
+      } else if (auto name = option_value("--tls-name", args, i, "the name the server's certificate is for")) {
+        out.tls.enabled = true;
+        out.tls.server_name = *name;
+      } else if (auto cert = option_value("--tls-cert", args, i, "a PEM certificate file")) {
+        out.tls.enabled = true;
+        out.tls.cert_file = *cert;
+      } else if (auto key = option_value("--tls-key", args, i, "a PEM key file")) {
+        out.tls.enabled = true;
+        out.tls.key_file = *key;
       } else {
         throw UsageError("unknown option '" + std::string(arg) + "'");
       }
@@ -93,6 +124,8 @@ Arguments parse_arguments(std::span<const std::string_view> args) {
     break;
   }
   if (!have_endpoint) throw UsageError("missing HOST:PORT");
+  if (out.tls.cert_file.empty() != out.tls.key_file.empty())
+    throw UsageError("--tls-cert and --tls-key go together");
 
   std::span<const std::string_view> rest = args.subspan(i);
   if (out.command == Command::browse && !rest.empty())

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "cli/format.hpp"
+#include "remoteable/tls.hpp"
 
 namespace remoteable::cli {
 
@@ -40,6 +41,8 @@ struct Arguments {
   OutputStyle style = OutputStyle::plain;
   /// How long to wait for a connection or a reply; zero waits forever.
   std::chrono::milliseconds timeout{30'000};
+  /// --tls, --tls-ca, --tls-name, --tls-cert, --tls-key: TLS to the server (off by default).
+  ClientTls tls;
 };
 
 /// Parses the arguments after the program name. Options go before the command; everything after

@@ -217,6 +217,7 @@ int run(const Arguments& args) {
     // The client library logs connecting and closing at info, spdlog's default level: the
     // command line keeps to warnings unless REMOTEABLE_LOG asks for more.
     remoteable::ClientOptions options;
+    options.tls = args.tls;
     const char* env = std::getenv("REMOTEABLE_LOG");
     if (env == nullptr || *env == '\0') options.log_level = spdlog::level::warn;
     client.emplace(io.run(Client::connect(io.executor(), endpoint, std::move(options)), args.timeout));
