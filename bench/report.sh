@@ -52,15 +52,18 @@ rounds=$(awk -F'\t' '$3 == "median_us" && $2 == "W1" { n[$4]++ } END { m = 0; fo
   echo "W4 runs through a proxy holding each chunk 5 ms each way; round_trips = median / measured proxy ping."
   echo "Ratios are remoteable / baseline. W1, W2 and W3 are the median of ${rounds:-1} interleaved rounds."
   echo
-  echo "| measurement | metric | raw_asio | raw_capnp | remoteable | remoteable / raw_capnp | remoteable / raw_asio |"
-  echo "|---|---|---:|---:|---:|---:|---:|"
+  echo "remoteable_tls is remoteable over TLS (1.3, P-256 certificate); its last column is remoteable_tls / remoteable."
+  echo
+  echo "| measurement | metric | raw_asio | raw_capnp | remoteable | remoteable / raw_capnp | remoteable / raw_asio | remoteable_tls | tls / plain |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
   awk -F'\t' '
     function cell(v) { return v == "" ? "-" : (v + 0 >= 1000 ? sprintf("%.0f", v) : v) }
     function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "-" : sprintf("%.3g", a / b) }
     function flush() {
       if (row == "") return
-      printf "| %s | %s | %s | %s | %s | %s | %s |\n", meas, metric, cell(v["raw_asio"]), cell(v["raw_capnp"]),
-             cell(v["remoteable"]), ratio(v["remoteable"], v["raw_capnp"]), ratio(v["remoteable"], v["raw_asio"])
+      printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", meas, metric, cell(v["raw_asio"]), cell(v["raw_capnp"]),
+             cell(v["remoteable"]), ratio(v["remoteable"], v["raw_capnp"]), ratio(v["remoteable"], v["raw_asio"]),
+             cell(v["remoteable_tls"]), ratio(v["remoteable_tls"], v["remoteable"])
     }
     $1 != row { flush(); row = $1; meas = $2; metric = $3; delete v }
     { v[$4] = $5 }

@@ -23,20 +23,30 @@
 #include <iostream>
 #include <vector>
 
+#include <cstdlib>
+
 #include "bench_common.hpp"
 #include "ping_protocol.hpp"
 #include <remoteable/remoteable.hpp>
 
 namespace {
 
-constexpr std::string_view peer = "remoteable";
+/// BENCH_TLS_CA=FILE: connect with TLS, checking the server against the CA in FILE, and report
+/// as the peer "remoteable_tls" (the same client over TLS; scripts/bench compares the two).
+const char* const tls_ca = std::getenv("BENCH_TLS_CA");
+const std::string_view peer = tls_ca != nullptr && *tls_ca != '\0' ? "remoteable_tls" : "remoteable";
 
 asio::awaitable<remoteable::Client> connect(const bench::Options& o) {
   // Named locals, not temporaries inside the co_await expression: with g++ 12,
   // `co_await connect(co_await this_coro::executor, {host, port})` frees an invalid pointer.
   auto executor = co_await asio::this_coro::executor;
   remoteable::Endpoint endpoint{o.host, o.port};
-  auto client = co_await remoteable::Client::connect(executor, endpoint);
+  remoteable::ClientOptions options;
+  if (peer == "remoteable_tls") {
+    options.tls.enabled = true;
+    options.tls.ca_file = tls_ca;
+  }
+  auto client = co_await remoteable::Client::connect(executor, endpoint, options);
   co_return client;
 }
 

@@ -1,7 +1,8 @@
 // remoteable_bench_server PORT [ADVERTISED_PORT] [--metrics HOST:PORT]: the benchmark's object
 // model served by remoteable. Exports "root" (a Node whose value is 38) and "add" (a free
 // function). Prints "READY <port>" once listening. --metrics turns ServerOptions::metrics on
-// (scripts/bench-ab --metrics-b measures what that costs).
+// (scripts/bench-ab --metrics-b measures what that costs). --tls-cert and --tls-key serve TLS
+// (scripts/bench's remoteable_tls peer).
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -76,12 +77,17 @@ int main(int argc, char** argv) {
   // it is what the READY line shows. By default the port actually bound.
   std::vector<std::string> args;
   std::optional<remoteable::Endpoint> metrics;
+  remoteable::ServerTls tls;
   for (int i = 1; i < argc; ++i) {
-    if (std::string(argv[i]) == "--metrics" && i + 1 < argc) metrics = remoteable::Endpoint::parse(argv[++i]);
+    std::string arg = argv[i];
+    if (arg == "--metrics" && i + 1 < argc) metrics = remoteable::Endpoint::parse(argv[++i]);
+    else if (arg == "--tls-cert" && i + 1 < argc) tls.cert_file = argv[++i];
+    else if (arg == "--tls-key" && i + 1 < argc) tls.key_file = argv[++i];
     else args.emplace_back(argv[i]);
   }
   if (args.size() != 1 && args.size() != 2)
-    bench::fail("usage: remoteable_bench_server PORT [ADVERTISED_PORT] [--metrics HOST:PORT]");
+    bench::fail(
+        "usage: remoteable_bench_server PORT [ADVERTISED_PORT] [--metrics HOST:PORT] [--tls-cert FILE --tls-key FILE]");
   auto port = static_cast<std::uint16_t>(std::stoi(args[0]));
 
   remoteable::Registry types;
@@ -96,6 +102,7 @@ int main(int argc, char** argv) {
   options.max_handles_per_connection = 2'000'000;
   options.max_connections = 4096;
   options.metrics = metrics;
+  if (!tls.cert_file.empty()) options.tls = tls;
   remoteable::Server server{{"127.0.0.1", port}, types, options};
   server.export_object(std::make_shared<Node>(38), "root");
   export_add(server, types);
