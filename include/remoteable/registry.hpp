@@ -10,10 +10,12 @@
 #include <memory>
 #include <ostream>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <typeindex>
 #include <utility>
+#include <vector>
 
 #include <remoteable/detail/builtins.hpp>
 #include <remoteable/detail/convert.hpp>
@@ -22,6 +24,27 @@
 namespace remoteable {
 
 template <class T> class ClassBuilder;
+template <class E> class EnumBuilder;
+
+namespace detail {
+template <class Sig> struct OverloadOf;
+template <class R, class... P>
+struct OverloadOf<R(P...)> {
+  constexpr auto operator()(R (*f)(P...)) const noexcept { return f; }
+  template <class C> constexpr auto operator()(R (C::*f)(P...)) const noexcept { return f; }
+};
+template <class R, class... P>
+struct OverloadOf<R(P...) const> {
+  template <class C> constexpr auto operator()(R (C::*f)(P...) const) const noexcept { return f; }
+};
+}  // namespace detail
+
+/// Picks one function of an overload set by its signature, instead of a cast:
+/// `.method("kind", remoteable::overload<std::string(double) const>(&Shape::kind))`. Write
+/// `const` for a const member function, as in its declaration; `R(P...)` picks a free function
+/// or a non-const member function.
+template <class Sig>
+inline constexpr detail::OverloadOf<Sig> overload{};
 
 /// Several callables exported under one name, chosen per call by arity and argument kinds.
 /// Made by `remoteable::overloads(f, g, ...)`.
@@ -59,6 +82,17 @@ class Registry {
   /// Registers class T under `name` and returns a builder for its members.
   template <class T>
   ClassBuilder<T> class_(std::string name);
+
+  /// Binds enum E under `name`: values travel as the text names given with
+  /// `.value("red", Color::red)`. A client sending another text gets a value error listing the
+  /// names; a result with no registered name is a value error too.
+  template <class E>
+  EnumBuilder<E> enum_(std::string name);
+
+  /// Throws std::invalid_argument if a registered member, constructor or call operator names a
+  /// class or enum that is not registered here, saying which one and where. A Server checks this
+  /// when it is constructed.
+  void check_complete() const;
 
   /// The registered type for a C++ type, or nullptr.
   const detail::TypeInfo* find(std::type_index t) const noexcept {
@@ -102,12 +136,15 @@ class Registry {
   /// The C++ type's registered name, or its implementation name if it is not registered.
   template <class T> std::string name_of() const {
     if (auto* t = find(typeid(T))) return t->name;
-    return typeid(T).name();
+    return detail::demangle(typeid(T).name());
   }
 
  private:
   template <class T> friend class ClassBuilder;
+  template <class E> friend class EnumBuilder;
+  friend const detail::EnumInfo* detail::registry_enum(const Registry&, std::type_index) noexcept;
   std::map<std::type_index, std::unique_ptr<detail::TypeInfo>> types_;
+  std::map<std::type_index, std::unique_ptr<detail::EnumInfo>> enums_;
   std::map<std::type_index, std::shared_ptr<detail::builtin::ClassObject>> classes_;
 };
 
@@ -117,9 +154,47 @@ template <class F> struct is_overloads : std::false_type {};
 template <class... F> struct is_overloads<Overloads<F...>> : std::true_type {};
 
 inline const TypeInfo* registry_find(const Registry& r, std::type_index t) noexcept { return r.find(t); }
+inline const EnumInfo* registry_enum(const Registry& r, std::type_index t) noexcept {
+  auto it = r.enums_.find(t);
+  return it == r.enums_.end() ? nullptr : it->second.get();
+}
+
+/// Throws std::invalid_argument if `uses` names a type `r` lacks: "'<who>' uses <type>, ...".
+void check_uses(const Registry& r, const std::vector<TypeUse>& uses, std::string_view who);
+
+template <class T> void collect_uses(std::vector<TypeUse>& out);
+template <class... E>
+void collect_all(std::vector<TypeUse>& out, type_pack<E...>) {
+  (collect_uses<E>(out), ...);
+}
+template <class T>
+void collect_uses(std::vector<TypeUse>& out) {
+  using D = std::remove_cvref_t<T>;
+  if constexpr (is_shared_ptr<D>::value) collect_uses<std::remove_cv_t<typename D::element_type>>(out);
+  else if constexpr (std::is_pointer_v<D>) {
+    if constexpr (user_class<std::remove_cv_t<std::remove_pointer_t<D>>>) collect_uses<std::remove_pointer_t<D>>(out);
+  }
+  else if constexpr (user_class<D>) out.push_back({typeid(D), typeid(D).name(), false});
+  else if constexpr (bound_enum<D>) out.push_back({typeid(D), typeid(D).name(), true});
+  else collect_all(out, typename elements_of<D>::type{});
+}
+/// The registered classes and bound enums that the types T... name.
+template <class... T>
+std::vector<TypeUse> uses_of() {
+  std::vector<TypeUse> out;
+  (collect_uses<T>(out), ...);
+  return out;
+}
 inline const TypeInfo& registry_info(const Registry& r, std::type_index t, std::string_view cpp_name) {
   if (auto* info = r.find(t)) return *info;
   throw_error(ErrorKind::type, "C++ type " + demangle(std::string(cpp_name).c_str()) + " is not registered");
+}
+
+template <class D, std::size_t... I>
+std::string tuple_kind_name(const Registry& r, std::index_sequence<I...>) {
+  std::string s = "[";
+  ((s += (I ? ", " : "") + kind_name<std::tuple_element_t<I, D>>(r)), ...);
+  return s + "]";
 }
 
 /// How a parameter of type P is named in messages: "int64", "list of text", "Node", ...
@@ -131,7 +206,20 @@ std::string kind_name(const Registry& r) {
     return r.template name_of<std::remove_cv_t<std::remove_pointer_t<D>>>() + " or none";
   else if constexpr (is_shared_ptr<D>::value) return r.template name_of<std::remove_const_t<typename D::element_type>>();
   else if constexpr (is_vector<D>::value) return "list of " + kind_name<typename D::value_type>(r);
-  else if constexpr (is_string_map<D>::value) return "map of " + kind_name<typename D::mapped_type>(r);
+  else if constexpr (is_std_array<D>::value)
+    return "list of " + std::to_string(std::tuple_size_v<D>) + " " + kind_name<typename D::value_type>(r);
+  else if constexpr (is_tuple_like<D>::value) return tuple_kind_name<D>(r, std::make_index_sequence<std::tuple_size_v<D>>{});
+  else if constexpr (is_set<D>::value) return "list of distinct " + kind_name<typename D::value_type>(r);
+  else if constexpr (text_map<D>) return "map of " + kind_name<typename D::mapped_type>(r);
+  else if constexpr (pair_map<D>)
+    return "list of [" + kind_name<typename D::key_type>(r) + ", " + kind_name<typename D::mapped_type>(r) +
+           "] with distinct keys";
+  else if constexpr (is_duration<D>::value)
+    return std::string(arg_conv<typename D::rep>::kind) + " " + duration_unit<typename D::period>();
+  else if constexpr (bound_enum<D>) {
+    if (auto* e = registry_enum(r, typeid(D))) return e->kind();
+    return demangle(typeid(D).name());
+  }
   else if constexpr (is_optional<D>::value) {
     std::string inner = kind_name<typename D::value_type>(r);
     if constexpr (std::is_pointer_v<typename D::value_type>) return inner;  // it already says "or none"
@@ -142,15 +230,16 @@ std::string kind_name(const Registry& r) {
 }
 
 /// How a result or a field's value of type R is named by describe(): as a parameter would be,
-/// "none" for void, the awaited type for a coroutine, "value" for a type that only converts out.
+/// "none" for void, the awaited type for a coroutine, "text or none" for a C string (null is
+/// none), "value" for a type that only converts out.
 template <class R>
 std::string value_kind_name(const Registry& r) {
   using D = std::remove_cvref_t<R>;
   if constexpr (std::is_void_v<D>) return "none";
   else if constexpr (is_awaitable<D>::value) return value_kind_name<typename D::value_type>(r);
-  else if constexpr (requires { arg_conv<D>::kind; } || is_shared_ptr<D>::value || user_class<D> ||
-                     (std::is_pointer_v<D> && user_class<std::remove_cv_t<std::remove_pointer_t<D>>>))
-    return kind_name<D>(r);
+  else if constexpr (std::same_as<D, const char*> || std::same_as<D, char*>) return "text or none";
+  else if constexpr (bindable<D, false>()) return kind_name<D>(r);
+  else if constexpr (std::is_convertible_v<D, std::string_view>) return "text";
   else return "value";
 }
 
@@ -204,12 +293,17 @@ constexpr void check_coroutine() {
 /// A free function's overload: f(P...).
 template <class F, class R, class... P>
 Overload function_overload(F f, type_list<P...>) {
-  check_coroutine<F, R, P...>();
-  auto o = make_overload<P...>([f = std::move(f)](Ctx& ctx, const Object& self, P... p) {
-    return invoke_to_object(ctx, self, f, std::forward<P>(p)...);
-  });
-  o.result = [](const Registry& r) { return value_kind_name<R>(r); };
-  return o;
+  if constexpr (!check_signature<R, P...>()) {
+    return {};  // the static_assert has said why
+  } else {
+    check_coroutine<F, R, P...>();
+    auto o = make_overload<P...>([f = std::move(f)](Ctx& ctx, const Object& self, P... p) {
+      return invoke_to_object(ctx, self, f, std::forward<P>(p)...);
+    });
+    o.result = [](const Registry& r) { return value_kind_name<R>(r); };
+    o.uses = uses_of<R, P...>();
+    return o;
+  }
 }
 template <class F>
 Overload function_overload(F f) {
@@ -226,21 +320,31 @@ template <class T, class F, class R, class Self, class... P>
 Overload method_overload_free(F f, type_list<Self, P...>) {
   static_assert(std::is_same_v<std::remove_cvref_t<Self>, T> && std::is_lvalue_reference_v<Self>,
                 "remoteable: a method given as a function must take the object as T& or const T& first");
-  check_coroutine<F, R, P...>();
-  auto o = make_overload<P...>([f = std::move(f)](Ctx& ctx, const Object& self, P... p) {
-    return invoke_to_object(ctx, self, f, self.as<T>(), std::forward<P>(p)...);
-  });
-  o.result = [](const Registry& r) { return value_kind_name<R>(r); };
-  return o;
+  if constexpr (!check_signature<R, P...>()) {
+    return {};  // the static_assert has said why
+  } else {
+    check_coroutine<F, R, P...>();
+    auto o = make_overload<P...>([f = std::move(f)](Ctx& ctx, const Object& self, P... p) {
+      return invoke_to_object(ctx, self, f, self.as<T>(), std::forward<P>(p)...);
+    });
+    o.result = [](const Registry& r) { return value_kind_name<R>(r); };
+    o.uses = uses_of<R, P...>();
+    return o;
+  }
 }
 template <class T, class F, class R, class... P>
 Overload method_overload_member(F f, type_list<P...>) {
-  check_coroutine<F, R, P...>();
-  auto o = make_overload<P...>([f](Ctx& ctx, const Object& self, P... p) {
-    return invoke_to_object(ctx, self, f, self.as<T>(), std::forward<P>(p)...);
-  });
-  o.result = [](const Registry& r) { return value_kind_name<R>(r); };
-  return o;
+  if constexpr (!check_signature<R, P...>()) {
+    return {};  // the static_assert has said why
+  } else {
+    check_coroutine<F, R, P...>();
+    auto o = make_overload<P...>([f](Ctx& ctx, const Object& self, P... p) {
+      return invoke_to_object(ctx, self, f, self.as<T>(), std::forward<P>(p)...);
+    });
+    o.result = [](const Registry& r) { return value_kind_name<R>(r); };
+    o.uses = uses_of<R, P...>();
+    return o;
+  }
 }
 template <class T, class F>
 Overload method_overload(F f) {
@@ -481,13 +585,17 @@ class ClassBuilder {
   /// A constructor taking P...; several may be registered, chosen by arity and argument kinds.
   template <class... P>
   ClassBuilder& constructor() {
-    auto& constructors = registry_.classes_.at(typeid(T))->constructors;
-    constructors.push_back(detail::make_overload<P...>(
-        [](detail::Ctx& ctx, const Object&, P... p) {
-          ctx.fresh_actor = true;
-          return Object{std::make_shared<T>(std::forward<P>(p)...), &detail::info_of<T>(ctx.registry)};
-        }));
-    constructors.back().result = [](const Registry& r) { return r.template name_of<T>(); };
+    if constexpr (detail::check_signature<void, P...>()) {
+      static_assert(std::is_constructible_v<T, P...>, "remoteable: the class has no constructor taking these parameters");
+      auto& constructors = registry_.classes_.at(typeid(T))->constructors;
+      constructors.push_back(detail::make_overload<P...>(
+          [](detail::Ctx& ctx, const Object&, P... p) {
+            ctx.fresh_actor = true;
+            return Object{std::make_shared<T>(std::forward<P>(p)...), &detail::info_of<T>(ctx.registry)};
+          }));
+      constructors.back().result = [](const Registry& r) { return r.template name_of<T>(); };
+      constructors.back().uses = detail::uses_of<P...>();
+    }
     return *this;
   }
 
@@ -498,7 +606,47 @@ class ClassBuilder {
   ClassBuilder& field(std::string name, F C::*member) {
     static_assert(!std::is_function_v<F>, "remoteable: field() takes a data member; use method() for functions");
     static_assert(std::is_base_of_v<C, T>, "remoteable: the data member belongs to another class");
+    if constexpr (detail::check_bindable<F, true>() && (std::is_const_v<F> || detail::check_bindable<F, false>()))
+      add_field(std::move(name), member);
+    return *this;
+  }
+
+  /// A read-only property from a getter: a member function of T (usually const), or a callable
+  /// taking const T& (or T&).
+  template <class G>
+  ClassBuilder& property(std::string name, G getter) {
+    constexpr bool checked = [] {
+      if constexpr (detail::readable_callable<G>) return detail::check_bindable<typename detail::callable<G>::result, true>();
+      else return true;
+    }();
+    if constexpr (checked) add_property(std::move(name), std::move(getter));
+    return *this;
+  }
+  /// A read/write property from a getter and a setter: `void T::set(V)` (any result, const or
+  /// noexcept), or a callable taking (T&, V).
+  template <class G, class S>
+  ClassBuilder& property(std::string name, G getter, S setter) {
+    static_assert(detail::readable_callable<S>, "remoteable: a setter must have one call signature");
+    using Traits = detail::callable<S>;
+    using V = typename detail::setter_value<S, typename Traits::params, Traits::member>::type;
+    if constexpr (detail::check_bindable<V, false>()) {
+      property(name, getter);
+      detail::Member& m = type_.members[name];
+      m.kind = detail::Member::Kind::property;
+      for (auto& u : detail::uses_of<V>()) m.uses.push_back(u);
+      m.set = [setter, name](detail::Ctx& ctx, const Object& self, const Object& value) {
+        auto held = detail::convert_for<V>(ctx, self, name, value);
+        std::invoke(setter, self.as<T>(), detail::arg_conv<V>::template pass<V>(held));
+      };
+    }
+    return *this;
+  }
+
+ private:
+  template <class F, class C>
+  void add_field(std::string name, F C::*member) {
     detail::Member m;
+    m.uses = detail::uses_of<F>();
     m.kind = std::is_const_v<F> ? detail::Member::Kind::readonly_field : detail::Member::Kind::field;
     m.value_kind = [](const Registry& r) { return detail::value_kind_name<std::remove_const_t<F>>(r); };
     m.get = [member](detail::Ctx& ctx, const Object& self) {
@@ -513,39 +661,23 @@ class ClassBuilder {
       };
     }
     type_.members[std::move(name)] = std::move(m);
-    return *this;
   }
-
-  /// A read-only property from a getter: a member function of T (usually const), or a callable
-  /// taking const T& (or T&).
   template <class G>
-  ClassBuilder& property(std::string name, G getter) {
+  void add_property(std::string name, G getter) {
     detail::Member m;
     m.kind = detail::Member::Kind::readonly_property;
-    if constexpr (detail::readable_callable<G>)
-      m.value_kind = [](const Registry& r) { return detail::value_kind_name<typename detail::callable<G>::result>(r); };
+    if constexpr (detail::readable_callable<G>) {
+      using R = typename detail::callable<G>::result;
+      m.value_kind = [](const Registry& r) { return detail::value_kind_name<R>(r); };
+      m.uses = detail::uses_of<R>();
+    }
     m.get = [getter](detail::Ctx& ctx, const Object& self) {
       return detail::invoke_to_object(ctx, self, getter, self.as<T>());
     };
     type_.members[std::move(name)] = std::move(m);
-    return *this;
   }
-  /// A read/write property from a getter and a setter: `void T::set(V)` (any result, const or
-  /// noexcept), or a callable taking (T&, V).
-  template <class G, class S>
-  ClassBuilder& property(std::string name, G getter, S setter) {
-    static_assert(detail::readable_callable<S>, "remoteable: a setter must have one call signature");
-    using Traits = detail::callable<S>;
-    using V = typename detail::setter_value<S, typename Traits::params, Traits::member>::type;
-    property(name, getter);
-    detail::Member& m = type_.members[name];
-    m.kind = detail::Member::Kind::property;
-    m.set = [setter, name](detail::Ctx& ctx, const Object& self, const Object& value) {
-      auto held = detail::convert_for<V>(ctx, self, name, value);
-      std::invoke(setter, self.as<T>(), detail::arg_conv<V>::template pass<V>(held));
-    };
-    return *this;
-  }
+
+ public:
 
   /// A method: a member function (const or not, of T or a base), or a callable taking T& or
   /// const T& first. Register several under one name to overload by arity and argument kinds.
@@ -585,7 +717,9 @@ class ClassBuilder {
 
 template <class T>
 ClassBuilder<T> Registry::class_(std::string name) {
-  static_assert(detail::user_class<T>, "remoteable: only classes can be registered");
+  static_assert(detail::user_class<T>,
+                "remoteable: only classes can be registered with class_ (an enum is bound with enum_; standard "
+                "library types such as std::pair, std::set or std::chrono::duration convert as values)");
   auto& slot = types_[typeid(T)];
   if (!slot) slot = std::make_unique<detail::TypeInfo>();
   slot->name = name;
@@ -593,6 +727,37 @@ ClassBuilder<T> Registry::class_(std::string name) {
   auto& cls = classes_[typeid(T)];
   if (!cls) cls = std::make_shared<detail::builtin::ClassObject>(detail::builtin::ClassObject{slot.get(), {}});
   return ClassBuilder<T>(*this, *slot);
+}
+
+/// Names the values of bound enum E. Each name and each value may be given once.
+template <class E>
+class EnumBuilder {
+ public:
+  explicit EnumBuilder(detail::EnumInfo& info) : info_(info) {}
+
+  /// `value` travels as the text `name`.
+  EnumBuilder& value(std::string name, E value) {
+    const std::int64_t n = detail::enum_number(value);
+    if (name.empty()) throw std::invalid_argument("enum " + info_.name + ": a value's name must not be empty");
+    if (info_.by_name.contains(name)) throw std::invalid_argument("enum " + info_.name + " already has a value named '" + name + "'");
+    if (info_.by_value.contains(n))
+      throw std::invalid_argument("enum " + info_.name + ": " + std::to_string(n) + " is already named '" + info_.by_value[n] + "'");
+    info_.by_name.emplace(name, n);
+    info_.by_value.emplace(n, std::move(name));
+    return *this;
+  }
+
+ private:
+  detail::EnumInfo& info_;
+};
+
+template <class E>
+EnumBuilder<E> Registry::enum_(std::string name) {
+  static_assert(detail::bound_enum<E>, "remoteable: enum_ binds an enum type (std::byte is not one: use remoteable::Bytes)");
+  auto& slot = enums_[typeid(E)];
+  if (!slot) slot = std::make_unique<detail::EnumInfo>();
+  slot->name = std::move(name);
+  return EnumBuilder<E>(*slot);
 }
 
 template <class F>

@@ -125,7 +125,9 @@ namespace detail { class ServerCore; }
 /// threads.
 class Server {
  public:
-  /// Binds `endpoint` and listens. Throws std::system_error if the address is taken.
+  /// Binds `endpoint` and listens. Throws std::system_error if the address is taken, and
+  /// std::invalid_argument (before binding) if a member of `types` names a class or enum that
+  /// is not registered in it (Registry::check_complete).
   Server(Endpoint endpoint, const Registry& types, ServerOptions options = {});
   ~Server();
   Server(const Server&) = delete;
@@ -141,7 +143,8 @@ class Server {
   // and free. Every
   // export_* throws std::invalid_argument for a name that breaks the rule, or that is taken
   // (by the server or by a client's attach) unless it is given remoteable::replace last, which
-  // replaces the export of that name.
+  // replaces the export of that name. export_function also throws it for a function whose
+  // signature names a class or enum not registered.
 
   /// Exports `object` under `name`, in a new actor unless the object is already owned.
   /// T must be registered with the Registry given to the server; `object` must not be null.

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <remoteable/detail/builtins.hpp>
+#include <remoteable/registry.hpp>
 #include "actors/detail/server_core.hpp"
 #include "actors/names.hpp"
 
@@ -13,8 +14,17 @@ namespace remoteable {
 
 // ---- Server ---------------------------------------------------------------------------------
 
+namespace {
+/// The registry, once it is known to name only registered types: a signature naming another
+/// would otherwise fail only when a client first calls it.
+const Registry& checked(const Registry& types) {
+  types.check_complete();
+  return types;
+}
+}  // namespace
+
 Server::Server(Endpoint endpoint, const Registry& types, ServerOptions options)
-    : registry_(types), core_(std::make_shared<detail::ServerCore>(std::move(endpoint), types, std::move(options))) {}
+    : registry_(checked(types)), core_(std::make_shared<detail::ServerCore>(std::move(endpoint), types, std::move(options))) {}
 
 Server::~Server() {
   stop();  // waits for the stop and for user code, serving the network thread if nobody does
@@ -37,6 +47,9 @@ std::uint16_t Server::metrics_port() const { return core_->metrics ? core_->metr
 
 void Server::export_ref(Object ref, std::string name, const std::string* same_actor, bool replace) {
   if (auto problem = export_name_problem(name); !problem.empty()) throw std::invalid_argument(problem);
+  if (ref.is(detail::builtin::function_type()))
+    for (auto& o : ref.as<detail::builtin::Function>().overloads)
+      detail::check_uses(registry_, o.uses, "the function '" + name + "'");
   std::lock_guard lock(core_->exports_mutex);
   if (!replace && core_->exports.contains(name))
     throw std::invalid_argument("the name '" + name + "' is already exported (pass remoteable::replace to replace it)");

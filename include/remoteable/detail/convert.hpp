@@ -9,6 +9,8 @@
 // kept alive through its owner (aliasing shared_ptr) or its own shared_from_this().
 
 #include <concepts>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -18,28 +20,16 @@
 
 #include <asio/awaitable.hpp>
 
+#include <remoteable/detail/bindable.hpp>
 #include <remoteable/detail/builtins.hpp>
 #include <remoteable/detail/object.hpp>
+#include <remoteable/detail/std_types.hpp>
 
 namespace remoteable {
 
 class Registry;
 
 namespace detail {
-
-template <class T> struct is_awaitable : std::false_type {};
-template <class T, class E> struct is_awaitable<asio::awaitable<T, E>> : std::true_type {};
-
-template <class T> struct is_shared_ptr : std::false_type {};
-template <class T> struct is_shared_ptr<std::shared_ptr<T>> : std::true_type {};
-
-/// A type that the registry, not the built-ins, must know: a class the user registers.
-template <class T>
-concept user_class = std::is_class_v<T> && !std::same_as<T, std::string> &&
-                     !std::same_as<T, std::string_view> && !std::same_as<T, Bytes> &&
-                     !std::same_as<T, None> && !std::same_as<T, Object> && !std::same_as<T, Plain> &&
-                     !is_vector<T>::value && !is_string_map<T>::value && !is_optional<T>::value &&
-                     !is_shared_ptr<T>::value && !is_awaitable<T>::value;
 
 template <class T>
 concept shares_from_this = requires(T& t) {
@@ -54,6 +44,28 @@ template <class U>
 const TypeInfo& info_of(const Registry& r) {
   return registry_info(r, typeid(U), typeid(U).name());
 }
+
+/// An enum bound with Registry::enum_: the text of each value.
+struct EnumInfo {
+  std::string name;
+  std::map<std::string, std::int64_t, std::less<>> by_name;
+  std::map<std::int64_t, std::string> by_value;
+  /// "Color {red, green, blue}" (at most 10 names), for describe() and messages.
+  std::string kind() const;
+};
+const EnumInfo* registry_enum(const Registry& r, std::type_index t) noexcept;
+template <class E>
+const EnumInfo& enum_of(const Registry& r) {
+  if (auto* e = registry_enum(r, typeid(E))) return *e;
+  throw_error(ErrorKind::type, "C++ enum " + demangle(typeid(E).name()) + " is not bound (Registry::enum_)");
+}
+template <class E>
+constexpr std::int64_t enum_number(E e) noexcept {
+  return static_cast<std::int64_t>(static_cast<std::underlying_type_t<E>>(e));
+}
+
+/// How a parameter of type P is named in messages (defined in registry.hpp).
+template <class P> std::string kind_name(const Registry& r);
 
 /// Combines two match ratings: the worse one wins, and -1 (no match) beats everything.
 constexpr int worse(int a, int b) noexcept { return (a < 0 || b < 0) ? -1 : (a > b ? a : b); }
@@ -151,6 +163,37 @@ inline void check_expansion(const Object& o) {
   if (builtin::shape(o).expansion > ops::max_expansion) ops::expansion_error();
 }
 
+/// A hash container that a client fills: more keys than this in one bucket are refused. A
+/// client that knows the hash (std::hash of an integer is the integer) could otherwise send keys
+/// that all collide and make each insertion walk all the others: work growing with the square
+/// of a value's size. Keys that do not collide on purpose come nowhere near it.
+inline constexpr std::size_t max_bucket_chain = 64;
+
+/// Room for `n` elements in a hash container (one table, no rehash on the way).
+template <class D>
+void reserve_for(D& out, std::size_t n) {
+  if constexpr (is_unordered<D>::value) out.reserve(n);
+  else (void)out, (void)n;
+}
+
+template <class D, class K>
+void check_bucket(const Registry& r, const D& out, const K& key) {
+  if constexpr (is_unordered<D>::value) {
+    if (out.bucket_size(out.bucket(key)) > max_bucket_chain)
+      throw_error(ErrorKind::value, "more than " + std::to_string(max_bucket_chain) + " keys of the " +
+                                        kind_name<D>(r) + " share one hash bucket: refused");
+  } else {
+    (void)r, (void)out, (void)key;
+  }
+}
+
+/// Converts one element for a container of E (already matched).
+template <class E, class C = ArgConv<std::remove_cvref_t<E>>>
+E element_from(const Registry& r, const Object& o) {
+  auto h = C::from(r, o);
+  return C::template pass<E>(h);
+}
+
 template <class D>
   requires is_vector<D>::value
 struct ArgConv<D> {
@@ -166,10 +209,7 @@ struct ArgConv<D> {
   }
   static Held from(const Registry& r, const Object& o) {
     D out;
-    for (auto& e : builtin::items(o)) {
-      auto h = E::from(r, e);
-      out.push_back(E::template pass<typename D::value_type>(h));
-    }
+    for (auto& e : builtin::items(o)) out.push_back(element_from<typename D::value_type>(r, e));
     return out;
   }
   template <class P> static P pass(Held& h) {
@@ -179,7 +219,7 @@ struct ArgConv<D> {
 };
 
 template <class D>
-  requires is_string_map<D>::value
+  requires text_map<D>
 struct ArgConv<D> {
   using E = ArgConv<std::remove_cvref_t<typename D::mapped_type>>;
   using Held = D;
@@ -193,9 +233,11 @@ struct ArgConv<D> {
   }
   static Held from(const Registry& r, const Object& o) {
     D out;
+    reserve_for(out, builtin::entries(o).size());
     for (auto& [k, e] : builtin::entries(o)) {
       auto h = E::from(r, e);
-      out.emplace(k, E::template pass<typename D::mapped_type>(h));
+      auto it = out.emplace(k, E::template pass<typename D::mapped_type>(h)).first;
+      check_bucket<D>(r, out, it->first);
     }
     return out;
   }
@@ -223,6 +265,186 @@ struct ArgConv<D> {
     if constexpr (std::is_lvalue_reference_v<P>) return h;
     else return std::move(h);
   }
+};
+
+/// Values that own what they convert into: handed on by reference or moved.
+template <class D>
+struct OwnedConv {
+  using Held = D;
+  template <class P> static P pass(Held& h) {
+    if constexpr (std::is_lvalue_reference_v<P>) return h;
+    else return std::move(h);
+  }
+};
+
+/// Matches a list of exactly `n` elements, element i by `each(i, element)`.
+template <class Each>
+int match_list(const Object& o, std::size_t n, Each each) {
+  if (!o.is(builtin::list_type()) || builtin::items(o).size() != n) return -1;
+  check_expansion(o);
+  int worst = 0;
+  std::size_t i = 0;
+  for (auto& e : builtin::items(o)) worst = worse(worst, each(i++, e));
+  return worst;
+}
+
+/// std::pair and std::tuple: a list of exactly their size.
+template <class D>
+  requires is_tuple_like<D>::value
+struct ArgConv<D> : OwnedConv<D> {
+  static constexpr std::size_t n = std::tuple_size_v<D>;
+  static constexpr std::string_view kind = "list";
+  static int match(const Registry& r, const Object& o) {
+    if (match_list(o, n, [](std::size_t, const Object&) { return 0; }) < 0) return -1;
+    auto& l = builtin::items(o);
+    return [&]<std::size_t... I>(std::index_sequence<I...>) {
+      int m = 0;
+      ((m = worse(m, ArgConv<std::remove_cvref_t<std::tuple_element_t<I, D>>>::match(r, l[I]))), ...);
+      return m;
+    }(std::make_index_sequence<n>{});
+  }
+  static D from(const Registry& r, const Object& o) {
+    auto& l = builtin::items(o);
+    return [&]<std::size_t... I>(std::index_sequence<I...>) {
+      return D{element_from<std::tuple_element_t<I, D>>(r, l[I])...};  // braces: left to right
+    }(std::make_index_sequence<n>{});
+  }
+};
+
+/// std::array<T, N>: a list of exactly N elements.
+template <class D>
+  requires is_std_array<D>::value
+struct ArgConv<D> : OwnedConv<D> {
+  using E = ArgConv<std::remove_cvref_t<typename D::value_type>>;
+  static constexpr std::string_view kind = "list";
+  static int match(const Registry& r, const Object& o) {
+    return match_list(o, std::tuple_size_v<D>, [&](std::size_t, const Object& e) { return E::match(r, e); });
+  }
+  static D from(const Registry& r, const Object& o) {
+    auto& l = builtin::items(o);
+    return [&]<std::size_t... I>(std::index_sequence<I...>) {
+      return D{element_from<typename D::value_type>(r, l[I])...};
+    }(std::make_index_sequence<std::tuple_size_v<D>>{});
+  }
+};
+
+/// std::set and std::unordered_set: a list of distinct elements. A repeated one is a type error
+/// (it is not the set the client meant), not silently dropped.
+template <class D>
+  requires is_set<D>::value
+struct ArgConv<D> : OwnedConv<D> {
+  using E = ArgConv<std::remove_cvref_t<typename D::value_type>>;
+  static constexpr std::string_view kind = "list";
+  static int match(const Registry& r, const Object& o) {
+    if (!o.is(builtin::list_type())) return -1;
+    check_expansion(o);
+    int worst = 0;
+    for (auto& e : builtin::items(o)) worst = worse(worst, E::match(r, e));
+    return worst;
+  }
+  static D from(const Registry& r, const Object& o) {
+    D out;
+    reserve_for(out, builtin::items(o).size());
+    std::size_t i = 0;
+    for (auto& e : builtin::items(o)) {
+      auto [it, inserted] = out.insert(element_from<typename D::value_type>(r, e));
+      if (!inserted)
+        throw_error(ErrorKind::type, "expected " + kind_name<D>(r) + ", but element " + std::to_string(i) +
+                                         " repeats an earlier one");
+      check_bucket<D>(r, out, *it);
+      ++i;
+    }
+    return out;
+  }
+};
+
+/// Maps with integer or enum keys: a list of [key, value] pairs with distinct keys.
+template <class D>
+  requires pair_map<D>
+struct ArgConv<D> : OwnedConv<D> {
+  using K = ArgConv<std::remove_cvref_t<typename D::key_type>>;
+  using V = ArgConv<std::remove_cvref_t<typename D::mapped_type>>;
+  static constexpr std::string_view kind = "list";
+  static int match(const Registry& r, const Object& o) {
+    if (!o.is(builtin::list_type())) return -1;
+    check_expansion(o);
+    int worst = 0;
+    for (auto& e : builtin::items(o)) {
+      worst = worse(worst, match_list(e, 2, [&](std::size_t i, const Object& x) {
+                      return i == 0 ? K::match(r, x) : V::match(r, x);
+                    }));
+      if (worst < 0) return worst;
+    }
+    return worst;
+  }
+  static D from(const Registry& r, const Object& o) {
+    D out;
+    reserve_for(out, builtin::items(o).size());
+    std::size_t i = 0;
+    for (auto& e : builtin::items(o)) {
+      auto& kv = builtin::items(e);
+      auto key = element_from<typename D::key_type>(r, kv[0]);
+      auto [it, inserted] = out.try_emplace(std::move(key), element_from<typename D::mapped_type>(r, kv[1]));
+      if (!inserted)
+        throw_error(ErrorKind::type, "expected " + kind_name<D>(r) + ", but element " + std::to_string(i) +
+                                         " repeats the key of an earlier one");
+      check_bucket<D>(r, out, it->first);
+      ++i;
+    }
+    return out;
+  }
+};
+
+/// std::chrono::duration: the count of its own unit, as its Rep converts (an integer Rep takes
+/// an int64 in range, a floating one a float64 or an int64).
+template <class D>
+  requires is_duration<D>::value
+struct ArgConv<D> {
+  using C = ArgConv<typename D::rep>;
+  using Held = D;
+  static constexpr std::string_view kind = C::kind;
+  static int match(const Registry& r, const Object& o) { return C::match(r, o); }
+  static Held from(const Registry& r, const Object& o) { return D(C::from(r, o)); }
+  template <class P> static P pass(Held& h) { return h; }
+};
+
+/// An enum bound with Registry::enum_: one of its registered names, as text. Only text matches;
+/// a name it does not have is a value error listing the names.
+template <class D>
+  requires bound_enum<D>
+struct ArgConv<D> {
+  using Held = D;
+  static constexpr std::string_view kind = "text";
+  static int match(const Registry& r, const Object& o) {
+    return o.is(builtin::text_type()) && registry_enum(r, typeid(D)) ? 0 : -1;
+  }
+  static Held from(const Registry& r, const Object& o) {
+    const EnumInfo& e = enum_of<D>(r);
+    const std::string& s = o.as<std::string>();
+    auto it = e.by_name.find(s);
+    if (it == e.by_name.end()) {
+      constexpr std::size_t shown = 64;  // the client's text, in part: it may be long
+      std::string text = s.size() > shown ? s.substr(0, shown) + "..." : s;
+      throw_error(ErrorKind::value, "'" + text + "' is not a name of " + e.kind());
+    }
+    return static_cast<D>(static_cast<std::underlying_type_t<D>>(it->second));
+  }
+  template <class P> static P pass(Held& h) { return h; }
+};
+
+/// const char*: text, pointing into the argument (which outlives the call). A text with a NUL
+/// in it would be cut short, so it is refused.
+template <>
+struct ArgConv<const char*> {
+  using Held = const char*;
+  static constexpr std::string_view kind = "text";
+  static int match(const Registry&, const Object& o) { return o.is(builtin::text_type()) ? 0 : -1; }
+  static Held from(const Registry&, const Object& o) {
+    const std::string& s = o.as<std::string>();
+    if (s.find('\0') != std::string::npos) throw_error(ErrorKind::value, "text with a NUL character cannot be passed as const char*");
+    return s.c_str();
+  }
+  template <class P> static P pass(Held& h) { return h; }
 };
 
 /// Registered classes, taken as T&, const T&, T (a copy), T* or std::shared_ptr<T>. Only an object
@@ -332,17 +554,7 @@ concept readable_callable = requires { typename callable<std::remove_cvref_t<F>>
 /// Whether to_object() can convert a D (so that an operator returning one can be offered).
 template <class D>
 constexpr bool is_sendable() {
-  if constexpr (std::is_void_v<D> || std::same_as<D, Object> || std::same_as<D, Plain> || std::same_as<D, bool> ||
-                plain_integer<D> || std::floating_point<D> || std::same_as<D, Bytes> || std::same_as<D, None> ||
-                std::is_convertible_v<D, std::string_view>)
-    return true;
-  else if constexpr (is_vector<D>::value) return is_sendable<std::remove_cvref_t<typename D::value_type>>();
-  else if constexpr (is_string_map<D>::value) return is_sendable<std::remove_cvref_t<typename D::mapped_type>>();
-  else if constexpr (is_optional<D>::value) return is_sendable<std::remove_cvref_t<typename D::value_type>>();
-  else if constexpr (is_shared_ptr<D>::value) return user_class<std::remove_cv_t<typename D::element_type>>;
-  else if constexpr (std::is_pointer_v<D>) return user_class<std::remove_cv_t<std::remove_pointer_t<D>>>;
-  else if constexpr (is_awaitable<D>::value) return is_sendable<typename D::value_type>();
-  else return user_class<D>;
+  return bindable<D, true>();
 }
 template <class R>
 concept sendable = is_sendable<std::remove_cvref_t<R>>();
@@ -385,15 +597,38 @@ Object to_object(Ctx& ctx, V&& v, const Object& owner, bool borrowed) {
     return builtin::box(Bytes(v));
   } else if constexpr (std::same_as<D, None>) {
     return builtin::none();
-  } else if constexpr (is_vector<D>::value) {
+  } else if constexpr (is_vector<D>::value || is_std_array<D>::value || is_set<D>::value) {
+    // A set's elements are copies: writing to one through a reference would break its order.
+    const bool refs = borrowed && !is_set<D>::value;
     builtin::ObjectList out;
     out.reserve(v.size());
-    for (auto&& e : v) out.push_back(to_object(ctx, e, owner, borrowed));
+    for (auto&& e : v) {
+      if constexpr (std::same_as<typename D::value_type, bool>) out.push_back(builtin::box(static_cast<bool>(e)));  // vector<bool>'s proxies
+      else out.push_back(to_object(ctx, e, owner, refs));
+    }
     return builtin::box(std::move(out));
-  } else if constexpr (is_string_map<D>::value) {
+  } else if constexpr (is_tuple_like<D>::value) {
+    builtin::ObjectList out;
+    out.reserve(std::tuple_size_v<D>);
+    std::apply([&](auto&... e) { (out.push_back(to_object(ctx, e, owner, borrowed)), ...); }, v);
+    return builtin::box(std::move(out));
+  } else if constexpr (text_map<D>) {
     builtin::ObjectMap out;
     for (auto&& [k, e] : v) out.emplace(k, to_object(ctx, e, owner, borrowed));
     return builtin::box(std::move(out));
+  } else if constexpr (pair_map<D>) {
+    builtin::ObjectList out;
+    out.reserve(v.size());
+    for (auto&& [k, e] : v) out.push_back(builtin::box(builtin::ObjectList{to_object(ctx, k, owner, false), to_object(ctx, e, owner, borrowed)}));
+    return builtin::box(std::move(out));
+  } else if constexpr (is_duration<D>::value) {
+    return to_object(ctx, v.count(), owner, false);
+  } else if constexpr (bound_enum<D>) {
+    const EnumInfo& e = enum_of<D>(ctx.registry);
+    auto it = e.by_value.find(enum_number(v));
+    if (it == e.by_value.end())
+      throw_error(ErrorKind::value, "result " + std::to_string(enum_number(v)) + " has no name in " + e.kind());
+    return builtin::box(it->second);
   } else if constexpr (is_optional<D>::value) {
     if (!v) return builtin::none();
     return to_object(ctx, *v, owner, borrowed);

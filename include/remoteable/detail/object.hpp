@@ -52,6 +52,14 @@ struct Ctx {
 
 [[noreturn]] void throw_error(ErrorKind kind, std::string message);
 
+/// A registered class or bound enum that a signature or field names: a Server checks at its
+/// construction that the registry has each (Registry::check_complete).
+struct TypeUse {
+  std::type_index type;
+  const char* cpp_name;  ///< typeid(T).name()
+  bool is_enum = false;
+};
+
 /// One callable signature of a method, constructor or function.
 struct Overload {
   /// "(int64, Node)", for error messages. Computed when needed: classes registered after this
@@ -67,6 +75,8 @@ struct Overload {
   /// Registered with remoteable::blocking: always runs on the actor pool, never inline on the
   /// network thread.
   bool blocking = false;
+  /// The registered types its parameters and result name.
+  std::vector<TypeUse> uses;
 };
 
 /// A named member of a registered type.
@@ -78,6 +88,8 @@ struct Member {
   std::vector<Overload> overloads;                                          // methods
   /// Fields and properties: the value's kind, for describe(); null: "value".
   std::function<std::string(const Registry&)> value_kind;
+  /// Fields and properties: the registered types their value names.
+  std::vector<TypeUse> uses;
 };
 std::string_view to_string(Member::Kind kind) noexcept;
 
