@@ -18,6 +18,7 @@ Commands:
 Options:
   --json           print results as JSON
   --timeout SECS   give up waiting for the server after SECS seconds (default 30, 0 = never)
+  --token-file FILE  authenticate with the token in FILE (default: $REMOTEABLE_TOKEN, if set)
   --version        print the library and protocol versions
   -h, --help       show this help
 
@@ -74,6 +75,12 @@ Arguments parse_arguments(std::span<const std::string_view> args) {
         out.timeout = parse_timeout(args[++i]);
       } else if (arg.starts_with("--timeout=")) {
         out.timeout = parse_timeout(arg.substr(10));
+      } else if (arg == "--token-file") {
+        if (i + 1 >= args.size()) throw UsageError("--token-file needs a file name");
+        out.token_file = std::string(args[++i]);
+      } else if (arg.starts_with("--token-file=")) {
+        out.token_file = std::string(arg.substr(13));
+        if (out.token_file.empty()) throw UsageError("--token-file needs a file name");
       } else {
         throw UsageError("unknown option '" + std::string(arg) + "'");
       }

@@ -40,6 +40,9 @@ struct Arguments {
   OutputStyle style = OutputStyle::plain;
   /// How long to wait for a connection or a reply; zero waits forever.
   std::chrono::milliseconds timeout{30'000};
+  /// --token-file: a file whose content (without surrounding white space) is the token to
+  /// authenticate with; empty: none (then REMOTEABLE_TOKEN, if set).
+  std::string token_file;
 };
 
 /// Parses the arguments after the program name. Options go before the command; everything after
