@@ -115,4 +115,13 @@ interface Registry {
   version @5 () -> (protocol :UInt32, library :Text);
   # The protocol version the server speaks (remoteable::protocol_version) and its library's
   # version ("MAJOR.MINOR.PATCH"). Clients check the protocol on connecting.
+  authenticate @6 (token :Text) -> (registry :Registry);
+  # On a server with authentication, the bootstrap registry answers every method but `version`
+  # and this one with a "security: authenticate first" error. This checks the token and answers
+  # with a registry scoped to its principal (what it may see, fetch, store, attach, detach). An
+  # empty token on a TLS connection whose client certificate the server maps to a principal
+  # gives that principal. A refused token fails with a security error; after too many failures
+  # from one address the server refuses without checking, and a connection that does not
+  # authenticate in time is closed. Without authentication it answers with a registry equal
+  # to the bootstrap one, whatever the token.
 }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include <spdlog/common.h>
 
@@ -51,6 +52,11 @@ struct ClientOptions {
   /// same connect_timeout; a certificate that is not accepted fails with a security error,
   /// which is not retried.
   ClientTls tls;
+  /// A token for a server with authentication (ServerOptions::auth): connect() presents it
+  /// (Registry.authenticate) and uses the registry it is given. A refused token fails connect()
+  /// with a security error saying so, which is not retried. Unset (the default): none is sent,
+  /// and such a server answers every operation with a security error ("authenticate first").
+  std::optional<std::string> token;
 };
 
 }  // namespace remoteable

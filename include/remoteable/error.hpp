@@ -21,7 +21,8 @@ namespace remoteable {
   X(cancelled, "the call was cancelled")                                                 \
   X(timeout, "a deadline passed")                                                        \
   X(protocol, "client and server speak different protocol versions")                     \
-  X(security, "TLS failed: an untrusted, expired or wrong-name certificate, no TLS at the other end")
+  X(security, "TLS failed (an untrusted, expired or wrong-name certificate, no TLS at the other end), "     \
+              "or authentication: a refused or missing token, an operation the principal may not do")
 
 /// What went wrong, independent of the message text (DESIGN §7): see REMOTEABLE_ERROR_KINDS.
 enum class ErrorKind {

@@ -15,6 +15,7 @@
 
 #include <spdlog/common.h>
 
+#include <remoteable/auth.hpp>
 #include <remoteable/registry.hpp>
 #include <remoteable/endpoint.hpp>
 #include <remoteable/tls.hpp>
@@ -111,6 +112,10 @@ struct ServerOptions {
   std::optional<Endpoint> metrics;
   /// TLS for every connection (see ServerTls); unset (the default): plain TCP.
   std::optional<ServerTls> tls;
+  /// Authentication and per-principal authority (see ServerAuth); unset (the default): none,
+  /// and every client may browse and fetch every export, store, attach and detach (its own
+  /// attached names), as the README's "Authentication and authority" says.
+  std::optional<ServerAuth> auth;
 };
 
 namespace detail { class ServerCore; }
@@ -208,6 +213,13 @@ class Server {
   }
   /// Removes an export. Returns false if there was none by that name.
   bool unexport(std::string_view name);
+  /// Makes the export `name` read-only for every client (or writable again): setting an
+  /// attribute or an item fails with an attribute error on its object, on every object reached
+  /// from it through handles (attributes, items, calls, values fetched), and on any object a
+  /// client passed back to the server through such a handle (as an argument, to store or to
+  /// attach). Methods still run. The mark belongs to the name: it may be set before the export
+  /// exists and stays when the export is replaced, unexported or attached by a client.
+  void set_read_only(std::string name, bool read_only = true);
 
   /// The exported names, sorted.
   std::vector<std::string> browse() const;

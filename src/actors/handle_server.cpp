@@ -31,8 +31,8 @@ namespace remoteable::detail {
 /// destroys every capability (teardown) before it goes away.
 class HandleServer final : public wire::Handle::Server {
  public:
-  HandleServer(ServerCore& core, Object object, std::shared_ptr<Actor> actor, std::shared_ptr<Budget> budget)
-      : core_(core), object_(std::move(object)), actor_(std::move(actor)), budget_(std::move(budget)) {
+  HandleServer(ServerCore& core, Object object, std::shared_ptr<Actor> actor, std::shared_ptr<Budget> budget, bool read_only)
+      : core_(core), object_(std::move(object)), actor_(std::move(actor)), budget_(std::move(budget)), read_only_(read_only) {
     core_.live_handles.fetch_add(1, std::memory_order_relaxed);
     ++budget_->handles;
   }
@@ -43,6 +43,9 @@ class HandleServer final : public wire::Handle::Server {
 
   const Object& object() const { return object_; }
   const std::shared_ptr<Actor>& actor() const { return actor_; }
+  /// Reached from a read-only export (Server::set_read_only), or its object was passed back
+  /// through such a handle: no set_attr or set_item, and what is derived from it is read-only too.
+  bool read_only() const { return read_only_ || core_.read_only_objects.contains(object_); }
 
  protected:
   // The operations that make a new object: each reads its step (rpc/codec.hpp), decodes its
@@ -61,6 +64,7 @@ class HandleServer final : public wire::Handle::Server {
     auto params = context.getParams();
     auto name = text(params.getName());
     trace("set", name);
+    if (read_only()) throw to_kj(refused_write("attribute '" + name + "'"));
     return core_.decode(params.getValue()).then([this, name = std::move(name)](Object value) {
       return core_.on_actor(budget_, actor_, metered(CallOp::set_attr, object_, name), [self = object_, name, value](Ctx& ctx) -> Outcome {
         ops::set_attr(ctx, self, name, value);
@@ -73,6 +77,7 @@ class HandleServer final : public wire::Handle::Server {
     context.allowCancellation();
     CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     trace("set_item");
+    if (read_only()) throw to_kj(refused_write("an item"));
     auto params = context.getParams();
     auto values = kj::heapArrayBuilder<kj::Promise<Object>>(2);
     values.add(core_.decode(params.getKey()));
@@ -108,7 +113,7 @@ class HandleServer final : public wire::Handle::Server {
         operands.add(with_operands(read, [chain, i](std::vector<Object> objects) { (*chain)[i].operands = std::move(objects); }));
     }
     return kj::joinPromises(operands.releaseAsArray()).then([this, context, chain, fetch]() mutable {
-      return run_chain(chain, 0, object_, actor_, fetch, context);
+      return run_chain(chain, 0, object_, actor_, read_only(), fetch, context);
     }).attach(kj::mv(slot));
   }
 
@@ -119,7 +124,7 @@ class HandleServer final : public wire::Handle::Server {
     return core_.on_actor(budget_, actor_, metered(CallOp::get, object_), [self = object_](Ctx&) -> Outcome { return ops::get(self); }, {},
                           expansive(object_))
         .then([this, context](Outcome o) mutable {
-          core_.encode(context.getResults().initValue(), take<Plain>(o), actor_, budget_);
+          core_.encode(context.getResults().initValue(), take<Plain>(o), actor_, budget_, read_only());
         }).attach(kj::mv(slot));
   }
 
@@ -166,6 +171,11 @@ class HandleServer final : public wire::Handle::Server {
   }
 
  private:
+  RemoteError refused_write(const std::string& what) const {
+    return RemoteError(ErrorKind::attribute, "cannot set " + what + " of " + std::string(builtin::type_name(object_)) +
+                                                 ": it is read-only (reached from a read-only export)");
+  }
+
   /// One line per call at trace level: the operation, its name or operator, the object's type
   /// and this handle. Checked first: with trace off a call formats and looks up nothing.
   bool tracing() const { return core_.log->should_log(spdlog::level::trace); }
@@ -228,7 +238,8 @@ class HandleServer final : public wire::Handle::Server {
   /// Runs one operation of this interface on this handle's object and answers it.
   template <class Context>
   kj::Promise<void> answer_step(Step step, Context& context) {
-    return finish(run_step(std::move(step), object_, actor_, checked(context.getParams().getFetch())), actor_, true, context);
+    bool read_only = this->read_only() || core_.read_only_objects.any_of(step.operands);
+    return finish(run_step(std::move(step), object_, actor_, checked(context.getParams().getFetch())), actor_, read_only, true, context);
   }
 
   /// Runs `step` on `self`, owned by `actor`; with `fetch`, evaluates the result too. Its name
@@ -296,39 +307,43 @@ class HandleServer final : public wire::Handle::Server {
     throw to_kj(RemoteError(ErrorKind::value, "unknown step"));
   }
 
-  /// Runs the chain's steps from `i` on, the first on `self`, and answers for the last. [loop]
+  /// Runs the chain's steps from `i` on, the first on `self`, and answers for the last.
+  /// `read_only`: `self` is (see read_only()); so is each result after it. [loop]
   kj::Promise<void> run_chain(std::shared_ptr<std::vector<Step>> chain, std::size_t i, const Object& self,
-                              const std::shared_ptr<Actor>& actor, wire::Handle::Fetch fetch, ChainContext context) {
+                              const std::shared_ptr<Actor>& actor, bool read_only, wire::Handle::Fetch fetch, ChainContext context) {
+    read_only = read_only || core_.read_only_objects.contains(self) || core_.read_only_objects.any_of((*chain)[i].operands);
     if (i + 1 == chain->size())
-      return finish(run_step(std::move((*chain)[i]), self, actor, fetch), actor, context.getParams().getKeep(), context);
+      return finish(run_step(std::move((*chain)[i]), self, actor, fetch), actor, read_only, context.getParams().getKeep(), context);
     return run_step(std::move((*chain)[i]), self, actor, wire::Handle::Fetch::NONE)
-        .then([this, chain, i, actor, fetch, context](Outcome o) mutable {
+        .then([this, chain, i, actor, read_only, fetch, context](Outcome o) mutable {
           // The result in between gets no handle, but an owner as if it had one: the next step
           // runs there.
           bool fresh = std::holds_alternative<FreshObject>(o);
           Object next = fresh ? std::get<FreshObject>(std::move(o)).object : take<Object>(o);
           auto owner = core_.owner_for(next, actor, fresh);
-          return run_chain(chain, i + 1, next, owner, fetch, context);
+          return run_chain(chain, i + 1, next, owner, read_only, fetch, context);
         });
   }
 
   /// Answers an operation whose result is a new object: its handle (unless `keep` is false: a
-  /// chain whose caller wants only the evaluation), and what `fetch` asked for.
+  /// chain whose caller wants only the evaluation), and what `fetch` asked for. `read_only`: the
+  /// result was reached through a read-only handle or operand, and so are its handles.
   template <class Context>
-  kj::Promise<void> finish(kj::Promise<Outcome> outcome, const std::shared_ptr<Actor>& actor, bool keep, Context& context) {
-    return outcome.then([this, actor, keep, context](Outcome o) mutable {
+  kj::Promise<void> finish(kj::Promise<Outcome> outcome, const std::shared_ptr<Actor>& actor, bool read_only, bool keep,
+                           Context& context) {
+    return outcome.then([this, actor, read_only, keep, context](Outcome o) mutable {
       auto results = context.getResults(small_results);  // more segments come if a value needs them
       if (auto* fresh = std::get_if<FreshObject>(&o)) {
-        if (keep) results.setResult(core_.wrap(fresh->object, nullptr, budget_, true));
+        if (keep) results.setResult(core_.wrap(fresh->object, nullptr, budget_, true, read_only));
       } else if (auto* f = std::get_if<Fetched>(&o)) {
         // Objects inside the value belong to the result's actor (a new one for a fresh result).
         auto owner = f->fresh ? std::make_shared<Actor>(core_.pool) : actor;
-        if (keep) results.setResult(core_.wrap(f->object, owner, budget_));
-        if (auto* plain = std::get_if<Plain>(&f->value)) core_.encode(results.initValue(), *plain, owner, budget_);
+        if (keep) results.setResult(core_.wrap(f->object, owner, budget_, false, read_only));
+        if (auto* plain = std::get_if<Plain>(&f->value)) core_.encode(results.initValue(), *plain, owner, budget_, read_only);
         else if (auto* text = std::get_if<std::string>(&f->value)) results.setText(*text);
         else results.setTruth(std::get<bool>(f->value));
       } else if (keep) {
-        results.setResult(core_.wrap(take<Object>(o), actor, budget_));
+        results.setResult(core_.wrap(take<Object>(o), actor, budget_, false, read_only));
       }
     });
   }
@@ -337,16 +352,17 @@ class HandleServer final : public wire::Handle::Server {
   Object object_;
   std::shared_ptr<Actor> actor_;
   std::shared_ptr<Budget> budget_;
+  const bool read_only_;
 };
 
 wire::Handle::Client ServerCore::wrap(const Object& object, const std::shared_ptr<Actor>& actor,
-                                      const std::shared_ptr<Budget>& budget, bool fresh) {
+                                      const std::shared_ptr<Budget>& budget, bool fresh, bool read_only) {
   if (budget->handles >= options.max_handles_per_connection) {
     if (metrics) metrics->breach(Limit::max_handles_per_connection);
     throw to_kj(RemoteError(ErrorKind::overloaded, "too many live handles on this connection (limit " +
                                                        std::to_string(options.max_handles_per_connection) + ")"));
   }
-  return kj().caps.add(kj::heap<HandleServer>(*this, object, owner_for(object, actor, fresh), budget));
+  return kj().caps.add(kj::heap<HandleServer>(*this, object, owner_for(object, actor, fresh), budget, read_only));
 }
 
 std::shared_ptr<Actor> ServerCore::owner_for(const Object& object, const std::shared_ptr<Actor>& actor, bool fresh) {
@@ -363,9 +379,12 @@ std::shared_ptr<Actor> ServerCore::owner_for(const Object& object, const std::sh
 
 kj::Promise<std::pair<Object, std::shared_ptr<Actor>>> ServerCore::unwrap(wire::Handle::Client cap) {
   return kj().caps.getLocalServer(cap).then(
-      [](kj::Maybe<wire::Handle::Server&> server) -> std::pair<Object, std::shared_ptr<Actor>> {
+      [this](kj::Maybe<wire::Handle::Server&> server) -> std::pair<Object, std::shared_ptr<Actor>> {
         KJ_IF_MAYBE(s, server) {
           auto& h = static_cast<HandleServer&>(*s);
+          // Back through a read-only handle: wherever the object goes now (into a value, an
+          // argument, an attached name), it stays read-only.
+          if (h.read_only()) read_only_objects.add(h.object());
           return {h.object(), h.actor()};
         }
         throw to_kj(RemoteError(ErrorKind::type, "a handle from another server or connection cannot be used here"));

@@ -92,8 +92,8 @@ kj::Promise<std::vector<Object>> ServerCore::decode(capnp::List<wire::Value>::Re
 }
 
 void ServerCore::encode(wire::Value::Builder out, const Plain& value, const std::shared_ptr<Actor>& actor,
-                        const std::shared_ptr<Budget>& budget) {
-  auto cap = [&](const Object& o) { return wrap(o, actor, budget); };
+                        const std::shared_ptr<Budget>& budget, bool read_only) {
+  auto cap = [&](const Object& o) { return wrap(o, actor, budget, false, read_only); };
   encode_value(out, value, cap, options.max_nesting);
 }
 

@@ -77,6 +77,12 @@ bool Server::unexport(std::string_view name) {
   return true;
 }
 
+void Server::set_read_only(std::string name, bool read_only) {
+  std::lock_guard lock(core_->exports_mutex);
+  if (read_only) core_->read_only_names.insert(std::move(name));
+  else core_->read_only_names.erase(name);
+}
+
 std::vector<std::string> Server::browse() const {
   std::lock_guard lock(core_->exports_mutex);
   std::vector<std::string> names;

@@ -13,15 +13,26 @@
 
 namespace remoteable::detail {
 
-ServerConnection::ServerConnection(ServerCore& core, Connected connected, std::string peer)
+ServerConnection::ServerConnection(ServerCore& core, Connected connected, std::string peer, std::string address,
+                                   const std::string& subject)
     : core_(core), peer_(std::move(peer)), budget_(std::make_shared<Budget>()) {
   capnp::ReaderOptions options;
   options.traversalLimitInWords = core.options.max_message_words;
   options.nestingLimit = reader_nesting_limit(core.options.max_nesting);
   budget_->peer = peer_;
+  budget_->address = std::move(address);
+  budget_->certificate = subject;
+  // The bootstrap registry: everything without authentication; with it, the principal of the
+  // client's certificate if it maps to one, else nothing until Registry.authenticate.
+  std::shared_ptr<const Grant> grant = full_grant();
+  if (core.auth) {
+    grant = core.auth->for_certificate(subject);
+    budget_->principal = grant;
+    if (grant) core.log->info("{} authenticated as '{}' by its certificate", peer_, grant->principal);
+  }
   auto counters = std::make_shared<WireCounters>(false);
   rpc_.emplace(core.loop, open_stream(core.loop, std::move(connected), counters, core.metrics ? core.metrics->bytes() : nullptr),
-               capnp::rpc::twoparty::Side::SERVER, capnp::Capability::Client(kj::heap<RegistryServer>(core, budget_)),
+               capnp::rpc::twoparty::Side::SERVER, capnp::Capability::Client(kj::heap<RegistryServer>(core, budget_, std::move(grant))),
                options, counters);
   auto& rpc = KJ_ASSERT_NONNULL(rpc_);
   if (core.options.max_inflight_call_bytes > 0) rpc.set_flow_limit(std::max<std::size_t>(1, core.options.max_inflight_call_bytes / 8));
@@ -80,6 +91,9 @@ void ServerConnection::check(std::chrono::steady_clock::time_point now) {
     if (r->queued_bytes() > o.max_outbound_bytes) {
       core_.log->warn("disconnecting {}: {} bytes of answers unread (limit max_outbound_bytes = {})", peer_, r->queued_bytes(), o.max_outbound_bytes);
       if (core_.metrics) core_.metrics->breach(Limit::max_outbound_bytes);
+      this->close();
+    } else if (core_.auth && !budget_->principal && now - budget_->connected_at > core_.auth->options().timeout) {
+      core_.log->info("disconnecting {}: not authenticated within {} ms", peer_, core_.auth->options().timeout.count());
       this->close();
     } else if (o.idle_timeout.count() > 0 && budget_->in_flight == 0 && now - budget_->last_activity > o.idle_timeout) {
       core_.log->info("disconnecting {}: idle", peer_);

@@ -18,7 +18,8 @@ namespace remoteable::detail {
 /// One accepted client connection. Owned by the task that waits for its disconnect. [loop]
 class ServerConnection {
  public:
-  ServerConnection(ServerCore& core, Connected connected, std::string peer);
+  /// `address`: the peer's IP; `subject`: its verified TLS client certificate's, if any.
+  ServerConnection(ServerCore& core, Connected connected, std::string peer, std::string address, const std::string& subject);
   ~ServerConnection();
   /// Resolves when the peer disconnects or the server closes the connection.
   kj::Promise<void> on_disconnect();
@@ -28,7 +29,8 @@ class ServerConnection {
   bool flushed();
   /// Folds this connection's most bytes queued into the server's high-water mark.
   void note_peak();
-  /// Closes the connection if it broke a limit: idle too long, or not reading its answers.
+  /// Closes the connection if it broke a limit: idle too long, not reading its answers, or not
+  /// authenticated in time (ServerAuth::timeout).
   void check(std::chrono::steady_clock::time_point now);
 
  private:

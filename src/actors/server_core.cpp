@@ -33,6 +33,7 @@ ServerCore::ServerCore(Endpoint endpoint, const Registry& types, ServerOptions o
   if (options.max_nesting < 1 || options.max_nesting > max_nesting_limit)
     throw std::invalid_argument("ServerOptions::max_nesting must be between 1 and " + std::to_string(max_nesting_limit));
   if (options.tls) tls_ = server_context(*options.tls);
+  if (options.auth) auth = std::make_unique<Authenticator>(*options.auth);
   listen(endpoint);
   if (options.metrics) metrics = std::make_unique<ServerMetrics>(*options.metrics, ServerMetrics::Gauges{open_connections, live_handles, calls_in_flight}, *log);
   keep_running_.emplace(io.get_executor());
@@ -145,19 +146,20 @@ void ServerCore::accept_one() {
     }
     std::error_code ignored;
     auto remote = socket.remote_endpoint(ignored);
-    auto peer = remote.address().to_string() + ":" + std::to_string(remote.port());
+    auto address = remote.address().to_string();
+    auto peer = address + ":" + std::to_string(remote.port());
     if (core->tls_) {
-      core->handshake(std::move(socket), std::move(peer));
+      core->handshake(std::move(socket), std::move(peer), std::move(address));
     } else {
-      core->loop->run([core, socket = std::move(socket), peer = std::move(peer)]() mutable {
-        core->admit(std::move(socket), std::move(peer));
+      core->loop->run([core, socket = std::move(socket), peer = std::move(peer), address = std::move(address)]() mutable {
+        core->admit(std::move(socket), std::move(peer), std::move(address), {});
       });
     }
     core->accept_one();
   });
 }
 
-void ServerCore::admit(Connected connected, std::string peer) {
+void ServerCore::admit(Connected connected, std::string peer, std::string address, std::string subject) {
   if (stopping) return;
   if (open_connections.load() >= options.max_connections) {
     log->warn("refusing {}: {} connections open (limit)", peer, options.max_connections);
@@ -165,7 +167,7 @@ void ServerCore::admit(Connected connected, std::string peer) {
     return;  // the socket closes here
   }
   try {
-    auto conn = kj::heap<ServerConnection>(*this, std::move(connected), std::move(peer));
+    auto conn = kj::heap<ServerConnection>(*this, std::move(connected), std::move(peer), std::move(address), subject);
     auto done = conn->on_disconnect();
     kj().tasks.add(done.attach(kj::mv(conn)));
   } catch (kj::Exception& e) {
@@ -186,7 +188,7 @@ struct ServerCore::Handshake {
   bool timed_out = false;
 };
 
-void ServerCore::handshake(asio::ip::tcp::socket socket, std::string peer) {
+void ServerCore::handshake(asio::ip::tcp::socket socket, std::string peer, std::string address) {
   // A handshake costs the server CPU and a descriptor before anything is known of the peer:
   // counted against max_connections, and bounded in time.
   if (open_connections.load() + handshaking_.load() >= options.max_connections) {
@@ -206,7 +208,7 @@ void ServerCore::handshake(asio::ip::tcp::socket socket, std::string peer) {
     self->close();
   });
   h->connection->stream.async_handshake(
-      asio::ssl::stream_base::server, [core = shared_from_this(), h, peer = std::move(peer)](std::error_code ec) mutable {
+      asio::ssl::stream_base::server, [core = shared_from_this(), h, peer = std::move(peer), address = std::move(address)](std::error_code ec) mutable {
         --core->handshaking_;
         h->timer.cancel();
         if (core->stopping) return;
@@ -218,8 +220,9 @@ void ServerCore::handshake(asio::ip::tcp::socket socket, std::string peer) {
         }
         auto subject = peer_subject(h->connection->stream);
         if (!subject.empty()) peer += " (" + subject + ")";
-        core->loop->run([core, connection = std::move(h->connection), peer = std::move(peer)]() mutable {
-          core->admit(std::move(connection), std::move(peer));
+        core->loop->run([core, connection = std::move(h->connection), peer = std::move(peer), address = std::move(address),
+                         subject = std::move(subject)]() mutable {
+          core->admit(std::move(connection), std::move(peer), std::move(address), std::move(subject));
         });
       });
 }

@@ -24,6 +24,8 @@ Options:
   --tls-name NAME  TLS, expecting a certificate for NAME instead of HOST
   --tls-cert FILE  TLS, presenting the client certificate in FILE (PEM; needs --tls-key)
   --tls-key FILE   the key of --tls-cert (PEM)
+  --token-file FILE
+                   authenticate with the token in FILE (default: $REMOTEABLE_TOKEN, if set)
   --version        print the library and protocol versions
   -h, --help       show this help
 
@@ -105,6 +107,9 @@ Arguments parse_arguments(std::span<const std::string_view> args) {
       } else if (auto key = option_value("--tls-key", args, i, "a PEM key file")) {
         out.tls.enabled = true;
         out.tls.key_file = *key;
+      } else if (auto file = option_value("--token-file", args, i, "a file name")) {
+        if (file->empty()) throw UsageError("--token-file needs a file name");
+        out.token_file = *file;
       } else {
         throw UsageError("unknown option '" + std::string(arg) + "'");
       }

@@ -43,6 +43,9 @@ struct Arguments {
   std::chrono::milliseconds timeout{30'000};
   /// --tls, --tls-ca, --tls-name, --tls-cert, --tls-key: TLS to the server (off by default).
   ClientTls tls;
+  /// --token-file: a file whose content (without surrounding white space) is the token to
+  /// authenticate with; empty: none (then REMOTEABLE_TOKEN, if set).
+  std::string token_file;
 };
 
 /// Parses the arguments after the program name. Options go before the command; everything after

@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <functional>
 #include <future>
 #include <iostream>
@@ -115,6 +116,30 @@ class IoThread {
   std::future<void> stopped_ = done_.get_future();
   std::thread thread_;
 };
+
+/// The token to authenticate with: the content of --token-file without surrounding white space,
+/// else REMOTEABLE_TOKEN's value, else none. A file that cannot be read, or holds no token, is a
+/// usage error.
+std::optional<std::string> token_of(const Arguments& args) {
+  auto trimmed = [](std::string text) {
+    auto first = text.find_first_not_of(" \t\r\n");
+    if (first == std::string::npos) return std::string();
+    return text.substr(first, text.find_last_not_of(" \t\r\n") - first + 1);
+  };
+  if (!args.token_file.empty()) {
+    std::ifstream in(args.token_file, std::ios::binary);
+    if (!in) throw UsageError("cannot read the token file '" + args.token_file + "'");
+    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad()) throw UsageError("cannot read the token file '" + args.token_file + "'");
+    auto token = trimmed(std::move(content));
+    if (token.empty()) throw UsageError("the token file '" + args.token_file + "' holds no token");
+    return token;
+  }
+  const char* env = std::getenv("REMOTEABLE_TOKEN");
+  auto token = trimmed(env == nullptr ? "" : env);
+  if (token.empty()) return std::nullopt;
+  return token;
+}
 
 /// Prints the exception in flight on stderr and returns the exit status it calls for.
 /// `source` is the expression, shown with a caret under a syntax error.
@@ -220,6 +245,7 @@ int run(const Arguments& args) {
     options.tls = args.tls;
     const char* env = std::getenv("REMOTEABLE_LOG");
     if (env == nullptr || *env == '\0') options.log_level = spdlog::level::warn;
+    options.token = token_of(args);
     client.emplace(io.run(Client::connect(io.executor(), endpoint, std::move(options)), args.timeout));
   } catch (...) {
     return report_current_exception("");

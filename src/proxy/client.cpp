@@ -132,6 +132,25 @@ asio::awaitable<std::shared_ptr<detail::ClientConnection>> connect_once(asio::an
   });
   try {
     connection->set_server_version(co_await with_timeout(std::move(checked), options.connect_timeout));
+    if (options.token) {
+      // Authentication: the registry it answers with, scoped to the token's principal, is the
+      // one this connection uses from now on.
+      auto authenticated = connection->evaluate<None>([token = *options.token](detail::ClientConnection& c) -> kj::Promise<None> {
+        auto request = c.registry().authenticateRequest();
+        request.setToken(token);
+        return request.send().then(
+            [&c](auto response) {
+              c.set_registry(response.getRegistry());
+              return None{};
+            },
+            [](kj::Exception&& e) -> None {
+              if (e.getType() != kj::Exception::Type::UNIMPLEMENTED) throw kj::mv(e);
+              throw detail::to_kj(RemoteError(ErrorKind::security, "a token was given, but the server does not know "
+                                                                   "authentication (it predates it)"));
+            });
+      });
+      co_await with_timeout(std::move(authenticated), options.connect_timeout);
+    }
   } catch (const RemoteError& e) {
     connection->close();
     if (e.kind() == ErrorKind::timeout)

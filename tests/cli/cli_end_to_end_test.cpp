@@ -2,7 +2,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <cstddef>
+#include <fstream>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -301,4 +304,41 @@ TEST_CASE("item access reads through the server, and item assignment reaches it"
   Completed write = cli({server.address(), "eval", "store([1, 2, 3])[1] = 20"});
   CHECK(starts_with(write.err, "error (type): "));
   CHECK(write.exit_code == 1);
+}
+
+TEST_CASE("--token-file and REMOTEABLE_TOKEN authenticate; a refused or missing token is a security error", "[cli]") {
+  remoteable::Registry types;
+  example::register_node(types);
+  remoteable::ServerOptions options;
+  remoteable::ServerAuth auth;
+  auth.tokens = {{"cli-secret", "cli"}};
+  options.auth = auth;
+  remoteable::ThreadedServer server({"127.0.0.1", 0}, types, options);
+  example::export_walkthrough(server.server());
+  auto address = "127.0.0.1:" + std::to_string(server.port());
+  char pattern[] = "/tmp/remoteable-token-XXXXXX";
+  int fd = ::mkstemp(pattern);
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  auto write_token = [&](const std::string& text) { std::ofstream(pattern, std::ios::trunc) << text; };
+
+  write_token("cli-secret\n");  // the trailing newline is not part of the token
+  Completed good = cli({"--token-file", pattern, address, "eval", "five + 1"});
+  CHECK(good.out == "6\n");
+  CHECK(good.exit_code == 0);
+  Completed by_env = run_process({"/usr/bin/env", "REMOTEABLE_TOKEN=cli-secret", REMOTEABLE_CLI_PATH, address, "eval", "five"}, {}, 40s);
+  CHECK(by_env.out == "5\n");
+  CHECK(by_env.exit_code == 0);
+
+  write_token("wrong");
+  Completed wrong = cli({"--token-file", pattern, address, "browse"});
+  CHECK_THAT(wrong.err, Catch::Contains("error (security)") && Catch::Contains("the token was refused"));
+  CHECK(wrong.exit_code == 1);
+  Completed missing = cli({address, "browse"});
+  CHECK_THAT(missing.err, Catch::Contains("error (security): authenticate first"));
+  CHECK(missing.exit_code == 1);
+  Completed unreadable = cli({"--token-file", "/nonexistent/token", address, "browse"});
+  CHECK_THAT(unreadable.err, Catch::Contains("cannot read the token file '/nonexistent/token'"));
+  CHECK(unreadable.exit_code == 2);
+  ::unlink(pattern);
 }

@@ -2,6 +2,7 @@
 // a SIGINT or SIGTERM stops it cleanly.
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <string>
@@ -91,4 +92,36 @@ TEST_CASE("the walkthrough server has no metrics unless asked, and refuses a bad
   const int status = bad.wait();
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 1);
+}
+
+TEST_CASE("the walkthrough server with --token-file serves only clients with a token from the file") {
+  char pattern[] = "/tmp/remoteable-tokens-XXXXXX";
+  int fd = ::mkstemp(pattern);
+  REQUIRE(fd >= 0);
+  std::string lines = "# principal token\nalice alice-secret\n\nlone-secret\n";
+  REQUIRE(::write(fd, lines.data(), lines.size()) == static_cast<ssize_t>(lines.size()));
+  ::close(fd);
+  test::Process server({WALKTHROUGH_SERVER_PATH, "127.0.0.1:0", "--token-file", pattern});
+  auto serving = server.read_line();
+  REQUIRE(serving);
+  remoteable::Endpoint endpoint{"127.0.0.1", port_of(*serving)};
+  asio::io_context context;
+  for (std::string token : {"alice-secret", "lone-secret"}) {
+    remoteable::ClientOptions options;
+    options.token = token;
+    auto client = test::connect(context, endpoint, options);
+    CHECK(test::await(context, client.fetch("five").as<std::int64_t>()) == 5);
+    client.close();
+  }
+  auto anonymous = test::connect(context, endpoint);
+  CHECK(test::error_of(context, anonymous.fetch("five").as<std::int64_t>()) == remoteable::ErrorKind::security);
+  remoteable::ClientOptions wrong;
+  wrong.token = "alice";  // a principal's name is not its token
+  CHECK_THROWS_WITH(test::connect(context, endpoint, wrong), Catch::Contains("the token was refused"));
+  anonymous.close();
+  context.restart();
+  context.poll();
+  server.kill(SIGTERM);
+  CHECK(server.read_line().value_or("(no line)") == "stopped");
+  ::unlink(pattern);
 }

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -182,6 +183,44 @@ TEST_CASE("mutual TLS: a client certificate from the client CA is required, and 
     CHECK(e.kind() == ErrorKind::security);
     CHECK(test::eventually([&] { return s.log.has("info", "the client's certificate is not accepted"); }));
   }
+}
+
+TEST_CASE("mutual TLS with authentication: a mapped client certificate is its principal, without a token") {
+  auto tls = pki().server("server");
+  tls.client_ca_file = pki().path("ca.pem");
+  tls.require_client_cert = false;
+  auto server_options = Server::tls(tls);
+  remoteable::ServerAuth auth;
+  auth.certificates = {{"client1", "robot"}};
+  auth.tokens = {{"human-secret", "human"}};
+  remoteable::Authority robot;
+  robot.exports.emplace(std::set<std::string, std::less<>>{"five"});
+  auth.authorities["robot"] = robot;
+  server_options.auth = auth;
+  Server s(server_options);
+  asio::io_context context;
+  auto options = pki().client();
+  options.cert_file = pki().path("client1.pem");
+  options.key_file = pki().path("client1.key");
+  auto client = test::connect(context, s.endpoint(), with(options));
+  CHECK(test::await(context, client.browse()) == std::vector<std::string>{"five"});
+  CHECK(test::error_of(context, client.fetch("root").attr("value").as<std::int64_t>()) == ErrorKind::name);
+  CHECK(test::eventually([&] { return s.log.has("info", "authenticated as 'robot' by its certificate"); }));
+  // authenticate("") gives the certificate's principal too; another principal's token is refused.
+  auto with_empty = with(options);
+  with_empty.token = "";
+  auto again = test::connect(context, s.endpoint(), with_empty);
+  CHECK(test::await(context, again.fetch("five").as<std::int64_t>()) == 5);
+  auto other = with(options);
+  other.token = "human-secret";
+  CHECK_THAT(refused(context, s.endpoint(), other).message(), Catch::Contains("authenticated as 'robot' already"));
+  // Without a certificate: nothing until a token.
+  auto anonymous = test::connect(context, s.endpoint(), with(pki().client()));
+  CHECK(test::error_of(context, anonymous.browse()) == ErrorKind::security);
+  auto human = with(pki().client());
+  human.token = "human-secret";
+  auto h = test::connect(context, s.endpoint(), human);
+  CHECK(chain(context, h) == 6);
 }
 
 TEST_CASE("a connection that never starts its handshake is closed after handshake_timeout, and does not delay stop") {

@@ -25,6 +25,7 @@
 #include <variant>
 
 #include "actors/actor.hpp"
+#include "actors/authority.hpp"
 #include "actors/detail/outcome.hpp"
 #include "actors/metrics.hpp"
 #include "rpc/tls.hpp"
@@ -48,6 +49,8 @@ struct Export {
   bool attached = false;  ///< exported by a client through Registry.attach
   /// The connection that attached it (while it is open): counts it, and may detach it.
   std::weak_ptr<Budget> attached_by;
+  /// Attached through a read-only handle: handles fetched from it are read-only.
+  bool read_only = false;
 };
 
 class HandleServer;
@@ -60,6 +63,12 @@ struct Budget {
   std::size_t calls = 0;      ///< calls received and not yet ended, decoding included (CallSlot)
   std::size_t attached = 0;   ///< names this connection attached that are still exported [mutex]
   std::string peer;           ///< "host:port", for ServerOptions::may_detach_any
+  std::string address;        ///< the peer's IP address, for the rate limit of failed authentications
+  std::string certificate;    ///< the subject of the peer's verified TLS client certificate, if any
+  /// With authentication (ServerOptions::auth): the principal this connection authenticated
+  /// as (or its client certificate maps to), null until then; one per connection.
+  std::shared_ptr<const Grant> principal;
+  std::chrono::steady_clock::time_point connected_at = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_activity = std::chrono::steady_clock::now();
   void touch() { last_activity = std::chrono::steady_clock::now(); }
 };
@@ -92,6 +101,10 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
 
   std::mutex exports_mutex;
   std::map<std::string, Export, std::less<>> exports;  // [mutex]
+  std::set<std::string, std::less<>> read_only_names;  ///< Server::set_read_only [mutex]
+  /// ServerOptions::auth, null without. Its rate-limit records are [loop].
+  std::unique_ptr<Authenticator> auth;
+  ReadOnlyObjects read_only_objects;  // [loop]
 
   std::atomic<std::size_t> live_handles{0};
   std::atomic<std::size_t> open_connections{0};
@@ -114,13 +127,15 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
                                 wire::Handle::Fetch fetch = wire::Handle::Fetch::NONE);
 
   /// A capability for `object`, owned by `actor` (or a new actor when `fresh`), counted in the
-  /// connection's budget. [loop]
+  /// connection's budget; `read_only` refuses setting attributes and items through it and the
+  /// handles derived from it (Server::set_read_only). [loop]
   wire::Handle::Client wrap(const Object& object, const std::shared_ptr<Actor>& actor,
-                            const std::shared_ptr<Budget>& budget, bool fresh = false);
+                            const std::shared_ptr<Budget>& budget, bool fresh = false, bool read_only = false);
   /// The actor that owns `object` reached from `actor` (a new one when `fresh` or none): an
   /// object already owned keeps its owner, merged with `actor` (DESIGN §4 rules 1-2). [loop]
   std::shared_ptr<Actor> owner_for(const Object& object, const std::shared_ptr<Actor>& actor, bool fresh);
-  /// The object behind a capability that this server created; throws a type error for others. [loop]
+  /// The object behind a capability that this server created; throws a type error for others.
+  /// An object that comes through a read-only handle joins read_only_objects. [loop]
   kj::Promise<std::pair<Object, std::shared_ptr<Actor>>> unwrap(wire::Handle::Client cap);
 
   /// Decodes wire values into objects; handles inside are resolved to this server's objects. [loop]
@@ -128,7 +143,7 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   kj::Promise<Object> decode(wire::Value::Reader value);
   /// Encodes a plain value; objects inside become capabilities owned by `actor`. [loop]
   void encode(wire::Value::Builder out, const Plain& value, const std::shared_ptr<Actor>& actor,
-              const std::shared_ptr<Budget>& budget);
+              const std::shared_ptr<Budget>& budget, bool read_only = false);
 
   /// Whether calls of `name` on `key` (a type, or a function or class object) ran too long
   /// inline once, and so now always go to the pool. Any thread.
@@ -180,10 +195,11 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   void accept_one();
   /// Sets up a connection on an accepted socket, plain or TLS after its handshake, unless the
   /// server is stopping or at max_connections. [loop]
-  void admit(Connected connected, std::string peer);
+  /// `address`: the peer's IP; `subject`: its verified TLS client certificate's, if any.
+  void admit(Connected connected, std::string peer, std::string address, std::string subject);
   /// TLS: runs the handshake on an accepted socket within ServerTls::handshake_timeout, then
   /// admits it. Handshakes under way count against max_connections. [network thread]
-  void handshake(asio::ip::tcp::socket socket, std::string peer);
+  void handshake(asio::ip::tcp::socket socket, std::string peer, std::string address);
   struct Handshake;
   std::shared_ptr<asio::ssl::context> tls_;         // set when options.tls is
   std::list<std::weak_ptr<Handshake>> handshakes_;  // under way, closed by stop() [network thread]

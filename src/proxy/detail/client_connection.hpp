@@ -69,6 +69,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   void set_cap(std::uint64_t id, wire::Handle::Client cap);  // [loop]
   void release(std::uint64_t id);                            // any thread
   wire::Registry::Client& registry();                        // [loop]
+  /// Replaces the registry (the one Registry.authenticate answered with). [loop]
+  void set_registry(wire::Registry::Client registry) { registry_ = kj::mv(registry); }
   /// The capability of a handle of this connection; type error for others. [loop]
   wire::Handle::Client& cap_of(const Handle& handle);
 
