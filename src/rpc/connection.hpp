@@ -83,6 +83,9 @@ class RpcConnection {
   std::size_t queued_bytes() { return network_->getCurrentQueueSize() + stream_->unsent(); }
   /// Closes the socket: the peer sees a disconnect, and on_disconnect() resolves.
   void abort() { stream_->close(); }
+  /// Ends the connection with `reason`: the peer is sent an Abort carrying its description, then
+  /// the stream is shut down and on_disconnect() resolves (see TransportStream::fail_reads).
+  void end_with(kj::Exception reason) { stream_->fail_reads(kj::mv(reason)); }
   /// Why the byte stream failed, if it did.
   kj::Maybe<kj::Exception> failure() const { return stream_->failure(); }
   /// The most bytes ever waiting in the stream for the peer.

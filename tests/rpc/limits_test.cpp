@@ -187,6 +187,32 @@ TEST_CASE("an idle connection is closed after idle_timeout; a busy one stays and
   CHECK(*blocked == 1);
 }
 
+TEST_CASE("a connection closed for idleness tells the client why") {
+  remoteable::ServerOptions options;
+  options.idle_timeout = 200ms;
+  options.sweep_interval = 20ms;
+  LimitedServer s(options);
+  asio::io_context context;
+  auto client = test::connect(context, s.endpoint());
+  CHECK(chain_value(context, client) == 6);
+  REQUIRE(run_until(context, [&] { return !client.connected(); }));
+  // Whatever is asked of the closed connection fails with the server's reason, not only
+  // "closed": the server sent it in an Abort before shutting the connection down.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    try {
+      chain_value(context, client);
+      FAIL("a call on a closed connection succeeded");
+    } catch (const remoteable::RemoteError& e) {
+      CHECK(e.kind() == ErrorKind::disconnected);
+      CHECK(e.message() == "the server closed the connection: idle for more than 200 ms (the server's idle_timeout)");
+    }
+    // Again once the client has run all it had queued, letting go of the connection too.
+    context.restart();
+    while (context.poll() > 0) {
+    }
+  }
+}
+
 TEST_CASE("a client that does not read its answers is disconnected; others are unaffected") {
   remoteable::ServerOptions options;
   options.max_outbound_bytes = 2 * 1024 * 1024;
