@@ -12,7 +12,9 @@
 #include <mutex>
 #include <vector>
 
+#include "rpc/tls.hpp"
 #include "rpc/transport.hpp"
+#include <remoteable/error.hpp>
 #include <remoteable/endpoint.hpp>
 #include "rpc/event_port.hpp"
 
@@ -59,6 +61,11 @@ class CountingMessageStream final : public capnp::MessageStream {
   capnp::AsyncIoMessageStream inner_;
   std::shared_ptr<WireCounters> counters_;
 };
+
+/// Tells a peer that gets no RPC connection why: writes it one Abort message carrying `reason`
+/// (what its calls then fail with), if the socket takes it at once, and shuts the socket down.
+/// Plain TCP only (a TLS peer gets nothing). The caller closes the socket.
+void refuse(Connected& connected, const RemoteError& reason);
 
 /// One two-party RPC connection: byte stream (plain or TLS), message stream, vat network and RPC
 /// system.

@@ -94,6 +94,9 @@ TEST_CASE("connections past max_connections are closed; the others are served") 
     FAIL("a connection past max_connections connected");
   } catch (const remoteable::RemoteError& e) {
     CHECK(e.kind() == ErrorKind::disconnected);
+    // The server said why before closing (an Abort message on the refused socket).
+    CHECK(e.message() == "connecting to 127.0.0.1:" + std::to_string(s.server->port()) +
+                             ": the server refused the connection: 1 connections open (the server's max_connections)");
   }
   CHECK(chain_value(context, first) == 6);
 }
