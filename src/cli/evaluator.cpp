@@ -16,26 +16,6 @@ namespace {
 // What an expression became: a literal known here, or a handle to a result on the server.
 using Operand = std::variant<Value, Handle>;
 
-bool contains_handle(const Value& value) {
-  return std::visit(
-      [](const auto& v) -> bool {
-        using V = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<V, Handle>) {
-          return true;
-        } else if constexpr (std::is_same_v<V, Value::List>) {
-          for (auto& item : v)
-            if (contains_handle(item)) return true;
-          return false;
-        } else if constexpr (std::is_same_v<V, Value::Map>) {
-          for (auto& [key, item] : v)
-            if (contains_handle(item)) return true;
-          return false;
-        } else {
-          return false;
-        }
-      },
-      value.storage());
-}
 
 // GCC 12 miscompiles co_await inside braced initialisers and constructor arguments (temporaries
 // destroyed twice), so every awaited result lands in a named local first.
@@ -246,6 +226,27 @@ const std::vector<std::string>& keywords() {
 }
 
 }  // namespace
+
+bool contains_handle(const Value& value) {
+  return std::visit(
+      [](const auto& v) -> bool {
+        using V = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<V, Handle>) {
+          return true;
+        } else if constexpr (std::is_same_v<V, Value::List>) {
+          for (auto& item : v)
+            if (contains_handle(item)) return true;
+          return false;
+        } else if constexpr (std::is_same_v<V, Value::Map>) {
+          for (auto& [key, item] : v)
+            if (contains_handle(item)) return true;
+          return false;
+        } else {
+          return false;
+        }
+      },
+      value.storage());
+}
 
 asio::awaitable<Outcome> Evaluator::evaluate(const Statement& statement) {
   ChainBuilder chain(client_, names_);

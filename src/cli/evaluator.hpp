@@ -16,6 +16,9 @@
 
 namespace remoteable::cli {
 
+/// True if `value` is a handle or holds one (in a list or map, at any depth).
+bool contains_handle(const Value& value);
+
 /// A failure of the session itself, not of the server: too many local names.
 class SessionError : public std::runtime_error {
  public:

@@ -220,7 +220,8 @@ class Session {
 
   /// `describe EXPR` from the command line.
   int describe(const Expr& expr, std::string_view source) {
-    Statement statement;  // for suggestions: the expression read
+    Statement statement;  // for suggestions: the expression read (parsed again, it parsed once)
+    statement.value = parse_expression(source);
     return run(statement, source, [&] { return evaluator_.describe(expr); });
   }
 
@@ -256,7 +257,7 @@ class Session {
       return f.status;
     }
     std::vector<std::string> types;
-    if (auto* value = std::get_if<Value>(&outcome); value && has_handle(*value)) {
+    if (auto* value = std::get_if<Value>(&outcome); value && contains_handle(*value)) {
       try {
         types = io_.run(evaluator_.handle_types(*value), args_.timeout);
       } catch (...) {
@@ -265,23 +266,6 @@ class Session {
     }
     std::cout << format(outcome, args_.style, types) << std::flush;
     return exit_ok;
-  }
-
-  static bool has_handle(const Value& value) {
-    return std::visit(
-        [](const auto& v) -> bool {
-          using V = std::decay_t<decltype(v)>;
-          if constexpr (std::is_same_v<V, Handle>) {
-            return true;
-          } else if constexpr (std::is_same_v<V, Value::List>) {
-            return std::any_of(v.begin(), v.end(), has_handle);
-          } else if constexpr (std::is_same_v<V, Value::Map>) {
-            return std::any_of(v.begin(), v.end(), [](const auto& kv) { return has_handle(kv.second); });
-          } else {
-            return false;
-          }
-        },
-        value.storage());
   }
 
   IoThread& io_;

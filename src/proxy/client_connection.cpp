@@ -9,7 +9,6 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
-#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -122,8 +121,7 @@ kj::Promise<void> ClientConnection::server_reason() {
     // The RPC system fails every call on a lost connection with the error it ended with: the
     // Abort the server sent, or "Peer disconnected". Only a reason the server gave is kept.
     return r->versionRequest().send().then([](auto&&) {}, [this](kj::Exception&& e) {
-      if (std::string_view(e.getDescription().cStr()).find("remoteable.") != std::string_view::npos)
-        lost_because_ = kj::mv(e);
+      if (carries_remote_error(e)) lost_because_ = kj::mv(e);
     });
   }
   return kj::READY_NOW;

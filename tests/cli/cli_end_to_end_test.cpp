@@ -356,4 +356,6 @@ TEST_CASE("a member typo is suggested from describe", "[cli]") {
   CHECK(c.err.find("did you mean") == std::string::npos);
   Completed d = cli({server.address(), "eval", "root.valeu + 1"});
   CHECK(d.err.find("has no attribute 'valeu'; did you mean 'value'?") != std::string::npos);
+  Completed described = cli({server.address(), "describe", "rooot"});
+  CHECK(described.err == "error (name): no export named 'rooot'; did you mean 'root'?\n");
 }

@@ -59,6 +59,14 @@ bool has_line(const std::string& screen, const std::string& text, std::size_t ti
   return lines_equal(screen, text) >= times;
 }
 
+/// A walkthrough server and the REPL on it, at its first prompt.
+struct Repl {
+  Repl() { tty.wait_for_text(">"); }  // the prompt (capture-pane drops its trailing space)
+  WalkthroughServer server;
+  TempHome home;
+  Tmux tty{repl_command(server.address(), home)};
+};
+
 }  // namespace
 
 TEST_CASE("up-arrow recalls the previous line, and the history outlives the session", "[cli][repl]") {
@@ -91,10 +99,8 @@ TEST_CASE("up-arrow recalls the previous line, and the history outlives the sess
 }
 
 TEST_CASE("help prints the REPL's help, not a name error", "[cli][repl]") {
-  WalkthroughServer server;
-  TempHome home;
-  Tmux tty(repl_command(server.address(), home));
-  tty.wait_for_text(">");  // the prompt (capture-pane drops its trailing space)
+  Repl repl;
+  Tmux& tty = repl.tty;
   tty.line("help");
   std::string screen = tty.wait_for_text("let n = root.child(0)");
   CHECK(screen.find("error") == std::string::npos);
@@ -103,10 +109,8 @@ TEST_CASE("help prints the REPL's help, not a name error", "[cli][repl]") {
 }
 
 TEST_CASE("let keeps a value or a handle for later lines", "[cli][repl]") {
-  WalkthroughServer server;
-  TempHome home;
-  Tmux tty(repl_command(server.address(), home));
-  tty.wait_for_text(">");  // the prompt (capture-pane drops its trailing space)
+  Repl repl;
+  Tmux& tty = repl.tty;
   tty.line("let x = store(3)");
   tty.line("x + 1");
   tty.wait_for([](const std::string& s) { return has_line(s, "4"); });
@@ -123,10 +127,8 @@ TEST_CASE("let keeps a value or a handle for later lines", "[cli][repl]") {
 }
 
 TEST_CASE("and / or short-circuit and yield an operand", "[cli][repl]") {
-  WalkthroughServer server;
-  TempHome home;
-  Tmux tty(repl_command(server.address(), home));
-  tty.wait_for_text(">");  // the prompt (capture-pane drops its trailing space)
+  Repl repl;
+  Tmux& tty = repl.tty;
   tty.line("five and root.value + 100");
   tty.wait_for([](const std::string& s) { return has_line(s, "101"); });
   tty.line("0 or five * 3");
@@ -140,10 +142,8 @@ TEST_CASE("and / or short-circuit and yield an operand", "[cli][repl]") {
 }
 
 TEST_CASE("typos of exports and members get a suggestion", "[cli][repl]") {
-  WalkthroughServer server;
-  TempHome home;
-  Tmux tty(repl_command(server.address(), home));
-  tty.wait_for_text(">");  // the prompt (capture-pane drops its trailing space)
+  Repl repl;
+  Tmux& tty = repl.tty;
   tty.line("rooot.value");
   tty.wait_for_text("error (name): no export named 'rooot'; did you mean 'root'?");
   tty.line("root.valeu");
@@ -151,10 +151,8 @@ TEST_CASE("typos of exports and members get a suggestion", "[cli][repl]") {
 }
 
 TEST_CASE("a handle prints with its type", "[cli][repl]") {
-  WalkthroughServer server;
-  TempHome home;
-  Tmux tty(repl_command(server.address(), home));
-  tty.wait_for_text(">");  // the prompt (capture-pane drops its trailing space)
+  Repl repl;
+  Tmux& tty = repl.tty;
   tty.line("root");
   tty.wait_for([](const std::string& s) { return has_line(s, "<Node handle>"); });
   tty.line("[root, five]");
@@ -162,10 +160,8 @@ TEST_CASE("a handle prints with its type", "[cli][repl]") {
 }
 
 TEST_CASE("tab completes export and member names", "[cli][repl]") {
-  WalkthroughServer server;
-  TempHome home;
-  Tmux tty(repl_command(server.address(), home));
-  tty.wait_for_text(">");  // the prompt (capture-pane drops its trailing space)
+  Repl repl;
+  Tmux& tty = repl.tty;
   tty.send("ro", true);
   tty.send("Tab");
   tty.wait_for_text("> root");
