@@ -1,6 +1,6 @@
 # Sourced by scripts/demo, scripts/test and scripts/bench: installs what is missing from Debian.
 # Usage: . scripts/setup.sh [extra packages...]
-packages=(cmake ninja-build g++ pkg-config capnproto libcapnp-dev libasio-dev libspdlog-dev libssl-dev openssl catch2 prometheus-cpp-dev "$@")
+packages=(cmake ninja-build g++ pkg-config capnproto libcapnp-dev libasio-dev libspdlog-dev libssl-dev openssl catch2 prometheus-cpp-dev libedit-dev tmux "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

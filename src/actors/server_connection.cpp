@@ -9,6 +9,7 @@
 
 #include "actors/detail/server_kj.hpp"
 #include "actors/registry_server.hpp"
+#include "rpc/kj_error.hpp"
 #include "rpc/wire_checks.hpp"
 
 namespace remoteable::detail {
@@ -71,6 +72,27 @@ void ServerConnection::close() {
   if (close_) close_->fulfill();
 }
 
+void ServerConnection::end_with(std::string reason) {
+  KJ_IF_MAYBE(r, rpc_) {
+    if (!ending_) {
+      ending_ = true;
+      r->end_with(to_kj(RemoteError(ErrorKind::disconnected, "the server closed the connection: " + reason)));
+      return;
+    }
+  }
+  close();  // asked twice: the RPC system did not end it, so close it here
+}
+
+namespace {
+
+// "90 s", "1500 ms".
+std::string duration_text(std::chrono::milliseconds d) {
+  if (d.count() % 1000 == 0) return std::to_string(d.count() / 1000) + " s";
+  return std::to_string(d.count()) + " ms";
+}
+
+}  // namespace
+
 bool ServerConnection::flushed() {
   KJ_IF_MAYBE(r, rpc_) { return r->queued_bytes() == 0; }
   return true;
@@ -96,9 +118,11 @@ void ServerConnection::check(std::chrono::steady_clock::time_point now) {
       core_.log->info("disconnecting {}: not authenticated within {} ms", peer_, core_.auth->options().timeout.count());
       this->close();
     } else if (o.idle_timeout.count() > 0 && budget_->in_flight == 0 && now - budget_->last_activity > o.idle_timeout) {
-      core_.log->info("disconnecting {}: idle", peer_);
-      if (core_.metrics) core_.metrics->breach(Limit::idle_timeout);
-      this->close();
+      if (!ending_) {
+        core_.log->info("disconnecting {}: idle", peer_);
+        if (core_.metrics) core_.metrics->breach(Limit::idle_timeout);
+      }
+      end_with("idle for more than " + duration_text(o.idle_timeout) + " (the server's idle_timeout)");
     }
   }
 }

@@ -25,6 +25,10 @@ class ServerConnection {
   kj::Promise<void> on_disconnect();
   /// Closes the socket and ends the connection's task, whether or not RPC is reading now.
   void close();
+  /// Ends the connection telling the peer why (an Abort with a `disconnected` error saying "the
+  /// server closed the connection: REASON"); the RPC system shuts the stream down. A second
+  /// call, or one with RPC gone, closes at once.
+  void end_with(std::string reason);
   /// True when nothing waits to be written to the peer.
   bool flushed();
   /// Folds this connection's most bytes queued into the server's high-water mark.
@@ -39,6 +43,7 @@ class ServerConnection {
   std::shared_ptr<Budget> budget_;
   kj::Maybe<RpcConnection> rpc_;
   kj::Own<kj::PromiseFulfiller<void>> close_;
+  bool ending_ = false;  // end_with() ran: the RPC system is ending the connection
   std::list<ServerConnection*>::iterator self_;
 };
 

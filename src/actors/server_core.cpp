@@ -164,6 +164,9 @@ void ServerCore::admit(Connected connected, std::string peer, std::string addres
   if (open_connections.load() >= options.max_connections) {
     log->warn("refusing {}: {} connections open (limit)", peer, options.max_connections);
     if (metrics) metrics->breach(Limit::max_connections);
+    refuse(connected, RemoteError(ErrorKind::disconnected,
+                                  "the server refused the connection: " + std::to_string(options.max_connections) +
+                                      " connections open (the server's max_connections)"));
     return;  // the socket closes here
   }
   try {

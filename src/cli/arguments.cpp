@@ -3,6 +3,9 @@
 #include <charconv>
 #include <cmath>
 #include <optional>
+#include <vector>
+
+#include "cli/suggest.hpp"
 
 namespace remoteable::cli {
 
@@ -31,11 +34,30 @@ Options:
 
 Expressions are Python-like: export names, literals (1, 2.5, 'text', "text", b'bytes', true,
 false, none, [lists], {'maps': 1}), x.attr, f(a, b), x[key], unary - ~ ! not, binary
-* / % + - << >> & ^ | == != < <= > >=, parentheses, and the statements x.attr = EXPR and
-x[key] = EXPR. Builtins: store(EXPR), len(EXPR), str(EXPR), bool(EXPR), attach(EXPR, "name"),
-detach("name"), browse(), describe(EXPR). An expression costs one round trip.
+* / % + - << >> & ^ | == != < <= > >=, and, or, parentheses, and the statements x.attr = EXPR,
+x[key] = EXPR and let NAME = EXPR. Builtins: store(EXPR), len(EXPR), str(EXPR), bool(EXPR),
+attach(EXPR, "name"), detach("name"), browse(), describe(EXPR). An expression costs one round
+trip (and each and/or one more). On a terminal, type 'help' for the keys.
 
+Errors go to stderr, one a line ("error (KIND): MESSAGE"); under --json as
+{"error":{"kind":...,"message":...}}.
 Exit status: 0 on success, 1 when the server or connection fails, 2 for usage or syntax errors.
+)";
+}
+
+std::string repl_help_text() {
+  return R"(Type an expression to see its value, or a statement to act:
+  root.child(0).value + 1      a chain of calls, one round trip
+  root.value = 5               set an attribute (x[key] = v sets an item)
+  let n = root.child(0)        keep a value or handle under a local name for later lines
+  n.value > 1 and not five     and / or / not, as in Python
+  describe(n)    browse()      an object's type and members; the server's exports
+  attach(n, 'x') detach('x')   export an object under a name; remove the name
+  store(v) len(v) str(v) bool(v)
+A local name (let) hides an export of the same name. 'help' shows this, 'exit' or Ctrl-D leaves.
+Keys: Up/Down walk the history (kept in ~/.remoteable_history, or $REMOTEABLE_HISTORY), Ctrl-R
+searches it, Tab completes exports, local names and, after a '.', members (from describe; it
+reads the attributes on the path, never calls), Left/Right/Home/End/Ctrl-A/Ctrl-E move.
 )";
 }
 
@@ -111,7 +133,10 @@ Arguments parse_arguments(std::span<const std::string_view> args) {
         if (file->empty()) throw UsageError("--token-file needs a file name");
         out.token_file = *file;
       } else {
-        throw UsageError("unknown option '" + std::string(arg) + "'");
+        static const std::vector<std::string> options{"--json", "--timeout", "--version", "--help"};
+        auto close = similar_names(arg, options, 1);
+        throw UsageError("unknown option '" + std::string(arg) + "'" +
+                         (close.empty() ? "" : ";" + did_you_mean(close)));
       }
       continue;
     }
@@ -121,9 +146,12 @@ Arguments parse_arguments(std::span<const std::string_view> args) {
       continue;
     }
     auto command = command_named(arg);
-    if (!command)
-      throw UsageError("unknown command '" + std::string(arg) +
-                       "' (expected browse, describe or eval)");
+    if (!command) {
+      static const std::vector<std::string> commands{"browse", "describe", "eval"};
+      auto close = similar_names(arg, commands, 1);
+      throw UsageError("unknown command '" + std::string(arg) + "'" +
+                       (close.empty() ? " (expected browse, describe or eval)" : ";" + did_you_mean(close)));
+    }
     out.command = *command;
     ++i;
     break;

@@ -56,4 +56,7 @@ Arguments parse_arguments(std::span<const std::string_view> args);
 /// The --help text.
 std::string usage_text();
 
+/// What `help` prints in the interactive session.
+std::string repl_help_text();
+
 }  // namespace remoteable::cli

@@ -184,7 +184,17 @@ std::string base64(const Bytes& bytes) {
   return out;
 }
 
-void repr_to(std::string& out, const Value& value) {
+// The type names of a value's handles, handed out in the order the printers meet them.
+struct HandleTypes {
+  const std::vector<std::string>* types = nullptr;
+  std::size_t next = 0;
+  std::string take() {
+    if (!types || next >= types->size()) return {};
+    return (*types)[next++];
+  }
+};
+
+void repr_to(std::string& out, const Value& value, HandleTypes& types) {
   std::visit(
       [&](const auto& v) {
         using V = std::decay_t<decltype(v)>;
@@ -206,7 +216,7 @@ void repr_to(std::string& out, const Value& value) {
           for (auto& item : v) {
             if (!first) out += ", ";
             first = false;
-            repr_to(out, item);
+            repr_to(out, item, types);
           }
           out += ']';
         } else if constexpr (std::is_same_v<V, Value::Map>) {
@@ -217,18 +227,19 @@ void repr_to(std::string& out, const Value& value) {
             first = false;
             out += repr_text(key);
             out += ": ";
-            repr_to(out, item);
+            repr_to(out, item, types);
           }
           out += '}';
         } else {
           static_assert(std::is_same_v<V, Handle>);
-          out += "<handle>";
+          std::string type = types.take();
+          out += type.empty() ? "<handle>" : "<" + type + " handle>";
         }
       },
       value.storage());
 }
 
-void json_to(std::string& out, const Value& value) {
+void json_to(std::string& out, const Value& value, HandleTypes& types) {
   std::visit(
       [&](const auto& v) {
         using V = std::decay_t<decltype(v)>;
@@ -250,7 +261,7 @@ void json_to(std::string& out, const Value& value) {
           for (auto& item : v) {
             if (!first) out += ',';
             first = false;
-            json_to(out, item);
+            json_to(out, item, types);
           }
           out += ']';
         } else if constexpr (std::is_same_v<V, Value::Map>) {
@@ -261,12 +272,13 @@ void json_to(std::string& out, const Value& value) {
             first = false;
             out += json_string(key);
             out += ':';
-            json_to(out, item);
+            json_to(out, item, types);
           }
           out += '}';
         } else {
           static_assert(std::is_same_v<V, Handle>);
-          out += "{\"$handle\":true}";
+          std::string type = types.take();
+          out += type.empty() ? "{\"$handle\":true}" : "{\"$handle\":true,\"type\":" + json_string(type) + "}";
         }
       },
       value.storage());
@@ -317,22 +329,26 @@ std::string format_float(double value) {
   return out;
 }
 
-std::string format_repr(const Value& value) {
+std::string format_repr(const Value& value, const std::vector<std::string>& handle_types) {
   std::string out;
-  repr_to(out, value);
+  HandleTypes types{&handle_types};
+  repr_to(out, value, types);
   return out;
 }
 
-std::string format_plain(const Value& value) {
+std::string format_plain(const Value& value, const std::vector<std::string>& handle_types) {
   if (auto* s = std::get_if<std::string>(&value.storage())) return *s;
-  return format_repr(value);
+  return format_repr(value, handle_types);
 }
 
-std::string format_json(const Value& value) {
+std::string format_json(const Value& value, const std::vector<std::string>& handle_types) {
   std::string out;
-  json_to(out, value);
+  HandleTypes types{&handle_types};
+  json_to(out, value, types);
   return out;
 }
+
+std::string json_quote(std::string_view text) { return json_string(text); }
 
 namespace {
 
@@ -391,7 +407,7 @@ std::string format_description(const Description& d, bool json) {
 
 }  // namespace
 
-std::string format(const Outcome& outcome, OutputStyle style) {
+std::string format(const Outcome& outcome, OutputStyle style, const std::vector<std::string>& handle_types) {
   bool json = style == OutputStyle::json;
   return std::visit(
       [&](const auto& o) -> std::string {
@@ -399,7 +415,7 @@ std::string format(const Outcome& outcome, OutputStyle style) {
         if constexpr (std::is_same_v<O, NoResult>) {
           return "";
         } else if constexpr (std::is_same_v<O, Value>) {
-          return (json ? format_json(o) : format_plain(o)) + '\n';
+          return (json ? format_json(o, handle_types) : format_plain(o, handle_types)) + '\n';
         } else if constexpr (std::is_same_v<O, Description>) {
           return format_description(o, json);
         } else {

@@ -55,6 +55,8 @@ std::string_view describe(TokenKind kind) noexcept {
     case TokenKind::kw_false: return "'false'";
     case TokenKind::kw_none: return "'none'";
     case TokenKind::kw_not: return "'not'";
+    case TokenKind::kw_and: return "'and'";
+    case TokenKind::kw_or: return "'or'";
     case TokenKind::lparen: return "'('";
     case TokenKind::rparen: return "')'";
     case TokenKind::lbracket: return "'['";
@@ -226,6 +228,8 @@ class Lexer {
     else if (word == "false" || word == "False") kind = TokenKind::kw_false;
     else if (word == "none" || word == "None") kind = TokenKind::kw_none;
     else if (word == "not") kind = TokenKind::kw_not;
+    else if (word == "and") kind = TokenKind::kw_and;
+    else if (word == "or") kind = TokenKind::kw_or;
     Token t = make(kind, start);
     t.text = std::string(word);
     return t;

@@ -43,6 +43,8 @@ enum class TokenKind {
   kw_false,
   kw_none,
   kw_not,
+  kw_and,
+  kw_or,
   lparen,
   rparen,
   lbracket,

@@ -1,7 +1,7 @@
 // remoteable: a command-line client for remoteable servers.
 //
 //   remoteable HOST:PORT browse | describe EXPR | eval EXPR
-//   remoteable HOST:PORT            (statements from stdin, one per line)
+//   remoteable HOST:PORT            (statements from stdin, one per line; a REPL on a terminal)
 //
 // Threads: an io thread runs the connection; the main thread reads arguments and stdin, waits
 // for each statement with a deadline, and prints.
@@ -23,6 +23,7 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -32,7 +33,9 @@
 #include "cli/evaluator.hpp"
 #include "cli/format.hpp"
 #include "cli/lexer.hpp"
+#include "cli/line_reader.hpp"
 #include "cli/parser.hpp"
+#include "cli/suggest.hpp"
 #include <remoteable/client.hpp>
 #include <spdlog/spdlog.h>
 #include <remoteable/endpoint.hpp>
@@ -141,77 +144,187 @@ std::optional<std::string> token_of(const Arguments& args) {
   return token;
 }
 
-/// Prints the exception in flight on stderr and returns the exit status it calls for.
-/// `source` is the expression, shown with a caret under a syntax error.
-int report_current_exception(std::string_view source) {
+/// A failure to print: what kind, what it says, the exit status it calls for.
+struct Failure {
+  std::string kind;     ///< "syntax", "usage", "session", a RemoteError kind; empty: other
+  std::string message;
+  int status = exit_remote_error;
+  std::optional<std::size_t> column;  ///< syntax errors: the 1-based display column
+  std::string caret;                  ///< syntax errors: the source with a caret under it
+  std::optional<RemoteError> remote;
+  std::vector<std::string> suggestions;  ///< "did you mean"
+};
+
+/// The exception in flight as a Failure. `source` is the expression, shown with a caret under a
+/// syntax error.
+Failure current_failure(std::string_view source) {
+  Failure f;
   try {
     throw;
   } catch (const SyntaxError& e) {
-    std::cerr << "error (syntax): " << e.message() << " (column "
-              << display_column(source, e.column()) << ")\n"
-              << caret_lines(source, e.column());
-    return exit_usage_error;
+    f = {"syntax", e.message(), exit_usage_error, display_column(source, e.column()),
+         caret_lines(source, e.column()), std::nullopt, {}};
   } catch (const RemoteError& e) {
-    std::cerr << "error (" << to_string(e.kind()) << "): " << e.message() << '\n';
-    return exit_remote_error;
+    f.kind = std::string(to_string(e.kind()));
+    f.message = e.message();
+    f.remote = e;
   } catch (const UsageError& e) {
-    std::cerr << "error (usage): " << e.what() << "\ntry 'remoteable --help'\n";
-    return exit_usage_error;
+    f.kind = "usage";
+    f.message = e.what();
+    f.status = exit_usage_error;
+  } catch (const SessionError& e) {
+    f.kind = "session";
+    f.message = e.what();
+    f.status = exit_usage_error;
   } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << '\n';
-    return exit_remote_error;
+    f.message = e.what();
   }
+  return f;
+}
+
+/// Writes a failure to stderr: plain, one line "error (KIND): MESSAGE[; did you mean 'x'?]" (a
+/// usage error adds where help is; a syntax error its column, then the caret lines), or under
+/// --json one line
+/// {"error":{"kind":...,"message":...,"column":N,"did_you_mean":[...]}}.
+void print_failure(const Failure& f, OutputStyle style) {
+  std::string out;
+  if (style == OutputStyle::json) {
+    out = "{\"error\":{\"kind\":" + json_quote(f.kind.empty() ? "error" : f.kind) +
+          ",\"message\":" + json_quote(f.message);
+    if (f.column) out += ",\"column\":" + std::to_string(*f.column);
+    if (!f.suggestions.empty()) {
+      out += ",\"did_you_mean\":[";
+      for (std::size_t i = 0; i < f.suggestions.size(); ++i)
+        out += (i ? "," : "") + json_quote(f.suggestions[i]);
+      out += ']';
+    }
+    out += "}}\n";
+  } else {
+    out = f.kind.empty() ? "error: " : "error (" + f.kind + "): ";
+    out += f.message;
+    if (!f.suggestions.empty()) out += ";" + did_you_mean(f.suggestions);
+    if (f.column) out += " (column " + std::to_string(*f.column) + ")";
+    if (f.kind == "usage") out += " (see remoteable --help)";
+    out += '\n';
+    out += f.caret;
+  }
+  std::cout.flush();
+  std::cerr << out << std::flush;
 }
 
 [[noreturn]] void die_of_timeout(const Arguments& args) {
-  std::cerr << "error (timeout): no reply from " << args.endpoint << " within "
-            << std::chrono::duration<double>(args.timeout).count() << " s\n";
+  Failure f;
+  f.kind = "timeout";
+  std::ostringstream message;
+  message << "no reply from " << args.endpoint << " within "
+          << std::chrono::duration<double>(args.timeout).count() << " s";
+  f.message = message.str();
+  print_failure(f, args.style);
   std::cout.flush();
   std::cerr.flush();
   // The pending request still refers to this stack; leave without unwinding it.
   std::_Exit(exit_remote_error);
 }
 
-/// Waits for one outcome and prints it, or its error. `source` is the expression, if any.
-int print_outcome(IoThread& io, asio::awaitable<Outcome> op, const Arguments& args,
-                  std::string_view source) {
-  try {
-    Outcome outcome = io.run(std::move(op), args.timeout);
-    std::cout << format(outcome, args.style) << std::flush;
+/// One connection's session: evaluates statements and prints their results or errors.
+class Session {
+ public:
+  Session(IoThread& io, Client& client, const Arguments& args) : io_(io), client_(client), args_(args), evaluator_(client) {}
+
+  /// Parses and evaluates one statement, printing its result or its error.
+  int run_statement(std::string_view source) {
+    Statement statement;
+    try {
+      statement = parse(source);
+    } catch (...) {
+      print_failure(current_failure(source), args_.style);
+      return exit_usage_error;
+    }
+    return run(statement, source, [&] { return evaluator_.evaluate(statement); });
+  }
+
+  /// `describe EXPR` from the command line.
+  int describe(const Expr& expr, std::string_view source) {
+    Statement statement;  // for suggestions: the expression read (parsed again, it parsed once)
+    statement.value = parse_expression(source);
+    return run(statement, source, [&] { return evaluator_.describe(expr); });
+  }
+
+  int browse() {
+    return run(Statement{}, "", [&] { return evaluator_.browse(); });
+  }
+
+  /// Tab completion candidates; none if the server fails to say.
+  std::vector<std::string> completions(const std::string& line_before_cursor) {
+    try {
+      return io_.run(evaluator_.completions(line_before_cursor), args_.timeout);
+    } catch (...) {
+      return {};
+    }
+  }
+
+ private:
+  template <class Make>
+  int run(const Statement& statement, std::string_view source, Make make) {
+    Outcome outcome;
+    try {
+      outcome = io_.run(make(), args_.timeout);
+    } catch (...) {
+      Failure f = current_failure(source);
+      if (f.remote && statement.value && client_.connected()) {
+        try {
+          f.suggestions = io_.run(evaluator_.suggestions(statement, *f.remote), args_.timeout);
+        } catch (...) {
+          // No suggestion, then: the error itself is what matters.
+        }
+      }
+      print_failure(f, args_.style);
+      return f.status;
+    }
+    std::vector<std::string> types;
+    if (auto* value = std::get_if<Value>(&outcome); value && contains_handle(*value)) {
+      try {
+        types = io_.run(evaluator_.handle_types(*value), args_.timeout);
+      } catch (...) {
+        // Printed untyped.
+      }
+    }
+    std::cout << format(outcome, args_.style, types) << std::flush;
     return exit_ok;
-  } catch (...) {
-    return report_current_exception(source);
   }
+
+  IoThread& io_;
+  Client& client_;
+  const Arguments& args_;
+  Evaluator evaluator_;
+};
+
+std::string trimmed(std::string_view line) {
+  auto first = line.find_first_not_of(" \t");
+  if (first == std::string_view::npos) return "";
+  auto last = line.find_last_not_of(" \t");
+  return std::string(line.substr(first, last - first + 1));
 }
 
-/// Parses and evaluates one statement, printing its result or its error.
-int run_statement(IoThread& io, const Evaluator& evaluator, const Arguments& args,
-                  std::string_view source) {
-  Statement statement;
-  try {
-    statement = parse(source);
-  } catch (...) {
-    return report_current_exception(source);
-  }
-  return print_outcome(io, evaluator.evaluate(statement), args, source);
-}
-
-int run_interactive(IoThread& io, const Client& client, const Evaluator& evaluator,
-                    const Arguments& args) {
+int run_interactive(Session& session, const Client& client, const Arguments& args) {
   const bool tty = ::isatty(STDIN_FILENO) != 0;
+  LineReader reader(tty, tty ? default_history_file() : "",
+                    [&session](const std::string& before) { return session.completions(before); });
   int status = exit_ok;
-  std::string line;
-  for (;;) {
-    if (tty) std::cerr << "> " << std::flush;
-    if (!std::getline(std::cin, line)) break;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    auto first = line.find_first_not_of(" \t");
-    if (first == std::string::npos || line[first] == '#') continue;
-    int code = run_statement(io, evaluator, args, line);
+  while (auto line = reader.read("> ")) {
+    std::string word = trimmed(*line);
+    if (word.empty() || word[0] == '#') continue;
+    if (word == "help" || word == "?") {
+      std::cout << repl_help_text() << std::flush;
+      continue;
+    }
+    if (word == "exit" || word == "quit") break;
+    int code = session.run_statement(*line);
     status = std::max(status, code);
     if (code == exit_remote_error && !client.connected()) break;  // nothing more can work
   }
   if (tty) std::cerr << '\n';
+  (void)args;
   return status;
 }
 
@@ -220,8 +333,11 @@ int run(const Arguments& args) {
   try {
     endpoint = Endpoint::parse(args.endpoint);
   } catch (const std::exception& e) {
-    std::cerr << "error (usage): bad HOST:PORT '" << args.endpoint << "': " << e.what()
-              << "\ntry 'remoteable --help'\n";
+    Failure f;
+    f.kind = "usage";
+    f.message = "bad HOST:PORT '" + args.endpoint + "': " + e.what();
+    f.status = exit_usage_error;
+    print_failure(f, args.style);
     return exit_usage_error;
   }
 
@@ -232,7 +348,8 @@ int run(const Arguments& args) {
     if (args.command == Command::eval) statement = parse(args.expression);
     if (args.command == Command::describe) described = parse_expression(args.expression);
   } catch (...) {
-    return report_current_exception(args.expression);
+    print_failure(current_failure(args.expression), args.style);
+    return exit_usage_error;
   }
 
   // Declared first, destroyed last: the client's last references drop while it still runs.
@@ -248,22 +365,22 @@ int run(const Arguments& args) {
     options.token = token_of(args);
     client.emplace(io.run(Client::connect(io.executor(), endpoint, std::move(options)), args.timeout));
   } catch (...) {
-    return report_current_exception("");
+    Failure f = current_failure("");
+    print_failure(f, args.style);
+    return f.status;
   }
-  Evaluator evaluator(*client);
 
   int status = exit_ok;
-  switch (args.command) {
-    case Command::browse: status = print_outcome(io, evaluator.browse(), args, ""); break;
-    case Command::describe:
-      status = print_outcome(io, evaluator.describe(*described), args, args.expression);
-      break;
-    case Command::eval:
-      status = print_outcome(io, evaluator.evaluate(statement), args, args.expression);
-      break;
-    case Command::interactive: status = run_interactive(io, *client, evaluator, args); break;
-    case Command::help:
-    case Command::version: break;
+  {
+    Session session(io, *client, args);
+    switch (args.command) {
+      case Command::browse: status = session.browse(); break;
+      case Command::describe: status = session.describe(*described, args.expression); break;
+      case Command::eval: status = session.run_statement(args.expression); break;
+      case Command::interactive: status = run_interactive(session, *client, args); break;
+      case Command::help:
+      case Command::version: break;
+    }
   }
   client->close();
   return status;
@@ -277,7 +394,13 @@ int main(int argc, char** argv) {
   try {
     args = parse_arguments(words);
   } catch (const UsageError& e) {
-    std::cerr << "error (usage): " << e.what() << "\n\n" << usage_text();
+    // The style is not known yet when the arguments fail: --json anywhere asks for JSON.
+    bool json = std::find(words.begin(), words.end(), "--json") != words.end();
+    Failure f;
+    f.kind = "usage";
+    f.message = e.what();
+    f.status = exit_usage_error;
+    print_failure(f, json ? OutputStyle::json : OutputStyle::plain);
     return exit_usage_error;
   }
   if (args.command == Command::help) {

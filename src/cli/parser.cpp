@@ -41,6 +41,12 @@ std::optional<BuiltinKind> builtin_named(std::string_view name) {
   return std::nullopt;
 }
 
+}  // namespace
+
+bool is_builtin_name(std::string_view name) noexcept { return builtin_named(name).has_value(); }
+
+namespace {
+
 // Builtins that evaluate or act on the server cannot feed a pipelined chain.
 bool nests(BuiltinKind kind) { return kind == BuiltinKind::store || kind == BuiltinKind::len; }
 
@@ -73,6 +79,10 @@ class Parser {
   Statement statement() {
     if (at(TokenKind::end)) throw SyntaxError("expected an expression", current().column);
     Statement s;
+    // `let NAME ...` or `let = ...`; `let` stays an ordinary name elsewhere (`let.x`, `let`).
+    if (at(TokenKind::name) && current().text == "let" &&
+        (ahead(1).kind == TokenKind::name || ahead(1).kind == TokenKind::assign))
+      return let_statement();
     ExprPtr first = expr();
     if (at(TokenKind::assign)) {
       const Token& eq = advance();
@@ -92,6 +102,25 @@ class Parser {
     } else {
       check_builtins(*s.value, true);
     }
+    return s;
+  }
+
+  Statement let_statement() {
+    advance();  // let
+    if (!at(TokenKind::name)) {
+      if (at(TokenKind::end)) throw SyntaxError("expected a name after 'let'", current().column);
+      throw SyntaxError("expected a name after 'let', found " + found(current()), current().column);
+    }
+    const Token& name = advance();
+    if (is_builtin_name(name.text) || name.text == "let")
+      throw SyntaxError("'" + name.text + "' is a builtin; choose another name", name.column);
+    expect(TokenKind::assign, "after 'let " + name.text + "'");
+    if (at(TokenKind::end)) throw SyntaxError("expected an expression after '='", current().column);
+    Statement s;
+    s.binding = name.text;
+    s.value = expr();
+    if (!at(TokenKind::end)) unexpected();
+    check_builtins(*s.value, false);
     return s;
   }
 
@@ -143,8 +172,10 @@ class Parser {
   void check_target(const Expr& target, const Token& eq) {
     if (std::holds_alternative<Attribute>(target.node) || std::holds_alternative<Index>(target.node))
       return;
-    if (std::holds_alternative<Name>(target.node))
-      throw SyntaxError("cannot assign to an export name; use attach(EXPR, \"name\")",
+    if (auto* name = std::get_if<Name>(&target.node))
+      throw SyntaxError("cannot assign to a bare name; use 'let " + name->name +
+                            " = EXPR' for a local name, or attach(EXPR, \"" + name->name +
+                            "\") to export it",
                         target.column);
     (void)eq;
     throw SyntaxError("cannot assign to this expression; assign to x.name or x[key]",
@@ -171,7 +202,7 @@ class Parser {
             check_builtins(*n.key, false);
           } else if constexpr (std::is_same_v<N, Unary>) {
             check_builtins(*n.operand, false);
-          } else if constexpr (std::is_same_v<N, Binary>) {
+          } else if constexpr (std::is_same_v<N, Binary> || std::is_same_v<N, Logical>) {
             check_builtins(*n.left, false);
             check_builtins(*n.right, false);
           } else if constexpr (std::is_same_v<N, ListDisplay>) {
@@ -183,10 +214,57 @@ class Parser {
         e.node);
   }
 
+  // Counts nesting on the way down, so that a deep expression is an error, not a stack overflow.
+  struct Nested {
+    explicit Nested(Parser& p) : parser(p) {
+      if (++parser.depth_ > max_nesting)
+        throw SyntaxError("expression nested too deeply (limit " + std::to_string(max_nesting) + ")",
+                          parser.current().column);
+    }
+    ~Nested() { --parser.depth_; }
+    Parser& parser;
+  };
+  // A left-deep chain (a.b.c, 1 + 2 + 3) nests its tree as deeply as it is long: each link
+  // counts as a level for the rest of the chain.
+  struct Links {
+    explicit Links(Parser& p) : parser(p) {}
+    ~Links() { parser.depth_ -= count; }
+    void add() {
+      ++count;
+      if (++parser.depth_ > max_nesting)
+        throw SyntaxError("expression nested too deeply (limit " + std::to_string(max_nesting) + ")",
+                          parser.current().column);
+    }
+    Parser& parser;
+    std::size_t count = 0;
+  };
+
   ExprPtr expr() {
+    Nested nested(*this);
+    return logical(TokenKind::kw_or, LogicalOp::or_);
+  }
+
+  // or_test and and_test: left-associative, `or` looser than `and`.
+  ExprPtr logical(TokenKind keyword, LogicalOp op) {
+    auto next = [&] { return op == LogicalOp::or_ ? logical(TokenKind::kw_and, LogicalOp::and_) : not_test(); };
+    ExprPtr left = next();
+    Links links(*this);
+    while (at(keyword)) {
+      links.add();
+      advance();
+      if (at(TokenKind::end)) throw SyntaxError("expected an expression", current().column);
+      ExprPtr right = next();
+      std::size_t column = left->column;
+      left = make_expr(Logical{op, std::move(left), std::move(right)}, column);
+    }
+    return left;
+  }
+
+  ExprPtr not_test() {
     if (at(TokenKind::kw_not)) {
+      Nested nested(*this);
       std::size_t column = advance().column;
-      ExprPtr operand = expr();
+      ExprPtr operand = not_test();
       return make_expr(Unary{UnaryOp::logical_not, std::move(operand)}, column);
     }
     return comparison();
@@ -208,11 +286,13 @@ class Parser {
   template <class Next>
   ExprPtr left_assoc(Next next, std::initializer_list<std::pair<TokenKind, BinaryOp>> ops) {
     ExprPtr left = (this->*next)();
+    Links links(*this);
     for (;;) {
       std::optional<BinaryOp> op;
       for (auto& [kind, bop] : ops)
         if (at(kind)) op = bop;
       if (!op) return left;
+      links.add();
       advance();
       ExprPtr right = (this->*next)();
       std::size_t column = left->column;
@@ -242,6 +322,7 @@ class Parser {
   }
 
   ExprPtr unary() {
+    Nested nested(*this);
     std::optional<UnaryOp> op;
     if (at(TokenKind::minus)) op = UnaryOp::neg;
     else if (at(TokenKind::tilde)) op = UnaryOp::invert;
@@ -284,7 +365,9 @@ class Parser {
 
   ExprPtr postfix() {
     ExprPtr e = primary();
+    Links links(*this);
     for (;;) {
+      if (starts_postfix(current().kind)) links.add();
       if (at(TokenKind::dot)) {
         advance();
         const Token& name = expect(TokenKind::name, "after '.'");
@@ -408,6 +491,7 @@ class Parser {
 
   std::vector<Token> tokens_;
   std::size_t pos_ = 0;
+  std::size_t depth_ = 0;
 };
 
 void dump_to(std::string& out, const Expr& e);
@@ -456,6 +540,12 @@ void dump_to(std::string& out, const Expr& e) {
           out += ' ';
           dump_to(out, *n.right);
           out += ')';
+        } else if constexpr (std::is_same_v<N, Logical>) {
+          out += n.op == LogicalOp::and_ ? "(and " : "(or ";
+          dump_to(out, *n.left);
+          out += ' ';
+          dump_to(out, *n.right);
+          out += ')';
         } else if constexpr (std::is_same_v<N, ListDisplay>) {
           out += "(list";
           dump_list(out, n.items);
@@ -490,6 +580,7 @@ std::string dump(const Expr& expr) {
 }
 
 std::string dump(const Statement& statement) {
+  if (!statement.binding.empty()) return "(let " + statement.binding + ' ' + dump(*statement.value) + ')';
   if (!statement.target) return dump(*statement.value);
   return "(= " + dump(*statement.target) + ' ' + dump(*statement.value) + ')';
 }

@@ -3,8 +3,11 @@
 //
 // The language is small and Python-like. Precedence, loosest first (Python's order; `!` is C's):
 //
-//   statement   := expr [ '=' expr ]            target must be `x.name` or `x[key]`
-//   expr        := 'not' expr | comparison
+//   statement   := 'let' NAME '=' expr          a name local to the session (see Statement)
+//                | expr [ '=' expr ]            target must be `x.name` or `x[key]`
+//   expr        := and_test { 'or' and_test }
+//   and_test    := not_test { 'and' not_test }
+//   not_test    := 'not' not_test | comparison
 //   comparison  := bit_or [ ('=='|'!='|'<'|'<='|'>'|'>=') bit_or ]     (no chains: a < b < c)
 //   bit_or      := bit_xor { '|' bit_xor }
 //   bit_xor     := bit_and { '^' bit_and }
@@ -16,6 +19,10 @@
 //   postfix     := primary { '.' NAME | '(' args ')' | '[' expr ']' }
 //   primary     := NAME | literal | '(' expr ')' | '[' items ']' | '{' STRING ':' expr, ... '}'
 //                | builtin '(' args ')'
+//
+// `a and b`, `a or b` are Python's: the left operand is evaluated first and its truth decides
+// (one round trip) whether the right one is evaluated; the result is one of the two operands.
+// Nesting is bounded (max_nesting): deeper expressions are a syntax error, not a crash.
 //
 // Builtins are the bare names store, len, str, bool, attach, detach, browse and describe when
 // called. store(x) and len(x) may appear anywhere; the others evaluate or act, so they must be
@@ -71,6 +78,13 @@ struct Binary {
   ExprPtr left;
   ExprPtr right;
 };
+enum class LogicalOp { and_, or_ };
+/// `left and right`, `left or right`: short-circuiting, yields one of its operands.
+struct Logical {
+  LogicalOp op;
+  ExprPtr left;
+  ExprPtr right;
+};
 /// `[a, b, ...]`
 struct ListDisplay {
   std::vector<ExprPtr> items;
@@ -91,17 +105,25 @@ struct Builtin {
 };
 
 struct Expr {
-  std::variant<Literal, Name, Attribute, Call, Index, Unary, Binary, ListDisplay, MapDisplay,
-               Builtin>
+  std::variant<Literal, Name, Attribute, Call, Index, Unary, Binary, Logical, ListDisplay,
+               MapDisplay, Builtin>
       node;
   std::size_t column = 0;  ///< byte offset in the source where the expression starts
 };
 
-/// One line: an expression, or an assignment `target = value`.
+/// One line: an expression, an assignment `target = value`, or `let NAME = value`.
 struct Statement {
   ExprPtr target;  ///< null unless an assignment; then an Attribute or Index
   ExprPtr value;
+  /// `let NAME = value`: the local name to bind (target is null). Empty otherwise.
+  std::string binding;
 };
+
+/// How deeply expressions may nest (parentheses, operands, arguments).
+inline constexpr std::size_t max_nesting = 200;
+
+/// True for the names the language reserves when called (store, len, ...).
+bool is_builtin_name(std::string_view name) noexcept;
 
 /// Parses one statement. Throws SyntaxError with the column of the first offending token.
 Statement parse(std::string_view source);

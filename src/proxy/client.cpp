@@ -156,7 +156,10 @@ asio::awaitable<std::shared_ptr<detail::ClientConnection>> connect_once(asio::an
     if (e.kind() == ErrorKind::timeout)
       throw RemoteError(ErrorKind::timeout, "connecting to " + endpoint.to_string() + ": the server did not answer within " +
                                                 std::to_string(options.connect_timeout.count()) + " ms");
-    auto hint = !tls && e.kind() == ErrorKind::disconnected
+    // A server that says why it closed the connection ("the server refused the connection: ...",
+    // sent before closing) needs no guess at the reason.
+    bool said_why = e.message().rfind("the server ", 0) == 0;
+    auto hint = !tls && e.kind() == ErrorKind::disconnected && !said_why
                     ? " (the server closed the connection before answering; if it serves TLS, turn on ClientOptions::tls)"
                     : "";
     throw RemoteError(e.kind(), "connecting to " + endpoint.to_string() + ": " + e.message() + hint);

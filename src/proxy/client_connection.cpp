@@ -100,8 +100,10 @@ void ClientConnection::start(Connected connected) {
       tasks->add(rpc->on_disconnect().then([this, weak = weak_from_this(), loop = loop_] {
         open_ = false;  // the task belongs to tasks_, a member: `this` is alive here
         KJ_IF_MAYBE(r, rpc_) { lost_because_ = r->failure(); }
-        loop->post([weak] {
-          if (auto self = weak.lock()) self->close_now();
+        return server_reason().then([weak, loop] {
+          loop->post([weak] {
+            if (auto self = weak.lock()) self->close_now();
+          });
         });
       }));
     }
@@ -111,6 +113,18 @@ void ClientConnection::start(Connected connected) {
 void ClientConnection::close() {
   if (!open_.exchange(false)) return;
   loop_->post([self = shared_from_this()] { self->close_now(); });
+}
+
+kj::Promise<void> ClientConnection::server_reason() {
+  if (lost_because_ != nullptr) return kj::READY_NOW;
+  KJ_IF_MAYBE(r, registry_) {
+    // The RPC system fails every call on a lost connection with the error it ended with: the
+    // Abort the server sent, or "Peer disconnected". Only a reason the server gave is kept.
+    return r->versionRequest().send().then([](auto&&) {}, [this](kj::Exception&& e) {
+      if (carries_remote_error(e)) lost_because_ = kj::mv(e);
+    });
+  }
+  return kj::READY_NOW;
 }
 
 std::exception_ptr ClientConnection::closed_error(const char* why) const {
@@ -162,7 +176,7 @@ wire::Handle::Client& ClientConnection::cap(std::uint64_t id) {
 
 wire::Handle::Client& ClientConnection::find_cap(std::uint64_t id) {
   auto it = caps_.find(id);
-  if (it == caps_.end()) throw RemoteError(ErrorKind::disconnected, "the connection is closed");
+  if (it == caps_.end()) std::rethrow_exception(closed_error("the connection is closed"));
   return it->second;
 }
 
@@ -181,7 +195,7 @@ void ClientConnection::release(std::uint64_t id) {
 wire::Registry::Client& ClientConnection::registry() {
   send_deferred();
   KJ_IF_MAYBE(r, registry_) { return *r; }
-  throw RemoteError(ErrorKind::disconnected, "the connection is closed");
+  std::rethrow_exception(closed_error("the connection is closed"));
 }
 
 wire::Handle::Client& ClientConnection::cap_of(const Handle& handle) {

@@ -333,6 +333,13 @@ void AsioStream::abortRead() {
 
 int AsioStream::descriptor() const { return shared_->fd(); }
 
+void AsioStream::fail_reads(kj::Exception reason) {
+  auto& s = *shared_;
+  if (s.read_error == nullptr) s.read_error = kj::mv(reason);
+  s.in_pos = s.in_end = 0;  // what the peer sent after this is not read
+  if (auto* op = s.waiter) op->ready();
+}
+
 kj::Maybe<kj::Exception> AsioStream::failure() const {
   KJ_IF_MAYBE(e, shared_->read_error) { return kj::cp(*e); }
   KJ_IF_MAYBE(e, shared_->write_error) { return kj::cp(*e); }

@@ -52,6 +52,7 @@ class AsioStream final : public TransportStream {
   void limit_unsent(std::size_t max_bytes, std::function<void(std::size_t)> on_breach) override;
   int descriptor() const override;
   kj::Maybe<kj::Exception> failure() const override;
+  void fail_reads(kj::Exception reason) override;
 
  private:
   struct Shared;

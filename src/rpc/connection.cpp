@@ -1,8 +1,36 @@
 #include "rpc/connection.hpp"
 
 #include <capnp/rpc.capnp.h>
+#include <capnp/serialize.h>
+
+#include <sys/socket.h>
+
+#include <string>
+
+#include "rpc/kj_error.hpp"
 
 namespace remoteable::detail {
+
+void refuse(Connected& connected, const RemoteError& reason) {
+  auto* socket = std::get_if<asio::ip::tcp::socket>(&connected);
+  if (socket == nullptr || !socket->is_open()) return;
+  capnp::MallocMessageBuilder message;
+  auto abort = message.initRoot<capnp::rpc::Message>().initAbort();
+  abort.setType(capnp::rpc::Exception::Type::DISCONNECTED);
+  abort.setReason(to_kj(reason).getDescription());
+  auto words = capnp::messageToFlatArray(message);
+  auto bytes = words.asBytes();
+  // One small message into an empty send buffer: it goes at once, or not at all.
+  (void)::send(socket->native_handle(), bytes.begin(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  // What the peer sent already is read away, so that closing sends a FIN rather than a reset
+  // (which could overtake the Abort).
+  char sink[4096];
+  for (int i = 0; i < 16 && ::recv(socket->native_handle(), sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
+  }
+  std::error_code ignored;
+  socket->shutdown(asio::socket_base::shutdown_send, ignored);
+}
+
 namespace {
 
 const char* message_kind(int which) {

@@ -12,7 +12,9 @@
 #include <mutex>
 #include <vector>
 
+#include "rpc/tls.hpp"
 #include "rpc/transport.hpp"
+#include <remoteable/error.hpp>
 #include <remoteable/endpoint.hpp>
 #include "rpc/event_port.hpp"
 
@@ -60,6 +62,11 @@ class CountingMessageStream final : public capnp::MessageStream {
   std::shared_ptr<WireCounters> counters_;
 };
 
+/// Tells a peer that gets no RPC connection why: writes it one Abort message carrying `reason`
+/// (what its calls then fail with), if the socket takes it at once, and shuts the socket down.
+/// Plain TCP only (a TLS peer gets nothing). The caller closes the socket.
+void refuse(Connected& connected, const RemoteError& reason);
+
 /// One two-party RPC connection: byte stream (plain or TLS), message stream, vat network and RPC
 /// system.
 ///
@@ -83,6 +90,9 @@ class RpcConnection {
   std::size_t queued_bytes() { return network_->getCurrentQueueSize() + stream_->unsent(); }
   /// Closes the socket: the peer sees a disconnect, and on_disconnect() resolves.
   void abort() { stream_->close(); }
+  /// Ends the connection with `reason`: the peer is sent an Abort carrying its description, then
+  /// the stream is shut down and on_disconnect() resolves (see TransportStream::fail_reads).
+  void end_with(kj::Exception reason) { stream_->fail_reads(kj::mv(reason)); }
   /// Why the byte stream failed, if it did.
   kj::Maybe<kj::Exception> failure() const { return stream_->failure(); }
   /// The most bytes ever waiting in the stream for the peer.

@@ -40,6 +40,10 @@ RemoteError from_kj(const kj::Exception& error) {
   }
 }
 
+bool carries_remote_error(const kj::Exception& error) {
+  return std::string_view(error.getDescription().cStr()).find(marker) != std::string_view::npos;
+}
+
 std::exception_ptr to_exception_ptr(const kj::Exception& error) {
   try {
     throw from_kj(error);

@@ -231,6 +231,13 @@ std::size_t TlsStream::unsent() const { return shared_->unsent(); }
 std::size_t TlsStream::peak_unsent() const { return shared_->peak; }
 int TlsStream::descriptor() const { return shared_->fd(); }
 
+void TlsStream::fail_reads(kj::Exception reason) {
+  auto& s = *shared_;
+  if (s.read_error == nullptr) s.read_error = kj::mv(reason);
+  s.in_pos = s.in_end = 0;  // what the peer sent after this is not read
+  s.wake();
+}
+
 kj::Maybe<kj::Exception> TlsStream::failure() const {
   KJ_IF_MAYBE(e, shared_->read_error) { return kj::cp(*e); }
   KJ_IF_MAYBE(e, shared_->write_error) { return kj::cp(*e); }

@@ -32,6 +32,10 @@ class TransportStream : public kj::AsyncIoStream {
   virtual kj::Maybe<kj::Exception> failure() const = 0;
   /// The socket's descriptor, or -1 once closed.
   virtual int descriptor() const = 0;
+  /// Makes the pending read and every later one fail with `reason`, while writes go on. The RPC
+  /// system then ends the connection with it: it sends the peer an Abort carrying the reason's
+  /// description and shuts the stream down (so the peer learns why, not only that it ended).
+  virtual void fail_reads(kj::Exception reason) = 0;
 
   // On the socket itself.
   void getsockopt(int level, int option, void* value, uint* length) override;

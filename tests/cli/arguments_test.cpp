@@ -85,6 +85,9 @@ TEST_CASE("bad command lines are usage errors that say what is wrong", "[argumen
   CHECK(usage_error({"h:1", "browse", "x"}) == "browse takes no arguments");
   CHECK(usage_error({"--verbose", "h:1"}) == "unknown option '--verbose'");
   CHECK(usage_error({"h:1", "--timeout"}) == "--timeout needs a number of seconds");
+  // A near miss gets a suggestion.
+  CHECK(usage_error({"h:1", "brwse"}) == "unknown command 'brwse'; did you mean 'browse'?");
+  CHECK(usage_error({"--jsno", "h:1"}) == "unknown option '--jsno'; did you mean '--json'?");
   CHECK(usage_error({"--timeout", "soon", "h:1"}) ==
         "--timeout wants a number of seconds, got 'soon'");
   CHECK(usage_error({"--timeout=-1", "h:1"}) == "--timeout wants a number of seconds, got '-1'");

@@ -342,3 +342,60 @@ TEST_CASE("--token-file and REMOTEABLE_TOKEN authenticate; a refused or missing 
   CHECK(unreadable.exit_code == 2);
   ::unlink(pattern);
 }
+
+TEST_CASE("a usage error is one line that points to --help", "[cli]") {
+  Completed c = cli({"127.0.0.1:1", "brwse"});
+  CHECK(c.err == "error (usage): unknown command 'brwse'; did you mean 'browse'? (see remoteable --help)\n");
+  CHECK(c.exit_code == 2);
+}
+
+TEST_CASE("under --json, errors are one JSON line on stderr", "[cli]") {
+  WalkthroughServer server;
+  Completed syntax = cli({"--json", server.address(), "eval", "root.child(0"});
+  CHECK(syntax.err ==
+        "{\"error\":{\"kind\":\"syntax\",\"message\":\"expected ')' to close the call, found end of "
+        "input\",\"column\":13}}\n");
+  CHECK(syntax.exit_code == 2);
+  Completed name = cli({"--json", server.address(), "eval", "rooot.value"});
+  CHECK(name.err ==
+        "{\"error\":{\"kind\":\"name\",\"message\":\"no export named 'rooot'\",\"did_you_mean\":[\"root\"]}}\n");
+  CHECK(name.exit_code == 1);
+  Completed usage = cli({"--json", "127.0.0.1:1", "brwse"});
+  CHECK(usage.err == "{\"error\":{\"kind\":\"usage\",\"message\":\"unknown command 'brwse'; did you mean "
+                     "'browse'?\"}}\n");
+  Completed refused = cli({"--json", "127.0.0.1:" + std::to_string(unused_port()), "eval", "five"});
+  CHECK(starts_with(refused.err, "{\"error\":{\"kind\":\"disconnected\",\"message\":"));
+  CHECK(refused.out.empty());
+}
+
+TEST_CASE("a handle prints with its type, in plain text and JSON", "[cli]") {
+  WalkthroughServer server;
+  CHECK(cli({server.address(), "eval", "root"}).out == "<Node handle>\n");
+  CHECK(cli({"--json", server.address(), "eval", "root"}).out == "{\"$handle\":true,\"type\":\"Node\"}\n");
+}
+
+TEST_CASE("let, and, or from a pipe", "[cli]") {
+  WalkthroughServer server;
+  Completed c = cli({server.address()},
+                    "let x = store(3)\n"
+                    "x + 1\n"
+                    "let n = root.child(0)\n"
+                    "n.value\n"
+                    "x > 2 and n.value\n"
+                    "0 or 'zero'\n"
+                    "help\n");
+  CHECK(starts_with(c.out, "4\n2\n2\nzero\nType an expression"));
+  CHECK(c.err.empty());
+  CHECK(c.exit_code == 0);
+}
+
+TEST_CASE("a member typo is suggested from describe", "[cli]") {
+  WalkthroughServer server;
+  Completed c = cli({server.address(), "eval", "root.child(0).valeu + 1"});
+  // Not after a call: the object would be made again.
+  CHECK(c.err.find("did you mean") == std::string::npos);
+  Completed d = cli({server.address(), "eval", "root.valeu + 1"});
+  CHECK(d.err.find("has no attribute 'valeu'; did you mean 'value'?") != std::string::npos);
+  Completed described = cli({server.address(), "describe", "rooot"});
+  CHECK(described.err == "error (name): no export named 'rooot'; did you mean 'root'?\n");
+}

@@ -77,6 +77,10 @@ TEST_CASE("scalars print plainly with the language's spelling", "[format]") {
   CHECK(format_plain(Value(std::numeric_limits<std::int64_t>::min())) == "-9223372036854775808");
   CHECK(format_plain(Value(2.0)) == "2.0");
   CHECK(format_plain(Value(Handle())) == "<handle>");
+  // With the type names of its handles, in the order they print.
+  CHECK(format_plain(Value(Handle()), {"Node"}) == "<Node handle>");
+  CHECK(format_repr(Value(Value::List{Value(Handle()), Value(1), Value(Handle())}), {"Node", ""}) ==
+        "[<Node handle>, 1, <handle>]");
 }
 
 TEST_CASE("a top-level string prints bare, a nested one quoted", "[format]") {
@@ -139,6 +143,7 @@ TEST_CASE("JSON output is one document with JSON's spellings", "[format]") {
   CHECK(format_json(Value(Value::Map{{"k", Value(Value::List{})}, {"a", Value(false)}})) ==
         "{\"a\":false,\"k\":[]}");
   CHECK(format_json(Value(Handle())) == "{\"$handle\":true}");
+  CHECK(format_json(Value(Handle()), {"Node"}) == "{\"$handle\":true,\"type\":\"Node\"}");
 }
 
 TEST_CASE("JSON strings escape what JSON requires and keep valid UTF-8", "[format]") {

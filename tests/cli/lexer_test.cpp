@@ -64,6 +64,7 @@ TEST_CASE("names and keywords are told apart, in both spellings of the constants
   CHECK(kinds("true True false False none None not") ==
         std::vector<K>{K::kw_true, K::kw_true, K::kw_false, K::kw_false, K::kw_none, K::kw_none,
                        K::kw_not, K::end});
+  CHECK(kinds("and or android order") == std::vector<K>{K::kw_and, K::kw_or, K::name, K::name, K::end});
   auto t = single("_node_2");
   CHECK(t.kind == K::name);
   CHECK(t.text == "_node_2");

@@ -163,6 +163,7 @@ TEST_CASE("assignment to anything else is an error at the target", "[parser]") {
   std::string message;
   CHECK(error_column("five = 6", &message) == 0);
   CHECK(message.find("attach") != std::string::npos);
+  CHECK(message.find("let five = EXPR") != std::string::npos);
   CHECK(error_column("  f(1) = 2") == 2);
   CHECK(error_column("a + b = 1") == 0);
   CHECK(error_column("a.b = c.d = 1") == 10);
@@ -280,4 +281,58 @@ TEST_CASE("a lone expression refuses assignments and acting builtins", "[parser]
   } catch (const SyntaxError& e) {
     CHECK(e.column() == 0);
   }
+}
+
+TEST_CASE("let binds a local name to an expression", "[parser]") {
+  CHECK(tree("let x = store(3)") == "(let x (store 3))");
+  CHECK(tree("let n = root.child(0)") == "(let n (call (. root child) 0))");
+  CHECK(tree("let x = a or b") == "(let x (or a b))");
+  // `let` is an ordinary name elsewhere.
+  CHECK(tree("let.x") == "(. let x)");
+  CHECK(tree("let") == "let");
+  std::string message;
+  CHECK(error_column("let = 1", &message) == 4);
+  CHECK(message == "expected a name after 'let', found '='");
+  CHECK(error_column("let x", &message) == 5);
+  CHECK(error_column("let x = ") == 8);
+  CHECK(error_column("let store = 1", &message) == 4);
+  CHECK(message == "'store' is a builtin; choose another name");
+  CHECK(error_column("let x = str(1)") == 8);  // acting builtins stay whole statements
+}
+
+TEST_CASE("and / or bind looser than not, or looser than and, as in Python", "[parser]") {
+  CHECK(tree("a and b") == "(and a b)");
+  CHECK(tree("a or b and c") == "(or a (and b c))");
+  CHECK(tree("a and b or c") == "(or (and a b) c)");
+  CHECK(tree("not a and b") == "(and (not a) b)");
+  CHECK(tree("a == 1 or b < 2") == "(or (== a 1) (< b 2))");
+  CHECK(tree("a or b or c") == "(or (or a b) c)");
+  CHECK(tree("f(a or b)") == "(call f (or a b))");
+  CHECK(error_column("a and") == 5);
+  CHECK(error_column("or a") == 0);
+}
+
+TEST_CASE("nesting deeper than max_nesting is a syntax error, not a crash", "[parser]") {
+  std::string deep(10000, '(');
+  deep += "1";
+  deep += std::string(10000, ')');
+  std::string message;
+  error_column(deep, &message);
+  CHECK(message.find("nested too deeply") != std::string::npos);
+  std::string long_sum = "1";
+  for (int i = 0; i < 10000; ++i) long_sum += " + 1";
+  error_column(long_sum, &message);
+  CHECK(message.find("nested too deeply") != std::string::npos);
+  std::string long_chain = "a";
+  for (int i = 0; i < 10000; ++i) long_chain += ".b";
+  error_column(long_chain, &message);
+  CHECK(message.find("nested too deeply") != std::string::npos);
+  std::string nots;
+  for (int i = 0; i < 10000; ++i) nots += "not ";
+  error_column(nots + "a", &message);
+  CHECK(message.find("nested too deeply") != std::string::npos);
+  // Within the limit all is well.
+  std::string fine = "1";
+  for (int i = 0; i < 50; ++i) fine = "(" + fine + " + 1)";
+  CHECK_NOTHROW(parse(fine));
 }

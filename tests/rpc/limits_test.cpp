@@ -94,6 +94,9 @@ TEST_CASE("connections past max_connections are closed; the others are served") 
     FAIL("a connection past max_connections connected");
   } catch (const remoteable::RemoteError& e) {
     CHECK(e.kind() == ErrorKind::disconnected);
+    // The server said why before closing (an Abort message on the refused socket).
+    CHECK(e.message() == "connecting to 127.0.0.1:" + std::to_string(s.server->port()) +
+                             ": the server refused the connection: 1 connections open (the server's max_connections)");
   }
   CHECK(chain_value(context, first) == 6);
 }
@@ -185,6 +188,32 @@ TEST_CASE("an idle connection is closed after idle_timeout; a busy one stays and
   s.gate->release();
   REQUIRE(run_until(context, [&] { return blocked.has_value(); }));
   CHECK(*blocked == 1);
+}
+
+TEST_CASE("a connection closed for idleness tells the client why") {
+  remoteable::ServerOptions options;
+  options.idle_timeout = 200ms;
+  options.sweep_interval = 20ms;
+  LimitedServer s(options);
+  asio::io_context context;
+  auto client = test::connect(context, s.endpoint());
+  CHECK(chain_value(context, client) == 6);
+  REQUIRE(run_until(context, [&] { return !client.connected(); }));
+  // Whatever is asked of the closed connection fails with the server's reason, not only
+  // "closed": the server sent it in an Abort before shutting the connection down.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    try {
+      chain_value(context, client);
+      FAIL("a call on a closed connection succeeded");
+    } catch (const remoteable::RemoteError& e) {
+      CHECK(e.kind() == ErrorKind::disconnected);
+      CHECK(e.message() == "the server closed the connection: idle for more than 200 ms (the server's idle_timeout)");
+    }
+    // Again once the client has run all it had queued, letting go of the connection too.
+    context.restart();
+    while (context.poll() > 0) {
+    }
+  }
 }
 
 TEST_CASE("a client that does not read its answers is disconnected; others are unaffected") {

@@ -127,6 +127,9 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   /// The error for an operation on the closed connection: why it was lost if known (a TLS
   /// alert, a reset), else disconnected with `why`. [loop]
   std::exception_ptr closed_error(const char* why) const;
+  /// Sets lost_because_ to the reason the server gave for ending the connection, if it gave one
+  /// (an Abort carrying a remoteable error) and nothing else explains the loss. [loop]
+  kj::Promise<void> server_reason();
   std::string server_version_;
   std::atomic<std::uint64_t> next_handle_{1};
 
