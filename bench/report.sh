@@ -68,6 +68,22 @@ rounds=$(awk -F'\t' '$3 == "median_us" && $2 == "W1" { n[$4]++ } END { m = 0; fo
     $1 != row { flush(); row = $1; meas = $2; metric = $3; delete v }
     { v[$4] = $5 }
     END { flush() }' "$work/median.tsv"
+  # W6: each run against the one actor, one connection run of the same set.
+  if grep -q '^W6 ' "$work/median.tsv"; then
+    echo
+    echo "W6: spin(200 µs of CPU) per call, 2 in flight per connection; ratio to 1 actor over 1 connection."
+    echo
+    echo "| connections | actors | calls/s | ratio |"
+    echo "|---:|---:|---:|---:|"
+    awk -F'\t' '$2 ~ /^W6 / && $3 == "calls_per_s" && $4 == "remoteable" {
+        split($2, w, " "); split(w[2], c, "x"); a = w[6]
+        v[c[1] " " a] = $5; if (c[1] == 1 && a == 1) base = $5; order[++n] = c[1] " " a
+      }
+      END {
+        for (i = 1; i <= n; i++) { split(order[i], k, " ")
+          printf "| %s | %s | %.0f | %s |\n", k[1], k[2], v[order[i]], base ? sprintf("%.2f", v[order[i]] / base) : "-" }
+      }' "$work/median.tsv"
+  fi
 } >"$results/summary.md"
 cat "$results/summary.md"
 

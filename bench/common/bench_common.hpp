@@ -122,8 +122,9 @@ class JsonLine {
 
 /// The workloads of issue 5; every peer's client implements the same set.
 /// MEM and CONN are remoteable's memory measurements (server RSS per live handle and per idle
-/// connection); the baselines do not implement them.
-enum class Workload { w1, w2, w3, w4, mem, conn };
+/// connection), W6 its compute-bound throughput (a method that uses --spin-us of CPU, 200 µs by
+/// default, on --actors actors); the baselines do not implement them.
+enum class Workload { w1, w2, w3, w4, mem, conn, w6 };
 
 /// The command line every `<peer>_bench_client` accepts:
 ///   PORT W1|W2|W3|W4 [--iterations N] [--warmup N] [--seconds S] [--warmup-seconds S]
@@ -145,6 +146,7 @@ struct Options {
   std::uint16_t rtt_port = 0;  // 0: do not measure the proxy's round trip
   int actors = 0;              // W2: 0 calls `add`; N >= 1 reads a value from N server objects, one actor each
   int handles = 10'000;        // MEM: live handles to hold
+  int spin_us = 200;           // W6: CPU time each call uses on the server
 
   int iterations_or(int fallback) const { return iterations >= 0 ? iterations : fallback; }
   int warmup_or(int fallback) const { return warmup >= 0 ? warmup : fallback; }
@@ -166,7 +168,7 @@ inline Options parse_options(int argc, char** argv) {
     fail(std::string("usage: ") + argv[0] +
          " PORT W1|W2|W3|W4 [--iterations N] [--warmup N] [--seconds S] [--warmup-seconds S]"
          " [--in-flight N] [--connections N] [--depth K] [--rtt-port P] [--host H] [--actors N] [--handles N]"
-         " (remoteable also: MEM --handles N, CONN --connections N)");
+         " (remoteable also: MEM --handles N, CONN --connections N, W6 [--actors N] [--spin-us US])");
   };
   if (argc < 3) usage();
   Options o;
@@ -178,6 +180,7 @@ inline Options parse_options(int argc, char** argv) {
   else if (o.workload_name == "W4") o.workload = Workload::w4;
   else if (o.workload_name == "MEM") o.workload = Workload::mem;
   else if (o.workload_name == "CONN") o.workload = Workload::conn, o.connections = 1000;
+  else if (o.workload_name == "W6") o.workload = Workload::w6, o.in_flight = 2, o.actors = 1;
   else usage();
   for (int i = 3; i < argc; ++i) {
     std::string_view flag = argv[i];
@@ -194,6 +197,7 @@ inline Options parse_options(int argc, char** argv) {
     else if (flag == "--host") o.host = std::string(v);
     else if (flag == "--actors") o.actors = detail::parse_number<int>(v, "actors");
     else if (flag == "--handles") o.handles = detail::parse_number<int>(v, "handles");
+    else if (flag == "--spin-us") o.spin_us = detail::parse_number<int>(v, "spin-us");
     else usage();
   }
   if (o.in_flight < 1 || o.connections < 1 || o.depth < 1) usage();
@@ -232,7 +236,7 @@ class ThroughputWindow {
 
 /// Prints the W2 line (also used for the connection-scaling runs).
 inline void print_throughput(std::string_view peer, const Options& o, double calls_per_s) {
-  JsonLine line(peer, "W2");
+  JsonLine line(peer, o.workload == Workload::w6 ? "W6" : "W2");
   line.field("connections", o.connections).field("in_flight", o.in_flight);
   if (o.actors > 0) line.field("actors", o.actors);
   line.field("calls_per_s", calls_per_s).print();

@@ -1,11 +1,12 @@
-// remoteable_bench_client PORT W1|W2|W3|W4 [options]: the remoteable peer, through the public
-// client API only.
+// remoteable_bench_client PORT W1|W2|W3|W4|W6|MEM|CONN [options]: the remoteable peer, through
+// the public client API only.
 //
 // W1: sequential `add(i, 2)`. W2: closed loop, --in-flight coroutines per connection each
 // awaiting one call at a time, over --connections Clients. W3/W4:
 // `root.call("child", 0)...attr("value") + 4`, built without round trips and evaluated once;
 // nobody holds the handles in between, so the steps travel as one Handle.chain call (the raw
 // Cap'n Proto peer pipelines one call per step, and adds the 4 locally). The result must be 42.
+// W6: compute-bound throughput, spin(200 µs of CPU) over 1 to 1,000 actors (see compute()).
 //
 // Everything runs on one io_context driven by the main thread, so evaluations complete there and
 // the shared counters need no lock.
@@ -173,6 +174,59 @@ asio::awaitable<void> throughput(bench::Options o) {
   bench::print_throughput(peer, o, window.calls_per_s());
 }
 
+/// A W6 lane: calls spin(us) on its spinners in turn, one call at a time.
+asio::awaitable<void> spin_lane(std::vector<remoteable::Handle> targets, int us, bench::ThroughputWindow& window,
+                                std::int64_t& checksum) {
+  std::size_t next = 0;
+  do {
+    checksum += co_await targets[next++ % targets.size()].call("spin", us).as<std::int64_t>();
+  } while (window.complete());
+}
+
+/// W6: --connections clients, --in-flight lanes each, calling spin(--spin-us) on --actors of the
+/// server's spinners ("spin0"...). Lane k of L (numbered across the connections) uses spinners
+/// k, k + L, k + 2L, ... when there are at least L of them, else spinner k mod A: no two lanes
+/// share an actor unless there are fewer actors than lanes.
+asio::awaitable<void> compute(bench::Options o) {
+  constexpr int spinners = 1000;
+  if (o.actors < 1 || o.actors > spinners) bench::fail("W6: --actors must be between 1 and 1000");
+  auto executor = co_await asio::this_coro::executor;
+  std::vector<remoteable::Client> clients;
+  for (int c = 0; c < o.connections; ++c) clients.push_back(co_await connect(o));
+  const int lanes = o.connections * o.in_flight;
+  std::vector<std::vector<remoteable::Handle>> targets(static_cast<std::size_t>(lanes));
+  for (int k = 0; k < lanes; ++k) {
+    auto& client = clients[static_cast<std::size_t>(k / o.in_flight)];
+    auto& mine = targets[static_cast<std::size_t>(k)];
+    if (o.actors >= lanes) {
+      for (int a = k; a < o.actors; a += lanes) mine.push_back(client.fetch("spin" + std::to_string(a)));
+    } else {
+      mine.push_back(client.fetch("spin" + std::to_string(k % o.actors)));
+    }
+    for (auto& t : mine) co_await t.call("spin", 0).as<std::int64_t>();  // resolved, and measured once
+  }
+  std::int64_t checksum = 0;
+  bench::ThroughputWindow window(o);
+  int running = 1;
+  std::exception_ptr failure;
+  asio::steady_timer all_done(executor, asio::steady_timer::time_point::max());
+  auto lane_finished = [&](std::exception_ptr e) {
+    if (e && !failure) failure = e;
+    if (--running == 0) all_done.cancel();
+  };
+  for (auto& mine : targets) {
+    ++running;
+    asio::co_spawn(executor, spin_lane(mine, o.spin_us, window, checksum), lane_finished);
+  }
+  if (--running > 0) {
+    asio::error_code ignored;
+    co_await all_done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+  if (failure) std::rethrow_exception(failure);
+  bench::do_not_optimize(checksum);
+  bench::print_throughput(peer, o, window.calls_per_s());
+}
+
 remoteable::Handle chain(const remoteable::Handle& root, int depth) {
   auto node = root;
   for (int d = 0; d < depth; ++d) node = node.call("child", 0);
@@ -213,6 +267,7 @@ int main(int argc, char** argv) {
       case bench::Workload::w2: return throughput(o);
       case bench::Workload::mem: return memory_per_handle(o);
       case bench::Workload::conn: return memory_per_connection(o);
+      case bench::Workload::w6: return compute(o);
       default: return chain_latency(o);
     }
   };

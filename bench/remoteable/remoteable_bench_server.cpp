@@ -1,12 +1,15 @@
 // remoteable_bench_server PORT [ADVERTISED_PORT] [--metrics HOST:PORT]: the benchmark's object
-// model served by remoteable. Exports "root" (a Node whose value is 38) and "add" (a free
-// function). Prints "READY <port>" once listening. --metrics turns ServerOptions::metrics on
-// (scripts/bench-ab --metrics-b measures what that costs). --tls-cert and --tls-key serve TLS
-// (scripts/bench's remoteable_tls peer).
+// model served by remoteable. Exports "root" (a Node whose value is 38), "add" (a free
+// function) and W6's "spin0" to "spin999" (Spinner objects, one actor each). Prints "READY
+// <port>" once listening. --metrics turns ServerOptions::metrics on (scripts/bench-ab
+// --metrics-b measures what that costs). --tls-cert and --tls-key serve TLS (scripts/bench's
+// remoteable_tls peer).
 
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -41,6 +44,27 @@ struct Node {
 };
 
 std::int64_t add(std::int64_t a, std::int64_t b) { return a + b; }
+
+std::int64_t thread_cpu_ns() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return t.tv_sec * 1'000'000'000LL + t.tv_nsec;
+}
+
+/// W6's object: spin(us) uses `us` microseconds (at most 10 ms) of its thread's CPU time, then
+/// returns how many calls this object has run. Nothing marks it as blocking: the server finds
+/// out where it runs best.
+struct Spinner {
+  std::int64_t spin(std::int64_t us) {
+    const auto until = thread_cpu_ns() + std::min<std::int64_t>(us, 10'000) * 1000;
+    while (thread_cpu_ns() < until) {
+    }
+    return ++calls;
+  }
+  std::int64_t calls = 0;
+};
+/// W6 exports this many spinners, "spin0" to "spin999", each its own actor.
+constexpr int spinners = 1000;
 
 /// This process's resident set size in bytes: the MEM and CONN measurements read it remotely.
 std::int64_t rss_bytes() {
@@ -92,6 +116,7 @@ int main(int argc, char** argv) {
 
   remoteable::Registry types;
   types.class_<Node>("Node").constructor<std::int64_t>().field("value", &Node::value).method("child", &Node::child);
+  types.class_<Spinner>("Spinner").method("spin", &Spinner::spin);
 
   raise_fd_limit();
   // MEM holds up to a million handles on one connection, CONN a thousand connections.
@@ -99,6 +124,9 @@ int main(int argc, char** argv) {
   // BENCH_SLOW_CALL_MS sets options.slow_call: under callgrind an inline call can take 5 ms of
   // wall time, after which it would run on the pool for the rest of the run (scripts/bench-ab).
   if (const char* ms = std::getenv("BENCH_SLOW_CALL_MS")) options.slow_call = std::chrono::milliseconds(std::atoi(ms));
+  // BENCH_INLINE_LIMIT_MS sets options.inline_limit: under callgrind
+  // `add` uses far more than 50 µs of CPU, and would run on the pool instead of inline.
+  if (const char* ms = std::getenv("BENCH_INLINE_LIMIT_MS")) options.inline_limit = std::chrono::milliseconds(std::atoi(ms));
   options.max_handles_per_connection = 2'000'000;
   options.max_connections = 4096;
   options.metrics = metrics;
@@ -108,6 +136,7 @@ int main(int argc, char** argv) {
   export_add(server, types);
   server.export_function("rss_bytes", &rss_bytes);
   server.export_class<Node>("Node");  // W2 --actors N constructs N nodes: one actor each
+  for (int i = 0; i < spinners; ++i) server.export_object(std::make_shared<Spinner>(), "spin" + std::to_string(i));
   std::cout << "READY " << (args.size() == 2 ? args[1] : std::to_string(server.port())) << std::endl;
   server.run();
 }

@@ -82,10 +82,16 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};
   /// How often idle and outbound limits are checked.
   std::chrono::milliseconds sweep_interval{250};
-  /// A method, function or constructor that runs inline on the network thread for longer than
-  /// this is treated as blocking from then on (as if registered with remoteable::blocking): its
-  /// later calls go to the actor pool, so one slow call holds up other connections only once.
-  /// Zero turns this off.
+  /// Where a method, function or constructor runs. Its first call runs on the actor pool, where
+  /// the thread's CPU time is measured; while its calls use less CPU than this, the next ones
+  /// run inline on the network thread whenever their actor is idle (no thread hop), and once one
+  /// uses more, or waits (sleeps, blocks) for longer, they go to the pool, where different actors
+  /// run in parallel. Zero: always the pool.
+  std::chrono::microseconds inline_limit{50};
+  /// The safety net: a method, function or constructor whose call used more than this of the
+  /// thread's CPU time, or waited for longer, is treated as blocking from then on (as if
+  /// registered with remoteable::blocking: never inline again), and the server logs a warning.
+  /// Time the thread spent preempted by a loaded machine does not count. Zero turns this off.
   std::chrono::microseconds slow_call{5000};
   /// The logger. By default the one registered with spdlog under "remoteable.server": an
   /// application's own, if it registered one under that name before, or else one the library

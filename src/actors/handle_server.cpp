@@ -258,10 +258,12 @@ class HandleServer final : public wire::Handle::Server {
         return on([self, name = std::move(step.name)](Ctx& ctx) -> Outcome { return ops::attr(ctx, self, name); });
       case StepKind::call: {
         trace("call", self, step.name);
-        bool blocking = ops::blocking(self, step.name) || core_.learned_blocking(self.type, step.name);
+        bool blocking = ops::blocking(self, step.name);
+        auto* stats = blocking ? nullptr : core_.call_stats(method_key(self, step.name));
+        blocking = blocking || core_.off_loop(stats);
         auto touched = step.operands;
-        return on([core = &core_, self, name = std::move(step.name), args = std::move(step.operands)](Ctx& ctx) -> Outcome {
-          SlowWatch watch(*core, self.type, self, name);
+        return on([core = &core_, stats, self, name = std::move(step.name), args = std::move(step.operands)](Ctx& ctx) -> Outcome {
+          CallMeter meter(*core, stats, self, name);
           try {
             return ops::call(ctx, self, name, args);
           } catch (...) {
@@ -272,10 +274,12 @@ class HandleServer final : public wire::Handle::Server {
       }
       case StepKind::invoke: {
         trace("invoke", self);
-        bool blocking = ops::blocking(self) || core_.learned_blocking(invoke_key(self), "");
+        bool blocking = ops::blocking(self);
+        auto* stats = blocking ? nullptr : core_.call_stats(invoke_key(self));
+        blocking = blocking || core_.off_loop(stats);
         auto touched = step.operands;
-        return on([core = &core_, self, args = std::move(step.operands)](Ctx& ctx) -> Outcome {
-          SlowWatch watch(*core, invoke_key(self), self, "");
+        return on([core = &core_, stats, self, args = std::move(step.operands)](Ctx& ctx) -> Outcome {
+          CallMeter meter(*core, stats, self, "");
           try {
             return ops::invoke(ctx, self, args);
           } catch (...) {

@@ -95,6 +95,7 @@ Object attr(Ctx& ctx, const Object& self, std::string_view name) {
     // A bound method: calling the result calls the method on self.
     auto bound = std::make_shared<builtin::Function>();
     bound->name = self.type->name + "." + std::string(name);
+    bound->method = &m;
     for (auto& o : m.overloads) {
       Overload b = o;
       b.invoke = [self, inner = o.invoke](Ctx& c, const Object&, Args a) { return inner(c, self, a); };

@@ -1,7 +1,12 @@
-// A call that runs too long inline on the network thread is learned as blocking: its later
-// calls go to the actor pool, so it holds up other connections at most once.
+// Where a call runs: its first call on the actor pool, where its thread's CPU time is measured;
+// inline on the network thread while its calls are quick; on the pool while they run long; and,
+// past slow_call of CPU or of waiting, on the pool for good (the safety net).
 
+#include <time.h>
+
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 #include <thread>
 
 #include "support.hpp"
@@ -11,27 +16,53 @@ namespace {
 
 std::int64_t thread_number() { return static_cast<std::int64_t>(std::hash<std::thread::id>{}(std::this_thread::get_id()) >> 1); }
 
-/// Busy for `ms` milliseconds (the work itself, not a wait for anything), then says where it ran.
+std::int64_t cpu_ns() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return t.tv_sec * 1'000'000'000LL + t.tv_nsec;
+}
+
+/// Uses the CPU for `ms` milliseconds of this thread's time (the work itself, not a wait for
+/// anything), then says where it ran.
 std::int64_t busy_for(std::int64_t ms) {
-  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-  while (std::chrono::steady_clock::now() < until) {
+  const auto until = cpu_ns() + ms * 1'000'000;
+  while (cpu_ns() < until) {
   }
+  return thread_number();
+}
+
+/// Waits `ms` milliseconds for a condition nobody signals: a method that waits (on I/O, a lock,
+/// a timer) rather than computes. Then says where it ran.
+std::int64_t wait_for(std::int64_t ms) {
+  std::mutex m;
+  std::condition_variable never;
+  std::unique_lock lock(m);
+  never.wait_for(lock, std::chrono::milliseconds(ms), [] { return false; });
   return thread_number();
 }
 
 struct Worker {
   std::int64_t busy(std::int64_t ms) { return busy_for(ms); }
+  std::int64_t wait(std::int64_t ms) { return wait_for(ms); }
   std::int64_t quick() { return thread_number(); }
+  std::int64_t thread() const { return thread_number(); }
 };
 
 struct SlowFixture {
   explicit SlowFixture(remoteable::ServerOptions options = slow_options()) {
     example::register_node(types);
     test::register_test_types(types);
-    types.class_<Worker>("Worker").method("busy", &Worker::busy).method("quick", &Worker::quick);
+    types.class_<Worker>("Worker")
+        .method("busy", &Worker::busy)
+        .method("wait", &Worker::wait)
+        .method("quick", &Worker::quick)
+        .method("quick_blocking", &Worker::quick, remoteable::blocking)
+        .property("thread", &Worker::thread);
     server.emplace(remoteable::Endpoint{"127.0.0.1", 0}, types, std::move(options));
     example::export_walkthrough(server->server());
     server->server().export_object(std::make_shared<Worker>(), "worker");
+    // A property read is not measured: on an actor that never ran anything, it runs inline.
+    server->server().export_object(std::make_shared<Worker>(), "probe");
     server->server().export_function("busy_fn", &busy_for);
     server->server().export_object(gate, "gate");
     client.emplace(test::connect(context, {"127.0.0.1", server->port()}));
@@ -41,12 +72,31 @@ struct SlowFixture {
     context.restart();
     context.poll();
   }
+  /// Limits far above what a quick call uses in a Debug or sanitizer build on a loaded machine,
+  /// and far below what busy() and wait() are asked for.
   static remoteable::ServerOptions slow_options() {
     remoteable::ServerOptions o;
-    o.slow_call = std::chrono::milliseconds(2);
+    o.inline_limit = std::chrono::milliseconds(1);
+    o.slow_call = std::chrono::milliseconds(5);
     return o;
   }
   template <class T> T run(asio::awaitable<T> aw) { return test::await(context, std::move(aw)); }
+  /// The network thread, as thread_number() (once: the probe's actor is idle only the first time).
+  std::int64_t network() {
+    if (!network_) network_ = run(client->fetch("probe").attr("thread").as<std::int64_t>());
+    return *network_;
+  }
+  /// Calls `h` (a fresh handle each time) until a call runs on the network thread, at most
+  /// `tries` times; whether one did. Right after a call on the pool, the actor's strand may not
+  /// have let go yet (a loaded machine widens that window), so one call may queue behind it.
+  bool runs_inline_soon(const std::function<remoteable::Handle()>& h, int tries = 100) {
+    for (int i = 0; i < tries; ++i)
+      if (run(h().as<std::int64_t>()) == network()) return true;
+    return false;
+  }
+  /// Whether any of `tries` calls of `h` ran on the network thread.
+  bool ever_inline(const std::function<remoteable::Handle()>& h, int tries = 40) { return runs_inline_soon(h, tries); }
+  std::optional<std::int64_t> network_;
 
   remoteable::Registry types;
   std::optional<remoteable::ThreadedServer> server;
@@ -57,27 +107,56 @@ struct SlowFixture {
 
 }  // namespace
 
-TEST_CASE("a method that ran too long on the network thread runs on the pool from then on") {
+TEST_CASE("a method's first call runs on the pool; once measured quick, its calls run inline") {
   SlowFixture t;
   auto worker = t.client->fetch("worker");
-  auto network = t.run(worker.call("quick").as<std::int64_t>());
-  CHECK(t.run(worker.call("busy", 0).as<std::int64_t>()) == network);  // quick enough: inline
-  CHECK(t.run(worker.call("busy", 20).as<std::int64_t>()) == network);  // inline, and too long
-  CHECK(t.run(worker.call("busy", 0).as<std::int64_t>()) != network);   // learned: the pool
-  // Other methods stay inline: whenever the actor is idle. Right after a call on the pool, its
-  // strand may not have let go yet (a loaded machine widens that window), so the next call can
-  // queue behind it; a learned method would never run inline, an unlearned one soon does.
-  bool inline_again = false;
-  for (int i = 0; i < 100 && !inline_again; ++i) inline_again = t.run(worker.call("quick").as<std::int64_t>()) == network;
-  CHECK(inline_again);
+  auto network = t.network();
+  CHECK(t.run(worker.call("quick").as<std::int64_t>()) != network);  // not measured yet
+  CHECK(t.runs_inline_soon([&] { return worker.call("quick"); }));
+  CHECK(t.runs_inline_soon([&] { return t.client->fetch("busy_fn")(0); }));
+  CHECK(t.runs_inline_soon([&] { return worker.attr("quick")(); }));  // measured as the method
+  // Registered as blocking: never inline, however quick.
+  CHECK_FALSE(t.ever_inline([&] { return worker.call("quick_blocking"); }));
+  CHECK_FALSE(t.ever_inline([&] { return worker.attr("quick_blocking")(); }));
 }
 
-TEST_CASE("a function that ran too long on the network thread runs on the pool from then on") {
+TEST_CASE("a method that computes past the inline limit runs on the pool; quick again, inline again") {
+  remoteable::ServerOptions options = SlowFixture::slow_options();
+  options.slow_call = std::chrono::seconds(10);  // the safety net out of the way
+  SlowFixture t(options);
+  auto worker = t.client->fetch("worker");
+  REQUIRE(t.runs_inline_soon([&] { return worker.call("busy", 0); }));
+  // 3 ms of CPU is past the inline limit (1 ms here): the next call is measured on the pool.
+  t.run(worker.call("busy", 3).as<std::int64_t>());
+  t.run(worker.call("busy", 3).as<std::int64_t>());
+  CHECK(t.run(worker.call("busy", 0).as<std::int64_t>()) != t.network());
+  // Runs under the limit in a row bring it back inline.
+  CHECK(t.runs_inline_soon([&] { return worker.call("busy", 0); }));
+}
+
+TEST_CASE("a method that used more than slow_call of CPU runs on the pool from then on") {
+  SlowFixture t;
+  auto worker = t.client->fetch("worker");
+  REQUIRE(t.runs_inline_soon([&] { return worker.call("busy", 0); }));
+  t.run(worker.call("busy", 20).as<std::int64_t>());  // inline, and long: measured next time
+  t.run(worker.call("busy", 20).as<std::int64_t>());  // on the pool: 20 ms of CPU, past 5 ms
+  CHECK_FALSE(t.ever_inline([&] { return worker.call("busy", 0); }));
+  // Other methods of the type are measured on their own.
+  CHECK(t.runs_inline_soon([&] { return worker.call("quick"); }));
+}
+
+TEST_CASE("a method that waited longer than slow_call runs on the pool from then on") {
+  SlowFixture t;
+  auto worker = t.client->fetch("worker");
+  t.run(worker.call("wait", 20).as<std::int64_t>());  // on the pool (not measured yet): waits 20 ms
+  CHECK_FALSE(t.ever_inline([&] { return worker.call("wait", 0); }));
+}
+
+TEST_CASE("a function that used more than slow_call of CPU runs on the pool from then on") {
   SlowFixture t;
   auto fn = t.client->fetch("busy_fn");
-  auto network = t.run(t.client->fetch("worker").call("quick").as<std::int64_t>());
-  CHECK(t.run(fn(20).as<std::int64_t>()) == network);
-  CHECK(t.run(fn(0).as<std::int64_t>()) != network);
+  t.run(fn(20).as<std::int64_t>());
+  CHECK_FALSE(t.ever_inline([&] { return fn(0); }));
 }
 
 TEST_CASE("a learned slow method no longer holds up other actors") {
@@ -106,12 +185,19 @@ TEST_CASE("a learned slow method no longer holds up other actors") {
   CHECK(t.run(blocked.as<std::int64_t>()) == 1);
 }
 
-TEST_CASE("slow_call zero turns the learning off") {
-  remoteable::ServerOptions options;
+TEST_CASE("slow_call zero turns the safety net off: a long call does not keep a method off the loop") {
+  remoteable::ServerOptions options = SlowFixture::slow_options();
   options.slow_call = std::chrono::microseconds(0);
   SlowFixture t(options);
   auto worker = t.client->fetch("worker");
-  auto network = t.run(worker.call("quick").as<std::int64_t>());
-  CHECK(t.run(worker.call("busy", 10).as<std::int64_t>()) == network);
-  CHECK(t.run(worker.call("busy", 0).as<std::int64_t>()) == network);
+  t.run(worker.call("busy", 20).as<std::int64_t>());
+  CHECK(t.runs_inline_soon([&] { return worker.call("busy", 0); }));
+}
+
+TEST_CASE("inline_limit zero: every call runs on the pool") {
+  remoteable::ServerOptions options;
+  options.inline_limit = std::chrono::microseconds(0);
+  SlowFixture t(options);
+  auto worker = t.client->fetch("worker");
+  CHECK_FALSE(t.ever_inline([&] { return worker.call("quick"); }));
 }

@@ -25,6 +25,9 @@ struct ClassObject {
 struct Function {
   std::string name;
   std::vector<Overload> overloads;
+  /// For a bound method (a method read as an attribute), the registered method it calls: its
+  /// calls are measured with the method's (where a call runs); null for other functions.
+  const void* method = nullptr;
 };
 
 const TypeInfo& none_type();

@@ -13,11 +13,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <list>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -78,6 +78,25 @@ struct Budget {
 struct CallCancel {
   std::atomic<bool> cancelled{false};
   asio::cancellation_signal signal;
+};
+
+/// How the calls of one method, function or constructor have been running, which decides where
+/// the next one runs (ServerCore::call_stats). Shared by the loop, which reads it, and the threads
+/// that run the calls, which update it: atomics.
+struct CallStats {
+  enum State : std::uint8_t {
+    unknown,   ///< not measured yet, or its last inline run took long: the pool, measured there
+    fast,      ///< its last measured runs used less than inline_limit: inline when its actor is idle
+    slow,      ///< used more than inline_limit, or waited: the pool until `fast_runs` in a row
+    blocking,  ///< used more than slow_call, or waited longer: the pool for good
+  };
+  std::atomic<std::uint8_t> state{unknown};
+  std::atomic<std::uint8_t> fast_runs{0};  ///< consecutive runs under inline_limit while slow
+  /// Runs under inline_limit in a row that bring a slow call back inline.
+  static constexpr std::uint8_t fast_runs_to_inline = 16;
+
+  /// Whether the next call goes to the pool rather than inline.
+  bool off_loop() const noexcept { return state.load(std::memory_order_relaxed) != fast; }
 };
 
 /// Shared state of one server.
@@ -145,14 +164,24 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   void encode(wire::Value::Builder out, const Plain& value, const std::shared_ptr<Actor>& actor,
               const std::shared_ptr<Budget>& budget, bool read_only = false);
 
-  /// Whether calls of `name` on `key` (a type, or a function or class object) ran too long
-  /// inline once, and so now always go to the pool. Any thread.
-  bool learned_blocking(const void* key, std::string_view name);
+  /// The measurements of the calls made under `key` (method_key, invoke_key), which decide
+  /// where its next call runs; null for a null key. Entries live as long as the server; past
+  /// max_call_stats keys, the rest share one. Any thread.
+  CallStats* call_stats(const void* key);
+  /// Whether a call measured under `stats` goes to the pool (not measured yet, or slow) rather
+  /// than inline on the network thread when its actor is idle. Null stats: inline. Any thread.
+  bool off_loop(const CallStats* stats) const noexcept {
+    return stats && (options.inline_limit.count() == 0 || stats->off_loop());
+  }
   /// Logs at debug what a method (`member`; empty for a function or class object called) threw,
   /// as the error its caller gets. Any thread; formats nothing when debug is off.
   void log_user_error(const Object& self, std::string_view member, std::exception_ptr error) const;
-  /// Records that a call of `name` on `key` ran inline for `took`. Any thread.
-  void learn_blocking(const void* key, std::string_view type, std::string_view name, std::chrono::nanoseconds took);
+  /// Records a call of `stats` that ran inline for `wall`. Any thread.
+  void ran_inline(CallStats& stats, std::chrono::nanoseconds wall);
+  /// Records a call of `stats` (`self`'s member `name`) that used `cpu` of its thread's time and,
+  /// if it waited (slept or blocked), took `waited` in all (else zero). Any thread.
+  void ran_measured(CallStats& stats, const Object& self, std::string_view name, std::chrono::nanoseconds cpu,
+                    std::chrono::nanoseconds waited);
 
   /// Uncounts an attached export that is going away (detach, unexport, replaced). [mutex]
   void forget_attached(Export& e);
@@ -250,20 +279,12 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   bool waiting_logged_ = false;    // [stop_mutex_]
 
   std::unique_ptr<Kj> kj_;  // [loop]
-  // Calls learned to be slow, as (key, name), looked up without building a key. Read by every
-  // call once one is learned, from the loop and from the actors' strands: a mutex, not a
-  // strand. `any_learned_` keeps the common case (nothing learned) to one atomic load.
-  struct LearnedLess {
-    using is_transparent = void;
-    using Key = std::pair<const void*, std::string_view>;
-    static Key view(const std::pair<const void*, std::string>& k) { return {k.first, k.second}; }
-    static Key view(const Key& k) { return k; }
-    template <class A, class B>
-    bool operator()(const A& a, const B& b) const { return view(a) < view(b); }
-  };
-  std::atomic<bool> any_learned_{false};
-  std::mutex learned_mutex_;
-  std::set<std::pair<const void*, std::string>, LearnedLess> learned_;
+  // Call measurements by key (CallStats). Looked up by every measured call, from the loop and
+  // from the actors' strands: a mutex, not a strand. The map's nodes never move.
+  static constexpr std::size_t max_call_stats = 4096;
+  std::mutex stats_mutex_;
+  std::unordered_map<const void*, CallStats> call_stats_;
+  CallStats overflow_stats_;  // shared by the keys past max_call_stats
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> keep_running_;
 };
 

@@ -1,7 +1,10 @@
 #pragma once
-// Which calls run off the network thread: those that ran too long inline once (SlowWatch, the
-// table in ServerCore::learn_blocking) and those on values that expand far. Internal.
+// Which calls run off the network thread: those not measured yet or measured long (CallStats,
+// CallMeter, ServerCore::call_stats) and those on values that expand far. Internal.
 
+#include <sys/resource.h>
+
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -14,33 +17,43 @@
 
 namespace remoteable::detail {
 
-/// Times a call that runs inline on the network thread; one that runs past
-/// ServerOptions::slow_call is sent to the pool from then on.
-class SlowWatch {
+/// Measures one call of `stats`'s method (nothing if `stats` is null). Inline on the network
+/// thread it reads only the wall clock (CPU time never exceeds it): a run that took longer than
+/// inline_limit sends the next call to the pool to be measured. Elsewhere it reads the
+/// thread's CPU time and voluntary context switches (getrusage, a system call), so that time the
+/// thread spent preempted does not count and waiting does.
+class CallMeter {
  public:
-  SlowWatch(ServerCore& core, const void* key, const Object& self, std::string_view name)
-      : core_(core), key_(key), self_(self), name_(name),
-        timed_(core.options.slow_call.count() > 0 && core.loop->in_loop()) {
-    if (timed_) start_ = std::chrono::steady_clock::now();
+  CallMeter(ServerCore& core, CallStats* stats, const Object& self, std::string_view name)
+      : core_(core), stats_(stats), self_(self), name_(name), inline_(stats && core.loop->in_loop()) {
+    if (!stats_) return;
+    if (!inline_) getrusage(RUSAGE_THREAD, &usage_);
+    start_ = std::chrono::steady_clock::now();
   }
-  ~SlowWatch() {
-    if (!timed_) return;
-    auto took = std::chrono::steady_clock::now() - start_;
-    if (took <= core_.options.slow_call) return;
-    std::string what = self_.type ? self_.type->name : "";
-    if (self_.is(builtin::function_type())) what = self_.as<builtin::Function>().name;
-    else if (self_.is(builtin::class_type())) what = self_.as<builtin::ClassObject>().type->name + " constructor";
-    core_.learn_blocking(key_, what, name_, took);
+  ~CallMeter() {
+    if (!stats_) return;
+    auto wall = std::chrono::steady_clock::now() - start_;
+    if (inline_) {
+      core_.ran_inline(*stats_, wall);
+      return;
+    }
+    rusage now{};
+    getrusage(RUSAGE_THREAD, &now);
+    auto cpu = std::chrono::seconds(now.ru_utime.tv_sec + now.ru_stime.tv_sec - usage_.ru_utime.tv_sec - usage_.ru_stime.tv_sec) +
+               std::chrono::microseconds(now.ru_utime.tv_usec + now.ru_stime.tv_usec - usage_.ru_utime.tv_usec - usage_.ru_stime.tv_usec);
+    bool waited = now.ru_nvcsw != usage_.ru_nvcsw;
+    core_.ran_measured(*stats_, self_, name_, cpu, waited ? std::chrono::duration_cast<std::chrono::nanoseconds>(wall) : std::chrono::nanoseconds(0));
   }
-  SlowWatch(const SlowWatch&) = delete;
-  SlowWatch& operator=(const SlowWatch&) = delete;
+  CallMeter(const CallMeter&) = delete;
+  CallMeter& operator=(const CallMeter&) = delete;
 
  private:
   ServerCore& core_;
-  const void* key_;
+  CallStats* stats_;
   const Object& self_;
   std::string_view name_;
-  bool timed_;
+  bool inline_;
+  rusage usage_{};
   std::chrono::steady_clock::time_point start_;
 };
 
@@ -61,10 +74,23 @@ inline bool any_expansive(const std::vector<Object>& objects) {
   return false;
 }
 
-/// What a call of the object itself is learned under: the function or class object, else the type.
+/// What a call of the object itself is measured under: the function or class object (a bound
+/// method: its method, as method_key), else the type. Null when nothing would run (the type has
+/// no call operator).
 inline const void* invoke_key(const Object& o) {
-  if (o.is(builtin::function_type()) || o.is(builtin::class_type())) return o.ptr.get();
-  return o.type;
+  if (o.is(builtin::function_type())) {
+    auto& f = o.as<builtin::Function>();
+    return f.method ? f.method : o.ptr.get();
+  }
+  if (o.is(builtin::class_type())) return o.ptr.get();
+  return o.type && !o.type->call.empty() ? o.type : nullptr;
+}
+/// What a call of method `name` is measured under: the registered method itself. Null for a name
+/// that is no method (the call fails at once), so that a client's names never make entries.
+inline const void* method_key(const Object& o, std::string_view name) {
+  if (!o.type) return nullptr;
+  auto it = o.type->members.find(name);
+  return it != o.type->members.end() && it->second.kind == Member::Kind::method ? &it->second : nullptr;
 }
 
 }  // namespace remoteable::detail
