@@ -84,6 +84,18 @@ rounds=$(awk -F'\t' '$3 == "median_us" && $2 == "W1" { n[$4]++ } END { m = 0; fo
           printf "| %s | %s | %.0f | %s |\n", k[1], k[2], v[order[i]], base ? sprintf("%.2f", v[order[i]] / base) : "-" }
       }' "$work/median.tsv"
   fi
+  # A/B: the current code against the code before issue 11 (scripts/bench's remoteable_before).
+  if grep -q $'\tremoteable_before\t' "$work/median.tsv"; then
+    echo
+    echo "A/B: W2 against remoteable_before (the bench programs of ${BENCH_BEFORE:-37447a5}, before issue 11), each on a fresh server, median of the rounds."
+    echo
+    echo "| measurement | before, calls/s | now, calls/s | now / before |"
+    echo "|---|---:|---:|---:|"
+    awk -F'\t' '$3 == "calls_per_s" && $2 ~ /^W2 / && ($4 == "remoteable_before" || $4 == "remoteable") && $2 !~ /actor/ {
+        v[$2, $4] = $5; if ($4 == "remoteable_before") order[++n] = $2 }
+      END { for (i = 1; i <= n; i++) { m = order[i]; b = v[m, "remoteable_before"]; a = v[m, "remoteable"]
+          printf "| %s | %.0f | %.0f | %s |\n", m, b, a, (a != "" && b > 0) ? sprintf("%.2f", a / b) : "-" } }' "$work/median.tsv"
+  fi
 } >"$results/summary.md"
 cat "$results/summary.md"
 
