@@ -109,9 +109,14 @@ class HandleServer final : public wire::Handle::Server {
       auto read = read_step<Object>(s);
       auto i = chain->size();
       chain->push_back(std::move(read.step));
-      if (has_operands(read))
+      if (!has_operands(read)) continue;
+      KJ_IF_MAYBE(objects, operands_now(read)) {
+        (*chain)[i].operands = std::move(*objects);
+      } else {
         operands.add(with_operands(read, [chain, i](std::vector<Object> objects) { (*chain)[i].operands = std::move(objects); }));
+      }
     }
+    if (operands.empty()) return run_chain(chain, 0, object_, actor_, read_only(), fetch, context).attach(kj::mv(slot));
     return kj::joinPromises(operands.releaseAsArray()).then([this, context, chain, fetch]() mutable {
       return run_chain(chain, 0, object_, actor_, read_only(), fetch, context);
     }).attach(kj::mv(slot));
@@ -222,6 +227,18 @@ class HandleServer final : public wire::Handle::Server {
     });
   }
 
+  /// The operands of a step read off the wire (it has some), decoded at once when they hold no
+  /// handle: no promise, no continuation. Null when one does (with_operands resolves them). [loop]
+  kj::Maybe<std::vector<Object>> operands_now(const ReadStep<Object>& read) {
+    KJ_IF_MAYBE(args, read.args) { return core_.decode_now(*args); }
+    KJ_IF_MAYBE(object, core_.decode_now(KJ_ASSERT_NONNULL(read.operand))) {
+      std::vector<Object> objects;
+      objects.push_back(std::move(*object));
+      return kj::mv(objects);
+    }
+    return nullptr;
+  }
+
   /// Reads the step of a Handle method, decodes its operands, runs it and answers it.
   template <class Context>
   kj::Promise<void> read_and_answer(StepKind kind, Context& context) {
@@ -229,6 +246,10 @@ class HandleServer final : public wire::Handle::Server {
     CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     auto read = read_fields<Object>(kind, context.getParams());
     if (!has_operands(read)) return answer_step(std::move(read.step), context).attach(kj::mv(slot));
+    KJ_IF_MAYBE(objects, operands_now(read)) {
+      read.step.operands = std::move(*objects);
+      return answer_step(std::move(read.step), context).attach(kj::mv(slot));
+    }
     return with_operands(read, [this, context, step = std::move(read.step)](std::vector<Object> objects) mutable {
       step.operands = std::move(objects);
       return answer_step(std::move(step), context);

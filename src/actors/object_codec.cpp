@@ -54,21 +54,44 @@ struct ObjectDecoding {
     return it->second;
   }
   void handle(Object& slot, wire::Handle::Client cap) { holes.add(Hole{&slot, kj::mv(cap)}); }
-
 };
+
+/// Decodes `value` into `out` with `d`, Cap'n Proto's own checks (a pointer out of bounds, a
+/// message nested past its limit) turned into a `value` error: the value is malformed. Ours
+/// carry their kind already.
+void decode_checked(wire::Value::Reader value, Object& out, ObjectDecoding& d) {
+  try {
+    decode_value(value, out, d);
+  } catch (kj::Exception& e) {
+    if (from_kj(e).kind() != ErrorKind::user) throw;
+    throw to_kj(RemoteError(ErrorKind::value, std::string("a malformed value on the wire: ") + e.getDescription().cStr()));
+  }
+}
 }  // namespace
+
+kj::Maybe<Object> ServerCore::decode_now(wire::Value::Reader value) {
+  ObjectDecoding d{{}, {}, options.max_nesting};
+  Object out;
+  decode_checked(value, out, d);
+  if (!d.holes.empty()) return nullptr;
+  return kj::mv(out);
+}
+
+kj::Maybe<std::vector<Object>> ServerCore::decode_now(capnp::List<wire::Value>::Reader values) {
+  if (zero_sized_elements(values)) throw to_kj(zero_sized_error(values.size()));
+  std::vector<Object> out(values.size());
+  for (unsigned i = 0; i < values.size(); ++i) {
+    ObjectDecoding d{{}, {}, options.max_nesting};
+    decode_checked(values[i], out[i], d);
+    if (!d.holes.empty()) return nullptr;
+  }
+  return kj::mv(out);
+}
 
 kj::Promise<Object> ServerCore::decode(wire::Value::Reader value) {
   auto root = kj::heap<Object>();
   ObjectDecoding d{{}, {}, options.max_nesting};  // on the stack: most values hold no handle
-  try {
-    decode_value(value, *root, d);
-  } catch (kj::Exception& e) {
-    // Cap'n Proto's own checks (a pointer out of bounds, a message nested past its limit): the
-    // value is malformed. Ours carry their kind already.
-    if (from_kj(e).kind() != ErrorKind::user) throw;
-    throw to_kj(RemoteError(ErrorKind::value, std::string("a malformed value on the wire: ") + e.getDescription().cStr()));
-  }
+  decode_checked(value, *root, d);
   if (d.holes.empty()) return kj::mv(*root);
   auto unwrapped = KJ_MAP(h, d.holes) { return unwrap(kj::mv(h.cap)); };
   auto slots = KJ_MAP(h, d.holes) { return h.slot; };

@@ -103,7 +103,9 @@ kj::Promise<Value> ClientConnection::send_chain(std::vector<Deferred>& run, wire
     return kj::mv(e);
   };
   try {
-    auto request = find_cap(run.front().parent->id).chainRequest();
+    std::uint64_t words = 0;
+    for (const auto& d : run) words += step_words(d.step);
+    auto request = find_cap(run.front().parent->id).chainRequest(request_size(words));
     auto steps = request.initSteps(static_cast<unsigned>(run.size()));
     auto operand = [this](wire::Value::Builder out, const Value& v) { encode(out, v); };
     for (unsigned i = 0; i < steps.size(); ++i) encode_step(steps[i], run[i].step, operand);

@@ -7,9 +7,11 @@
 // compile error.
 
 #include <capnp/list.h>
+#include <capnp/message.h>
 #include <kj/common.h>
 
 #include <concepts>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -196,16 +198,26 @@ void encode_step(wire::Handle::Step::Builder out, const BasicStep<V>& step, Oper
   throw RemoteError(ErrorKind::type, "unknown step");
 }
 
+/// The words a step takes in a request, roughly: a few per step and operand.
+template <class V>
+std::uint64_t step_words(const BasicStep<V>& step) {
+  return 8 + step.name.size() / 8 + 8 * step.operands.size();
+}
+/// The first segment to ask for a request whose steps take `words` (Cap'n Proto's default is
+/// 8 KiB, zeroed for each call): a small call zeroes and sends little; bigger values get further
+/// segments as they need them.
+inline capnp::MessageSize request_size(std::uint64_t words) { return capnp::MessageSize{8 + words, 0}; }
+
 /// Makes the request of the Handle method for `step` on `target`, fills it, and returns
 /// `send(request)` (a generic callable: each method has its own request type).
 template <class V, class Operand, class Send>
 decltype(auto) request_step(wire::Handle::Client& target, const BasicStep<V>& step, Operand& operand, Send&& send) {
   switch (step.kind) {
-#define REMOTEABLE_REQUEST(name, wire_name) \
-  case StepKind::name: {                    \
-    auto request = target.name##Request();  \
-    encode_fields(request, step, operand);  \
-    return send(request);                   \
+#define REMOTEABLE_REQUEST(name, wire_name)                              \
+  case StepKind::name: {                                                 \
+    auto request = target.name##Request(request_size(step_words(step))); \
+    encode_fields(request, step, operand);                               \
+    return send(request);                                                \
   }
     REMOTEABLE_STEPS(REMOTEABLE_REQUEST)
 #undef REMOTEABLE_REQUEST

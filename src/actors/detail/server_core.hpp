@@ -160,6 +160,10 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   /// Decodes wire values into objects; handles inside are resolved to this server's objects. [loop]
   kj::Promise<std::vector<Object>> decode(capnp::List<wire::Value>::Reader values);
   kj::Promise<Object> decode(wire::Value::Reader value);
+  /// The same at once, for values that hold no handle (most): null when one does, and the
+  /// caller decodes it with decode() instead. Malformed values throw as decode() does. [loop]
+  kj::Maybe<std::vector<Object>> decode_now(capnp::List<wire::Value>::Reader values);
+  kj::Maybe<Object> decode_now(wire::Value::Reader value);
   /// Encodes a plain value; objects inside become capabilities owned by `actor`. [loop]
   void encode(wire::Value::Builder out, const Plain& value, const std::shared_ptr<Actor>& actor,
               const std::shared_ptr<Budget>& budget, bool read_only = false);
