@@ -79,11 +79,11 @@ kj::Maybe<Object> ServerCore::decode_now(wire::Value::Reader value) {
 
 kj::Maybe<std::vector<Object>> ServerCore::decode_now(capnp::List<wire::Value>::Reader values) {
   if (zero_sized_elements(values)) throw to_kj(zero_sized_error(values.size()));
-  std::vector<Object> out;
-  out.reserve(values.size());
-  for (auto v : values) {
-    KJ_IF_MAYBE(object, decode_now(v)) { out.push_back(std::move(*object)); }
-    else return nullptr;
+  std::vector<Object> out(values.size());
+  for (unsigned i = 0; i < values.size(); ++i) {
+    ObjectDecoding d{{}, {}, options.max_nesting};
+    decode_checked(values[i], out[i], d);
+    if (!d.holes.empty()) return nullptr;
   }
   return kj::mv(out);
 }
