@@ -39,6 +39,11 @@ inline constexpr Replace replace{};
 struct ServerOptions {
   /// Threads of the actor pool. 0 means std::thread::hardware_concurrency().
   unsigned actor_threads = 0;
+  /// Network threads, each with its own Cap'n Proto event loop; a new connection goes to the
+  /// one with the fewest connections and stays there. 0 means
+  /// std::thread::hardware_concurrency(). run() serves the first on the calling thread and starts
+  /// the others.
+  unsigned network_threads = 0;
   /// The largest message accepted from a client, in 8-byte words (Cap'n Proto traversal limit).
   std::uint64_t max_message_words = 8 * 1024 * 1024;
   /// How many lists or maps deep a value may nest (1 to 1000), counted in value levels, as

@@ -66,6 +66,7 @@ std::shared_ptr<const Grant> Authenticator::for_certificate(std::string_view sub
 }
 
 bool Authenticator::limited(const std::string& address, std::chrono::steady_clock::time_point now, spdlog::logger& log) {
+  std::lock_guard lock(failures_mutex_);
   auto it = failures_.find(address);
   if (it == failures_.end()) return false;
   auto& f = it->second;
@@ -83,6 +84,7 @@ bool Authenticator::limited(const std::string& address, std::chrono::steady_cloc
 }
 
 void Authenticator::failed(const std::string& address, std::chrono::steady_clock::time_point now) {
+  std::lock_guard lock(failures_mutex_);
   auto it = failures_.find(address);
   if (it != failures_.end() && now - it->second.window_start >= options_.failure_window) {
     failures_.erase(it);
@@ -104,11 +106,13 @@ void Authenticator::failed(const std::string& address, std::chrono::steady_clock
 
 void ReadOnlyObjects::add(const Object& o) {
   if (!o.ptr) return;
+  std::lock_guard lock(mutex_);
   if (entries_.size() >= sweep_at_) {
     std::erase_if(entries_, [](const auto& entry) { return entry.second.expired(); });
     sweep_at_ = std::max<std::size_t>(1024, 2 * entries_.size());
   }
   entries_[Key{o.ptr.get(), o.type}] = o.ptr;
+  count_.store(entries_.size(), std::memory_order_release);
 }
 
 }  // namespace remoteable::detail

@@ -4,9 +4,11 @@
 // read-only handles. Internal.
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -34,7 +36,8 @@ const std::shared_ptr<const Grant>& full_grant();
 ///
 /// Owned by the ServerCore, made at its construction from ServerOptions::auth (which it checks:
 /// std::invalid_argument for a bad entry). The token and certificate look-ups are const and may
-/// run on any thread; the failure records are [loop].
+/// run on any thread; the failure records are guarded by a mutex (connections on every network
+/// thread share them).
 class Authenticator {
  public:
   explicit Authenticator(const ServerAuth& auth);
@@ -48,12 +51,15 @@ class Authenticator {
   std::shared_ptr<const Grant> for_certificate(std::string_view subject) const;
 
   /// True when `address` has used up its failures in the current window: the attempt is to be
-  /// refused unchecked. Logs one warning per window per address. [loop]
+  /// refused unchecked. Logs one warning per window per address. Any thread.
   bool limited(const std::string& address, std::chrono::steady_clock::time_point now, spdlog::logger& log);
-  /// Records a failed attempt from `address`. [loop]
+  /// Records a failed attempt from `address`. Any thread.
   void failed(const std::string& address, std::chrono::steady_clock::time_point now);
-  /// Addresses with failures remembered (for tests). [loop]
-  std::size_t tracked() const { return failures_.size(); }
+  /// Addresses with failures remembered (for tests). Any thread.
+  std::size_t tracked() const {
+    std::lock_guard lock(failures_mutex_);
+    return failures_.size();
+  }
 
  private:
   using Digest = std::array<unsigned char, 32>;
@@ -70,27 +76,35 @@ class Authenticator {
     std::chrono::steady_clock::time_point window_start;
     bool reported = false;  ///< the limit was logged in this window
   };
-  std::unordered_map<std::string, Failures> failures_;  // [loop]
+  mutable std::mutex failures_mutex_;
+  std::unordered_map<std::string, Failures> failures_;  // [failures_mutex_]
 };
 
 /// Objects that a client passed back to the server through a read-only handle (as an argument,
 /// to store or attach): from then on they are read-only whichever handle reaches them, since the
-/// server cannot tell the paths apart. Held weakly: an entry goes with its object. [loop]
+/// server cannot tell the paths apart. Held weakly: an entry goes with its object.
+///
+/// Threads: any (connections on every network thread share it); a mutex guards the entries,
+/// taken only once there is one (the common case is an atomic load).
 class ReadOnlyObjects {
  public:
   bool contains(const Object& o) const {
-    if (entries_.empty()) return false;  // the common case: one branch
-    auto it = entries_.find(Key{o.ptr.get(), o.type});
-    return it != entries_.end() && !it->second.expired();
+    if (count_.load(std::memory_order_acquire) == 0) return false;  // the common case: one load
+    std::lock_guard lock(mutex_);
+    return contains_locked(o);
   }
   bool any_of(const std::vector<Object>& objects) const {
-    if (entries_.empty()) return false;
+    if (count_.load(std::memory_order_acquire) == 0) return false;
+    std::lock_guard lock(mutex_);
     for (auto& o : objects)
-      if (contains(o)) return true;
+      if (contains_locked(o)) return true;
     return false;
   }
   void add(const Object& o);
-  std::size_t size() const { return entries_.size(); }
+  std::size_t size() const {
+    std::lock_guard lock(mutex_);
+    return entries_.size();
+  }
 
  private:
   struct Key {
@@ -103,8 +117,14 @@ class ReadOnlyObjects {
       return std::hash<const void*>()(k.address) ^ (std::hash<const void*>()(k.type) << 1);
     }
   };
-  std::unordered_map<Key, std::weak_ptr<void>, KeyHash> entries_;
-  std::size_t sweep_at_ = 1024;
+  bool contains_locked(const Object& o) const {
+    auto it = entries_.find(Key{o.ptr.get(), o.type});
+    return it != entries_.end() && !it->second.expired();
+  }
+  mutable std::mutex mutex_;
+  std::atomic<std::size_t> count_{0};  ///< entries_.size(), read without the lock
+  std::unordered_map<Key, std::weak_ptr<void>, KeyHash> entries_;  // [mutex_]
+  std::size_t sweep_at_ = 1024;                                     // [mutex_]
 };
 
 }  // namespace remoteable::detail

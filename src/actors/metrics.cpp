@@ -119,8 +119,12 @@ void CallSeries::ended(std::chrono::steady_clock::duration took) {
 
 void CallSeries::failed(ErrorKind kind, std::chrono::steady_clock::duration took) {
   ended(took);
-  auto& counter = errors_[static_cast<std::size_t>(kind)];
-  if (!counter) counter = &owner_.error_counter(op_, member_, kind);
+  auto& slot = errors_[static_cast<std::size_t>(kind)];
+  auto* counter = slot.load(std::memory_order_acquire);
+  if (!counter) {
+    counter = &owner_.error_counter(op_, member_, kind);
+    slot.store(counter, std::memory_order_release);
+  }
   counter->Increment();
 }
 

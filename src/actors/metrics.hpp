@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -63,8 +64,9 @@ inline constexpr std::size_t limit_count = 0 REMOTEABLE_LIMITS(REMOTEABLE_COUNT_
 class ServerMetrics;
 
 /// The metrics of one (op, member) pair: its calls, errors by kind and latency. Made once, on
-/// the first call of the pair, and kept as long as the ServerMetrics. Recorded on the loop (the
-/// prometheus-cpp types it points to are thread-safe: the endpoint's threads read them).
+/// the first call of the pair, and kept as long as the ServerMetrics. Recorded on any network
+/// thread (the prometheus-cpp types it points to are thread-safe: the endpoint's threads read
+/// them).
 class CallSeries {
  public:
   /// A call that succeeded, `took` after it was handed to its actor.
@@ -81,7 +83,8 @@ class CallSeries {
   std::string key_name_;  ///< what ServerMetrics' table key views
   prometheus::Counter* calls_;
   prometheus::Histogram* duration_;
-  std::array<prometheus::Counter*, error_kind_count> errors_{};  ///< made on the first error of each kind [loop]
+  /// Made on the first error of each kind (Family::Add gives two racing threads the same one).
+  std::array<std::atomic<prometheus::Counter*>, error_kind_count> errors_{};
 };
 
 /// The metrics of one server, and the HTTP endpoint (prometheus-cpp's Exposer, on civetweb's
@@ -113,9 +116,11 @@ class ServerMetrics {
   /// label is only ever a name the server registered: "Class.member" for a registered member
   /// (otherwise "(unknown)", which no client can multiply), the function's or class's name for
   /// invoke, the object's type for the other operations. Looked up in a table after the first
-  /// call of each; a name the server does not know adds nothing to it. [loop]
+  /// call of each; a name the server does not know adds nothing to it. Any thread (the
+  /// network threads share the table, under a mutex).
   CallSeries* series(CallOp op, const Object& self, std::string_view name = {}) {
     auto key = key_of(op, self, name);
+    std::lock_guard lock(series_mutex_);
     if (auto it = series_.find(key); it != series_.end()) return it->second.get();
     return add_series(op, self, key);
   }
@@ -152,9 +157,10 @@ class ServerMetrics {
   prometheus::Counter* connections_opened_;
   std::array<prometheus::Counter*, limit_count> breaches_{};
   // (op, type, name) to its series, for names the server registered only; each key's name
-  // views the series' own copy (CallSeries::key_name_). [loop]
+  // views the series' own copy (CallSeries::key_name_). [series_mutex_]
+  std::mutex series_mutex_;
   std::unordered_map<Key, std::unique_ptr<CallSeries>, KeyHash> series_;
-  std::array<std::unique_ptr<CallSeries>, call_op_count> unknown_{};  ///< "(unknown)" members [loop]
+  std::array<std::unique_ptr<CallSeries>, call_op_count> unknown_{};  ///< "(unknown)" members [series_mutex_]
   std::shared_ptr<prometheus::Collectable> gauges_;  ///< read at each scrape
   std::uint16_t port_ = 0;
   asio::ip::address wake_address_;  ///< where the destructor connects to stop the endpoint at once

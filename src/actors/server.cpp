@@ -30,15 +30,16 @@ Server::~Server() {
   stop();  // waits for the stop and for user code, serving the network thread if nobody does
   core_->await_no_runner();  // a run() on another thread returning
   if (!core_->io.stopped()) core_->io.run();
+  core_->join_lanes();
   core_->pool.join();
-  // Results that actors posted after the loop stopped: run them (they find nothing to fulfil)
+  // Results that actors posted after the loops stopped: run them (they find nothing to fulfil)
   // so that they release the core.
-  core_->io.restart();
-  core_->io.poll();
-  {
-    detail::KjLoop::Scope scope(*core_->loop);
-    core_->teardown();
-    core_->loop->drive();
+  for (auto& lane : core_->lanes) {
+    lane->io.restart();
+    lane->io.poll();
+    detail::KjLoop::Scope scope(*lane->loop);
+    core_->teardown(*lane);
+    lane->loop->drive();
   }
 }
 

@@ -14,9 +14,13 @@
 
 namespace remoteable::detail {
 
-ServerConnection::ServerConnection(ServerCore& core, Connected connected, std::string peer, std::string address,
-                                   const std::string& subject)
-    : core_(core), peer_(std::move(peer)), budget_(std::make_shared<Budget>()) {
+ServerConnection::ServerConnection(ServerCore& core, LaneTicket ticket, Connected connected, std::string peer,
+                                   std::string address, const std::string& subject)
+    : core_(core),
+      ticket_(std::move(ticket)),
+      peer_(std::move(peer)),
+      budget_(std::make_shared<Budget>()),
+      list_(core.kj(ticket_.lane()).connections) {
   capnp::ReaderOptions options;
   options.traversalLimitInWords = core.options.max_message_words;
   options.nestingLimit = reader_nesting_limit(core.options.max_nesting);
@@ -32,7 +36,8 @@ ServerConnection::ServerConnection(ServerCore& core, Connected connected, std::s
     if (grant) core.log->info("{} authenticated as '{}' by its certificate", peer_, grant->principal);
   }
   auto counters = std::make_shared<WireCounters>(false);
-  rpc_.emplace(core.loop, open_stream(core.loop, std::move(connected), counters, core.metrics ? core.metrics->bytes() : nullptr),
+  auto& loop = ticket_.lane().loop;
+  rpc_.emplace(loop, open_stream(loop, std::move(connected), counters, core.metrics ? core.metrics->bytes() : nullptr),
                capnp::rpc::twoparty::Side::SERVER, capnp::Capability::Client(kj::heap<RegistryServer>(core, budget_, std::move(grant))),
                options, counters);
   auto& rpc = KJ_ASSERT_NONNULL(rpc_);
@@ -47,13 +52,12 @@ ServerConnection::ServerConnection(ServerCore& core, Connected connected, std::s
   });
   core_.open_connections.fetch_add(1);
   if (core_.metrics) core_.metrics->connection_opened();
-  auto& list = core_.kj().connections;
-  self_ = list.insert(list.end(), this);
+  self_ = list_.insert(list_.end(), this);
   core_.log->info("connection from {}", peer_);
 }
 
 ServerConnection::~ServerConnection() {
-  core_.kj().connections.erase(self_);
+  list_.erase(self_);
   note_peak();
   rpc_ = nullptr;
   core_.open_connections.fetch_sub(1);

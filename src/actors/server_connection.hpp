@@ -15,11 +15,13 @@
 
 namespace remoteable::detail {
 
-/// One accepted client connection. Owned by the task that waits for its disconnect. [loop]
+/// One accepted client connection. Owned by the task that waits for its disconnect. Lives on
+/// its lane's loop, where everything of it runs. [loop]
 class ServerConnection {
  public:
   /// `address`: the peer's IP; `subject`: its verified TLS client certificate's, if any.
-  ServerConnection(ServerCore& core, Connected connected, std::string peer, std::string address, const std::string& subject);
+  ServerConnection(ServerCore& core, LaneTicket ticket, Connected connected, std::string peer, std::string address,
+                   const std::string& subject);
   ~ServerConnection();
   /// Resolves when the peer disconnects or the server closes the connection.
   kj::Promise<void> on_disconnect();
@@ -39,11 +41,13 @@ class ServerConnection {
 
  private:
   ServerCore& core_;
+  LaneTicket ticket_;
   std::string peer_;
   std::shared_ptr<Budget> budget_;
   kj::Maybe<RpcConnection> rpc_;
   kj::Own<kj::PromiseFulfiller<void>> close_;
   bool ending_ = false;  // end_with() ran: the RPC system is ending the connection
+  std::list<ServerConnection*>& list_;  // its lane's connections (for the sweep)
   std::list<ServerConnection*>::iterator self_;
 };
 

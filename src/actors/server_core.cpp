@@ -22,13 +22,25 @@
 #include "rpc/wire_checks.hpp"
 
 namespace remoteable::detail {
+namespace {
+std::vector<std::unique_ptr<Lane>> make_lanes(unsigned threads) {
+  std::vector<std::unique_ptr<Lane>> lanes;
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < threads; ++i) lanes.push_back(std::make_unique<Lane>(i));
+  return lanes;
+}
+}  // namespace
+
+Lane::Lane(std::size_t i) : index(i), loop(std::make_shared<KjLoop>(io.get_executor())) {}
+Lane::~Lane() = default;
 
 ServerCore::ServerCore(Endpoint endpoint, const Registry& types, ServerOptions opts)
     : registry(types),
       options(std::move(opts)),
       log(make_logger(options.logger, "remoteable.server", options.log_level)),
+      lanes(make_lanes(options.network_threads)),
+      io(lanes.front()->io),
       pool(options.actor_threads ? options.actor_threads : std::max(1u, std::thread::hardware_concurrency())),
-      loop(std::make_shared<KjLoop>(io.get_executor())),
       acceptor(io) {
   if (options.max_nesting < 1 || options.max_nesting > max_nesting_limit)
     throw std::invalid_argument("ServerOptions::max_nesting must be between 1 and " + std::to_string(max_nesting_limit));
@@ -36,7 +48,6 @@ ServerCore::ServerCore(Endpoint endpoint, const Registry& types, ServerOptions o
   if (options.auth) auth = std::make_unique<Authenticator>(*options.auth);
   listen(endpoint);
   if (options.metrics) metrics = std::make_unique<ServerMetrics>(*options.metrics, ServerMetrics::Gauges{open_connections, live_handles, calls_in_flight}, *log);
-  keep_running_.emplace(io.get_executor());
 }
 
 ServerCore::~ServerCore() = default;
@@ -97,21 +108,40 @@ void ServerCore::forget_attached(Export& e) {
   e.attached = false;
 }
 
-ServerCore::Kj& ServerCore::kj() {
-  if (!kj_) {
-    kj_ = std::make_unique<Kj>();
-    kj_->errors.core = this;
-  }
-  return *kj_;
+Lane& ServerCore::here() {
+  for (auto& lane : lanes)
+    if (lane->loop->in_loop()) return *lane;
+  KJ_FAIL_REQUIRE("remoteable: server loop state used off its network threads");
 }
 
-void ServerCore::complete(std::uint64_t id, Outcome outcome, std::exception_ptr error) {
-  // Runs on an actor's strand: hand plain data to the loop; only the loop touches KJ. (Inline
-  // when the actor ran the work inline on the loop's thread.)
-  loop->run([core = shared_from_this(), id, outcome = std::move(outcome), error]() mutable {
-    if (!core->kj_) return;
-    auto it = core->kj_->pending.find(id);
-    if (it != core->kj_->pending.end()) {  // else cancelled or torn down meanwhile
+bool ServerCore::on_loop() const noexcept {
+  return std::any_of(lanes.begin(), lanes.end(), [](auto& lane) { return lane->loop->in_loop(); });
+}
+
+ServerCore::Kj& ServerCore::kj(Lane& lane) {
+  if (!lane.kj) {
+    lane.kj = std::make_unique<Kj>();
+    lane.kj->errors.core = this;
+  }
+  return *lane.kj;
+}
+
+Lane& ServerCore::pick_lane() {
+  // The fewest connections; among equals, the first. (Read without a lock: two connections
+  // accepted at once may pick the same lane; the next ones even it out.)
+  Lane* best = lanes.front().get();
+  for (auto& lane : lanes)
+    if (lane->assigned.load(std::memory_order_relaxed) < best->assigned.load(std::memory_order_relaxed)) best = lane.get();
+  return *best;
+}
+
+void ServerCore::complete(Lane& lane, std::uint64_t id, Outcome outcome, std::exception_ptr error) {
+  // Runs on an actor's strand: hand plain data to the connection's loop; only that loop touches
+  // its KJ objects. (Inline when the actor ran the work inline on that loop's thread.)
+  lane.loop->run([core = shared_from_this(), &lane, id, outcome = std::move(outcome), error]() mutable {
+    if (!lane.kj) return;
+    auto it = lane.kj->pending.find(id);
+    if (it != lane.kj->pending.end()) {  // else cancelled or torn down meanwhile
       if (error) {
         auto e = to_remote_error(error);
         if (core->log->should_log(spdlog::level::trace)) core->log->trace("call failed ({}): {}", it->second->peer(), e.what());
@@ -121,13 +151,13 @@ void ServerCore::complete(std::uint64_t id, Outcome outcome, std::exception_ptr 
     }
     // The answered call unregisters once KJ consumes its answer: check for the end of a
     // graceful stop after that.
-    if (core->draining_) core->loop->post([core] { core->maybe_finish_stop(); });
+    if (lane.draining) lane.loop->post([core, &lane] { core->maybe_finish_stop(lane); });
   });
 }
 
 void ServerCore::start_accepting() {
   accept_one();
-  schedule_sweep();
+  for (auto& lane : lanes) asio::post(lane->io, [core = shared_from_this(), &lane = *lane] { core->schedule_sweep(lane); });
 }
 
 void ServerCore::accept_one() {
@@ -148,18 +178,33 @@ void ServerCore::accept_one() {
     auto remote = socket.remote_endpoint(ignored);
     auto address = remote.address().to_string();
     auto peer = address + ":" + std::to_string(remote.port());
-    if (core->tls_) {
-      core->handshake(std::move(socket), std::move(peer), std::move(address));
+    // The connection's lane: its socket moves to the lane's io_context, where everything it
+    // does from now on runs.
+    LaneTicket ticket(core->pick_lane());
+    auto& lane = ticket.lane();
+    asio::ip::tcp::socket moved(lane.io);
+    std::error_code ec2;
+    auto protocol = remote.protocol();
+    auto fd = socket.release(ec2);
+    if (!ec2) moved.assign(protocol, fd, ec2);
+    if (ec2) {
+      core->log->warn("could not hand the connection from {} to a network thread: {}", peer, ec2.message());
+    } else if (core->tls_) {
+      asio::post(lane.io, [core, ticket = std::move(ticket), socket = std::move(moved), peer = std::move(peer),
+                           address = std::move(address)]() mutable {
+        core->handshake(std::move(ticket), std::move(socket), std::move(peer), std::move(address));
+      });
     } else {
-      core->loop->run([core, socket = std::move(socket), peer = std::move(peer), address = std::move(address)]() mutable {
-        core->admit(std::move(socket), std::move(peer), std::move(address), {});
+      lane.loop->run([core, ticket = std::move(ticket), socket = std::move(moved), peer = std::move(peer),
+                      address = std::move(address)]() mutable {
+        core->admit(std::move(ticket), std::move(socket), std::move(peer), std::move(address), {});
       });
     }
     core->accept_one();
   });
 }
 
-void ServerCore::admit(Connected connected, std::string peer, std::string address, std::string subject) {
+void ServerCore::admit(LaneTicket ticket, Connected connected, std::string peer, std::string address, std::string subject) {
   if (stopping) return;
   if (open_connections.load() >= options.max_connections) {
     log->warn("refusing {}: {} connections open (limit)", peer, options.max_connections);
@@ -170,9 +215,10 @@ void ServerCore::admit(Connected connected, std::string peer, std::string addres
     return;  // the socket closes here
   }
   try {
-    auto conn = kj::heap<ServerConnection>(*this, std::move(connected), std::move(peer), std::move(address), subject);
+    auto& lane = ticket.lane();
+    auto conn = kj::heap<ServerConnection>(*this, std::move(ticket), std::move(connected), std::move(peer), std::move(address), subject);
     auto done = conn->on_disconnect();
-    kj().tasks.add(done.attach(kj::mv(conn)));
+    kj(lane).tasks.add(done.attach(kj::mv(conn)));
   } catch (kj::Exception& e) {
     log->warn("could not set up a connection: {}", e.getDescription().cStr());
   }
@@ -191,7 +237,7 @@ struct ServerCore::Handshake {
   bool timed_out = false;
 };
 
-void ServerCore::handshake(asio::ip::tcp::socket socket, std::string peer, std::string address) {
+void ServerCore::handshake(LaneTicket ticket, asio::ip::tcp::socket socket, std::string peer, std::string address) {
   // A handshake costs the server CPU and a descriptor before anything is known of the peer:
   // counted against max_connections, and bounded in time.
   if (open_connections.load() + handshaking_.load() >= options.max_connections) {
@@ -199,9 +245,12 @@ void ServerCore::handshake(asio::ip::tcp::socket socket, std::string peer, std::
     if (metrics) metrics->breach(Limit::max_connections);
     return;
   }
-  handshakes_.remove_if([](const std::weak_ptr<Handshake>& h) { return h.expired(); });
   auto h = std::make_shared<Handshake>(tls_, std::move(socket));
-  handshakes_.push_back(h);
+  {
+    std::lock_guard lock(handshakes_mutex_);
+    handshakes_.remove_if([](const std::weak_ptr<Handshake>& h) { return h.expired(); });
+    handshakes_.push_back(h);
+  }
   ++handshaking_;
   h->timer.expires_after(options.tls->handshake_timeout);
   h->timer.async_wait([weak = std::weak_ptr<Handshake>(h)](std::error_code ec) {
@@ -211,7 +260,8 @@ void ServerCore::handshake(asio::ip::tcp::socket socket, std::string peer, std::
     self->close();
   });
   h->connection->stream.async_handshake(
-      asio::ssl::stream_base::server, [core = shared_from_this(), h, peer = std::move(peer), address = std::move(address)](std::error_code ec) mutable {
+      asio::ssl::stream_base::server, [core = shared_from_this(), h, ticket = std::move(ticket), peer = std::move(peer),
+                                       address = std::move(address)](std::error_code ec) mutable {
         --core->handshaking_;
         h->timer.cancel();
         if (core->stopping) return;
@@ -223,9 +273,10 @@ void ServerCore::handshake(asio::ip::tcp::socket socket, std::string peer, std::
         }
         auto subject = peer_subject(h->connection->stream);
         if (!subject.empty()) peer += " (" + subject + ")";
-        core->loop->run([core, connection = std::move(h->connection), peer = std::move(peer), address = std::move(address),
-                         subject = std::move(subject)]() mutable {
-          core->admit(std::move(connection), std::move(peer), std::move(address), std::move(subject));
+        auto& lane = ticket.lane();
+        lane.loop->run([core, ticket = std::move(ticket), connection = std::move(h->connection), peer = std::move(peer),
+                        address = std::move(address), subject = std::move(subject)]() mutable {
+          core->admit(std::move(ticket), std::move(connection), std::move(peer), std::move(address), std::move(subject));
         });
       });
 }
@@ -259,19 +310,20 @@ void ServerCore::accept_failed(std::error_code ec) {
   });
 }
 
-void ServerCore::schedule_sweep() {
-  sweep_timer_.expires_after(options.sweep_interval);
-  sweep_timer_.async_wait([core = shared_from_this()](std::error_code ec) {
+void ServerCore::schedule_sweep(Lane& lane) {
+  if (stopping) return;
+  lane.sweep_timer.expires_after(options.sweep_interval);
+  lane.sweep_timer.async_wait([core = shared_from_this(), &lane](std::error_code ec) {
     if (ec || core->stopping) return;
-    core->loop->run([core] { core->sweep(); });
-    core->schedule_sweep();
+    lane.loop->run([core, &lane] { core->sweep(lane); });
+    core->schedule_sweep(lane);
   });
 }
 
-void ServerCore::sweep() {
-  if (!kj_) return;
+void ServerCore::sweep(Lane& lane) {
+  if (!lane.kj) return;
   auto now = std::chrono::steady_clock::now();
-  auto connections = kj_->connections;  // check() may end a connection, which unlinks itself later
+  auto connections = lane.kj->connections;  // check() may end a connection, which unlinks itself later
   for (auto* c : connections) c->check(now);
 }
 
@@ -280,58 +332,90 @@ void ServerCore::stop() {
   asio::post(io, [core = shared_from_this()] {
     std::error_code ignored;
     core->acceptor.close(ignored);
-    for (auto& weak : core->handshakes_)
-      if (auto h = weak.lock()) h->close();
+    {
+      std::lock_guard lock(core->handshakes_mutex_);
+      for (auto& weak : core->handshakes_)
+        if (auto h = weak.lock()) asio::post(h->connection->stream.get_executor(), [h] { h->close(); });
+    }
     core->accept_timer_.cancel();
-    core->sweep_timer_.cancel();
-    core->loop->run([core] {
-      core->draining_ = true;
-      if (!core->kj_ || core->kj_->pending.empty()) return core->maybe_finish_stop();
-      core->log->info("stopping: waiting up to {} ms for {} call(s)", core->options.stop_grace.count(), core->kj_->pending.size());
-      core->grace_timer_.expires_after(core->options.stop_grace);
-      core->grace_timer_.async_wait([core](std::error_code) {
-        core->loop->run([core] { core->finish_stop(); });
+    bool started;
+    {
+      std::lock_guard lock(core->stop_mutex_);
+      started = core->lanes_started_;
+    }
+    for (auto& lane : core->lanes) {
+      // A lane whose thread never started has served nothing (connections are accepted only
+      // once run() has started them all): nothing to wait for.
+      if (lane->index > 0 && !started) {
+        core->lane_stopped(*lane);
+        continue;
+      }
+      asio::post(lane->io, [core, &lane = *lane] {
+        lane.sweep_timer.cancel();
+        lane.loop->run([core, &lane] { core->drain(lane); });
       });
-    });
+    }
   });
 }
 
-void ServerCore::maybe_finish_stop() {
-  if (!draining_ || (kj_ && !kj_->pending.empty())) return;
+void ServerCore::drain(Lane& lane) {
+  lane.draining = true;
+  if (!lane.kj || lane.kj->pending.empty()) return maybe_finish_stop(lane);
+  log->info("stopping: waiting up to {} ms for {} call(s)", options.stop_grace.count(), lane.kj->pending.size());
+  lane.grace_timer.expires_after(options.stop_grace);
+  lane.grace_timer.async_wait([core = shared_from_this(), &lane](std::error_code) {
+    lane.loop->run([core, &lane] { core->finish_stop(lane); });
+  });
+}
+
+void ServerCore::maybe_finish_stop(Lane& lane) {
+  if (!lane.draining || (lane.kj && !lane.kj->pending.empty())) return;
   // From a fresh handler, after KJ has delivered what the last answer unblocked (calls
   // pipelined on it are part of the same chain): stop only if still nothing is running.
-  loop->post([core = shared_from_this()] {
-    if (!core->draining_ || (core->kj_ && !core->kj_->pending.empty())) return;
-    if (core->kj_ && core->flush_attempts_ < 50) {
+  lane.loop->post([core = shared_from_this(), &lane] {
+    if (!lane.draining || (lane.kj && !lane.kj->pending.empty())) return;
+    if (lane.kj && lane.flush_attempts < 50) {
       // Let the last answers reach their clients first (at most ~100 ms).
-      for (auto* c : core->kj_->connections) {
+      for (auto* c : lane.kj->connections) {
         if (!c->flushed()) {
-          ++core->flush_attempts_;
-          core->flush_timer_.expires_after(std::chrono::milliseconds(2));
-          core->flush_timer_.async_wait([core](std::error_code ec) {
-            if (!ec) core->loop->run([core] { core->maybe_finish_stop(); });
+          ++lane.flush_attempts;
+          lane.flush_timer.expires_after(std::chrono::milliseconds(2));
+          lane.flush_timer.async_wait([core, &lane](std::error_code ec) {
+            if (!ec) lane.loop->run([core, &lane] { core->maybe_finish_stop(lane); });
           });
           return;
         }
       }
     }
-    core->draining_ = false;
-    core->flush_timer_.cancel();
-    core->grace_timer_.cancel();
-    core->finish_stop();
+    lane.draining = false;
+    lane.flush_timer.cancel();
+    lane.grace_timer.cancel();
+    core->finish_stop(lane);
   });
 }
 
-void ServerCore::finish_stop() {
-  teardown();
-  keep_running_.reset();  // run() returns once the network thread has nothing left
+void ServerCore::finish_stop(Lane& lane) {
+  teardown(lane);
+  lane_stopped(lane);
+}
+
+void ServerCore::lane_stopped(Lane& lane) {
+  lane.keep_running.reset();  // its io.run() returns once the lane has nothing left
   std::lock_guard lock(stop_mutex_);
+  if (++lanes_stopped_ < lanes.size()) return;
   network_stopped_ = true;
   stop_changed_.notify_all();
 }
 
+void ServerCore::join_lanes() {
+  for (auto& lane : lanes)
+    if (lane->thread.joinable()) lane->thread.join();
+}
+
 bool ServerCore::on_own_thread() {
-  return io.get_executor().running_in_this_thread() || pool.get_executor().running_in_this_thread();
+  for (auto& lane : lanes)
+    if (lane->io.get_executor().running_in_this_thread()) return true;
+  return pool.get_executor().running_in_this_thread();
 }
 
 void ServerCore::serve(std::unique_lock<std::mutex>& lock) {
@@ -355,7 +439,14 @@ void ServerCore::run() {
   // be doing so now.
   stop_changed_.wait(lock, [&] { return io_runners_ == 0; });
   if (network_stopped_) return;  // stopped before run() got here: nothing to serve
-  if (!stopping) start_accepting();  // on this thread, before it runs io: nobody else does now
+  if (!stopping && !lanes_started_) {
+    // The other network threads, then accepting (on this thread, before it runs io: nobody
+    // else does now). A stop that comes later finds them started (lanes_started_).
+    lanes_started_ = true;
+    for (auto& lane : lanes)
+      if (lane->index > 0) lane->thread = std::thread([this, &lane = *lane] { serve_lane(lane); });
+    start_accepting();
+  }
   serve(lock);
 }
 
@@ -394,14 +485,27 @@ ServerCore::UserJob::~UserJob() {
   }
 }
 
-void ServerCore::teardown() {
-  flush_timer_.cancel();
-  if (!kj_) return;
-  draining_ = false;
-  auto calls = kj_->pending;  // rejecting unlinks nothing: only destruction does
+void ServerCore::teardown(Lane& lane) {
+  lane.flush_timer.cancel();
+  if (!lane.kj) return;
+  lane.draining = false;
+  auto calls = lane.kj->pending;  // rejecting unlinks nothing: only destruction does
   for (auto& [id, call] : calls) call->abort(RemoteError(ErrorKind::disconnected, "the server is stopping"));
-  auto k = std::move(kj_);
+  auto k = std::move(lane.kj);
   k.reset();  // tasks first (every connection, capability and call), then the capability set
+}
+
+void ServerCore::serve_lane(Lane& lane) {
+  for (;;) {
+    try {
+      lane.io.run();
+      return;
+    } catch (const std::exception& e) {
+      log->error("network thread {}: {}", lane.index, e.what());
+    } catch (...) {
+      log->error("network thread {}: an unknown exception", lane.index);
+    }
+  }
 }
 
 }  // namespace remoteable::detail

@@ -36,7 +36,8 @@ template <class Work>
 kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget, const std::shared_ptr<Actor>& actor,
                                           CallSeries* series, Work work, std::vector<Object> touched, bool blocking,
                                           wire::Handle::Fetch fetch) {
-  auto& k = kj();
+  auto& here_lane = here();  // where the call's connection lives, and its answer goes
+  auto& k = kj(here_lane);
   budget->touch();  // (max_calls_per_connection is checked when the call is received: CallSlot)
   auto id = k.next_id++;
   auto cancel = std::make_shared<CallCancel>();
@@ -47,13 +48,13 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget,
     if (immutable(o)) continue;
     if (auto owner = identities.owner(o); owner && owner->root() != actor->root()) others.push_back(std::move(owner));
   }
-  auto job = [core = shared_from_this(), actor, id, cancel, fetch, work = std::move(work),
+  auto job = [core = shared_from_this(), lane = &here_lane, actor, id, cancel, fetch, work = std::move(work),
               counted = UserJob(shared_from_this())]() mutable {
     // Counted for stop() until the work and what it holds are gone: `held` is declared first,
     // so it ends last (or moves on with a coroutine method).
     UserJob held = std::move(counted);
     auto user_work = std::move(work);
-    if (cancel->cancelled) return core->complete(id, None{}, std::make_exception_ptr(RemoteError(ErrorKind::cancelled, "cancelled")));
+    if (cancel->cancelled) return core->complete(*lane, id, None{}, std::make_exception_ptr(RemoteError(ErrorKind::cancelled, "cancelled")));
     Ctx ctx{core->registry};
     Outcome outcome;
     std::exception_ptr error;
@@ -65,7 +66,7 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget,
         // stops at its next co_await.
         auto run = std::move(obj->as<builtin::Pending>().run);
         asio::co_spawn(actor->root()->strand(), std::move(run),
-                       asio::bind_cancellation_slot(cancel->signal.slot(), [core, id, cancel, fetch, held = std::move(held)](std::exception_ptr e, Object result) {
+                       asio::bind_cancellation_slot(cancel->signal.slot(), [core, lane, id, cancel, fetch, held = std::move(held)](std::exception_ptr e, Object result) {
                          // On the actor's strand: the value may be read here.
                          Outcome outcome;
                          if (!e) {
@@ -75,7 +76,7 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget,
                              e = std::current_exception();
                            }
                          }
-                         core->complete(id, std::move(outcome), e);
+                         core->complete(*lane, id, std::move(outcome), e);
                        }));
         return;
       }
@@ -83,7 +84,7 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget,
         if (fetch != wire::Handle::Fetch::NONE && expansive(*obj)) {
           // Evaluating a large plain result: on the pool (it is immutable, any thread may read
           // it), so that this job, perhaps inline on the network thread, ends now.
-          asio::post(core->pool, [core, id, fetch, fresh = ctx.fresh_actor, result = std::move(*obj), held = std::move(held)]() mutable {
+          asio::post(core->pool, [core, lane, id, fetch, fresh = ctx.fresh_actor, result = std::move(*obj), held = std::move(held)]() mutable {
             Outcome evaluated;
             std::exception_ptr e;
             try {
@@ -91,7 +92,7 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget,
             } catch (...) {
               e = std::current_exception();
             }
-            core->complete(id, std::move(evaluated), e);
+            core->complete(*lane, id, std::move(evaluated), e);
           });
           return;
         }
@@ -100,7 +101,7 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget,
     } catch (...) {
       error = std::current_exception();
     }
-    core->complete(id, std::move(outcome), error);
+    core->complete(*lane, id, std::move(outcome), error);
   };
   if (others.empty()) {
     if (blocking) actor->post(std::move(job));

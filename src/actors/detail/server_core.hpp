@@ -22,7 +22,9 @@
 #include <string_view>
 #include <unordered_map>
 #include <utility>
+#include <thread>
 #include <variant>
+#include <vector>
 
 #include "actors/actor.hpp"
 #include "actors/authority.hpp"
@@ -99,11 +101,53 @@ struct CallStats {
   bool off_loop() const noexcept { return state.load(std::memory_order_relaxed) != fast; }
 };
 
+/// One network thread (ServerOptions::network_threads): an io_context with its own KJ loop, and
+/// the Cap'n Proto objects of the connections assigned to it. Lane 0 is served by Server::run()
+/// and also holds the acceptor; the others by threads of their own, started by run().
+///
+/// Ownership and threads: owned by the ServerCore, lives as long as it. Members marked [lane]
+/// are touched only on its loop's strand; `assigned` from any thread.
+struct Lane {
+  explicit Lane(std::size_t i);  // (both where Kj is complete)
+  ~Lane();
+  const std::size_t index;
+  asio::io_context io{1};
+  std::shared_ptr<KjLoop> loop;
+  struct Kj;
+  std::unique_ptr<Kj> kj;  ///< the loop-side state, created on first use (ServerCore::kj()) [lane]
+  /// Connections assigned to it and not yet closed (handshakes included): where the next goes.
+  std::atomic<std::size_t> assigned{0};
+  asio::steady_timer sweep_timer{io};
+  asio::steady_timer grace_timer{io};
+  asio::steady_timer flush_timer{io};
+  bool draining = false;   ///< stopping: waits for its calls to end [lane]
+  int flush_attempts = 0;  // [lane]
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> keep_running{io.get_executor()};
+  std::thread thread;  ///< lanes past 0, once run() started them
+};
+
+/// A connection's place on its lane, counted in Lane::assigned while it is held. Move-only.
+class LaneTicket {
+ public:
+  explicit LaneTicket(Lane& lane) : lane_(&lane) { lane_->assigned.fetch_add(1, std::memory_order_relaxed); }
+  LaneTicket(LaneTicket&& other) noexcept : lane_(std::exchange(other.lane_, nullptr)) {}
+  LaneTicket& operator=(LaneTicket&&) = delete;
+  ~LaneTicket() {
+    if (lane_) lane_->assigned.fetch_sub(1, std::memory_order_relaxed);
+  }
+  Lane& lane() const { return *lane_; }
+
+ private:
+  Lane* lane_;
+};
+
 /// Shared state of one server.
 ///
-/// Threads: `io`/`loop` are the network thread (all Cap'n Proto objects live there);
-/// `pool` runs the actors. Members marked [loop] are touched only on the loop's strand;
-/// [mutex] ones under `exports_mutex`; the rest are immutable after construction or atomic.
+/// Threads: each Lane is a network thread (the Cap'n Proto objects of its connections live on
+/// its loop); `pool` runs the actors. Members marked [loop] are touched only on the strand of
+/// the loop of the lane they belong to (the one current on the calling thread); [mutex] ones
+/// under `exports_mutex`; [lane 0] ones on lane 0's thread (the acceptor's); the rest are
+/// immutable after construction, atomic, or guarded as they say.
 class ServerCore : public std::enable_shared_from_this<ServerCore> {
  public:
   ServerCore(Endpoint endpoint, const Registry& registry, ServerOptions options);
@@ -112,9 +156,10 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   const Registry& registry;
   const ServerOptions options;
   std::shared_ptr<spdlog::logger> log;
-  asio::io_context io{1};
+  /// The network threads; never empty, lanes[0] holds the acceptor. Fixed at construction.
+  std::vector<std::unique_ptr<Lane>> lanes;
+  asio::io_context& io;  ///< lanes[0]'s
   asio::thread_pool pool;
-  std::shared_ptr<KjLoop> loop;
   asio::ip::tcp::acceptor acceptor;
   IdentityMap identities;
 
@@ -123,7 +168,7 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   std::set<std::string, std::less<>> read_only_names;  ///< Server::set_read_only [mutex]
   /// ServerOptions::auth, null without. Its rate-limit records are [loop].
   std::unique_ptr<Authenticator> auth;
-  ReadOnlyObjects read_only_objects;  // [loop]
+  ReadOnlyObjects read_only_objects;  // (its own mutex)
 
   std::atomic<std::size_t> live_handles{0};
   std::atomic<std::size_t> open_connections{0};
@@ -192,7 +237,11 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
 
   void start_accepting();
   void stop();
-  void teardown();  ///< drops every Cap'n Proto object. [loop]
+  void teardown(Lane& lane);  ///< drops every Cap'n Proto object of `lane`. [loop]
+  /// Joins the threads of the lanes past 0 (they end with their lane's stop). Not on them.
+  void join_lanes();
+  /// A lane thread's body: runs the lane's io until its stop (lanes past 0).
+  void serve_lane(Lane& lane);
 
   /// True on the server's own threads: inside `io.run()` (the network thread) or on the pool.
   bool on_own_thread();
@@ -220,8 +269,14 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
     std::shared_ptr<ServerCore> core_;
   };
 
-  struct Kj;  // the loop-side state, created on first use in the loop
-  Kj& kj();
+  using Kj = Lane::Kj;
+  /// The lane whose loop is current on this thread. [loop]
+  Lane& here();
+  /// here()'s loop-side state, made on first use. [loop]
+  Kj& kj() { return kj(here()); }
+  Kj& kj(Lane& lane);
+  /// True on a network thread of this server with its loop current.
+  bool on_loop() const noexcept;
 
  private:
   friend class PendingCall;
@@ -229,38 +284,44 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   /// Sets up a connection on an accepted socket, plain or TLS after its handshake, unless the
   /// server is stopping or at max_connections. [loop]
   /// `address`: the peer's IP; `subject`: its verified TLS client certificate's, if any.
-  void admit(Connected connected, std::string peer, std::string address, std::string subject);
+  /// On the ticket's lane, whose connection it becomes.
+  void admit(LaneTicket ticket, Connected connected, std::string peer, std::string address, std::string subject);
   /// TLS: runs the handshake on an accepted socket within ServerTls::handshake_timeout, then
-  /// admits it. Handshakes under way count against max_connections. [network thread]
-  void handshake(asio::ip::tcp::socket socket, std::string peer, std::string address);
+  /// admits it. Handshakes under way count against max_connections. On the ticket's lane, whose
+  /// io_context `socket` uses.
+  void handshake(LaneTicket ticket, asio::ip::tcp::socket socket, std::string peer, std::string address);
   struct Handshake;
   std::shared_ptr<asio::ssl::context> tls_;         // set when options.tls is
-  std::list<std::weak_ptr<Handshake>> handshakes_;  // under way, closed by stop() [network thread]
+  std::mutex handshakes_mutex_;
+  std::list<std::weak_ptr<Handshake>> handshakes_;  // under way, closed by stop() [handshakes_mutex_]
   std::atomic<std::size_t> handshaking_{0};
   /// Retries accepting after `ec`, on accept_timer_ with a doubling back-off; logs at most
-  /// once per accept_report_interval. [network thread]
+  /// once per accept_report_interval. [lane 0]
   void accept_failed(std::error_code ec);
-  void complete(std::uint64_t id, Outcome outcome, std::exception_ptr error);
-  void sweep();            ///< closes idle connections and those that do not read. [loop]
+  /// Picks the lane for a new connection: the one with the fewest assigned. Any thread.
+  Lane& pick_lane();
+  /// Hands a call's outcome to `lane`'s loop, where the PendingCall `id` waits. Any thread.
+  void complete(Lane& lane, std::uint64_t id, Outcome outcome, std::exception_ptr error);
+  void sweep(Lane& lane);  ///< closes idle connections and those that do not read. [loop]
   /// Resolves `endpoint` and binds the acceptor to the first of its addresses that binds; logs
   /// "listening on ADDRESS:PORT" at info. Throws std::system_error naming the address and why.
   void listen(const Endpoint& endpoint);
-  void schedule_sweep();
-  void maybe_finish_stop();  ///< tears down once a stopping server has no call left. [loop]
-
-  asio::steady_timer sweep_timer_{io};
-  asio::steady_timer grace_timer_{io};
-  asio::steady_timer flush_timer_{io};
-  bool draining_ = false;    // [loop]
-  int flush_attempts_ = 0;   // [loop]
-  void finish_stop();        ///< tears down and lets run() return; tells the stop() waiters. [loop]
+  void schedule_sweep(Lane& lane);
+  /// Starts `lane`'s part of a stop: waits up to stop_grace for its calls. [loop]
+  void drain(Lane& lane);
+  void maybe_finish_stop(Lane& lane);  ///< tears down once a stopping lane has no call left. [loop]
+  /// Tears `lane` down and lets its thread end; the last lane to finish tells the stop()
+  /// waiters. [loop]
+  void finish_stop(Lane& lane);
+  /// Counts `lane` as stopped; the last one tells the stop() waiters. Any thread.
+  void lane_stopped(Lane& lane);
   /// Runs `io` on this thread, counted in io_runners_. Called with `lock` (on stop_mutex_)
   /// held; returns with it held.
   void serve(std::unique_lock<std::mutex>& lock);
 
   // Accept failures (EMFILE, ENFILE, ENOBUFS, ...): retried after a back-off that doubles from
   // accept_backoff_min to accept_backoff_max and resets on success, so a process out of
-  // descriptors neither spins nor floods the log. [network thread]
+  // descriptors neither spins nor floods the log. [lane 0]
   static constexpr std::chrono::milliseconds accept_backoff_min{10};
   static constexpr std::chrono::milliseconds accept_backoff_max{1000};
   static constexpr std::chrono::milliseconds accept_report_interval{1000};
@@ -278,18 +339,18 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   std::atomic<bool> stop_waiting_{false};
   std::mutex stop_mutex_;
   std::condition_variable stop_changed_;
-  bool network_stopped_ = false;   // [stop_mutex_]
+  bool network_stopped_ = false;   // [stop_mutex_] every lane has finished its stop
+  std::size_t lanes_stopped_ = 0;  // [stop_mutex_]
+  bool lanes_started_ = false;     // [stop_mutex_] run() started the threads of lanes past 0
   int io_runners_ = 0;             // [stop_mutex_] threads inside run_io()
   bool waiting_logged_ = false;    // [stop_mutex_]
 
-  std::unique_ptr<Kj> kj_;  // [loop]
   // Call measurements by key (CallStats). Looked up by every measured call, from the loop and
   // from the actors' strands: a mutex, not a strand. The map's nodes never move.
   static constexpr std::size_t max_call_stats = 4096;
   std::mutex stats_mutex_;
   std::unordered_map<const void*, CallStats> call_stats_;
   CallStats overflow_stats_;  // shared by the keys past max_call_stats
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> keep_running_;
 };
 
 inline ServerCore::UserJob::UserJob(std::shared_ptr<ServerCore> core) : core_(std::move(core)) { core_->user_jobs_.fetch_add(1); }

@@ -18,8 +18,9 @@ namespace remoteable::detail {
 
 class PendingCall;
 
-/// Created on first use in the loop (ServerCore::kj()), dropped by ServerCore::teardown. [loop]
-struct ServerCore::Kj {
+/// One lane's: created on first use in its loop (ServerCore::kj()), dropped by
+/// ServerCore::teardown. [lane]
+struct Lane::Kj {
   Kj() : tasks(errors) {}
 
   struct Errors final : kj::TaskSet::ErrorHandler {
@@ -36,7 +37,7 @@ struct ServerCore::Kj {
   Pending& pending = *pending_calls;
   std::uint64_t next_id = 1;
   std::list<ServerConnection*> connections;  // for the sweep; each removes itself
-  kj::TaskSet tasks;  // one task per connection: onDisconnect().attach(connection)
+  kj::TaskSet tasks;  // one task per connection: onDisconnect().attach(connection); last, so destroyed first
 };
 
 }  // namespace remoteable::detail

@@ -25,7 +25,7 @@ namespace remoteable::detail {
 class CallMeter {
  public:
   CallMeter(ServerCore& core, CallStats* stats, const Object& self, std::string_view name)
-      : core_(core), stats_(stats), self_(self), name_(name), inline_(stats && core.loop->in_loop()) {
+      : core_(core), stats_(stats), self_(self), name_(name), inline_(stats && core.on_loop()) {
     if (!stats_) return;
     if (!inline_) getrusage(RUSAGE_THREAD, &usage_);
     start_ = std::chrono::steady_clock::now();
