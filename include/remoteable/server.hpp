@@ -133,12 +133,13 @@ namespace detail { class ServerCore; }
 
 /// A server: binds and listens at construction, serves once run() is called.
 ///
-/// Ownership and threads: the Server owns its network thread's io_context (run by whoever calls
-/// run()), the Cap'n Proto event loop hosted in it, and a thread pool on which actors run.
-/// Exports and browse may be called from any thread, before or while it runs. stop() may be
-/// called from any thread, including from a signal handler set up with asio::signal_set.
-/// Destroying the Server stops it and waits for the pool; it must not run on the server's own
-/// threads.
+/// Ownership and threads: the Server owns its network threads (ServerOptions::network_threads),
+/// each an io_context with a Cap'n Proto event loop hosted in it: the first is run by whoever
+/// calls run() and accepts connections, the others by threads that run() starts; and a thread
+/// pool on which actors run. Exports and browse may be called from any thread, before or while
+/// it runs. stop() may be called from any thread, including from a signal handler set up with
+/// asio::signal_set. Destroying the Server stops it and waits for its threads; it must not run
+/// on the server's own threads.
 class Server {
  public:
   /// Binds `endpoint` and listens. Throws std::system_error if the address is taken, and
@@ -235,7 +236,8 @@ class Server {
   /// The exported names, sorted.
   std::vector<std::string> browse() const;
 
-  /// Serves on the calling thread until stop().
+  /// Starts the other network threads, then serves the first on the calling thread until
+  /// stop().
   void run();
   /// Stops accepting, lets in-flight calls finish within ServerOptions::stop_grace, closes
   /// every connection and makes run() return. Thread-safe and idempotent.

@@ -245,12 +245,16 @@ void ServerCore::handshake(LaneTicket ticket, asio::ip::tcp::socket socket, std:
     if (metrics) metrics->breach(Limit::max_connections);
     return;
   }
+  if (stopping) return;  // the socket closes here
   auto h = std::make_shared<Handshake>(tls_, std::move(socket));
   {
     std::lock_guard lock(handshakes_mutex_);
     handshakes_.remove_if([](const std::weak_ptr<Handshake>& h) { return h.expired(); });
     handshakes_.push_back(h);
   }
+  // A stop() that began meanwhile may have looked at the list before this one was in it; it
+  // set `stopping` before it looked.
+  if (stopping) return h->close();
   ++handshaking_;
   h->timer.expires_after(options.tls->handshake_timeout);
   h->timer.async_wait([weak = std::weak_ptr<Handshake>(h)](std::error_code ec) {
@@ -402,6 +406,7 @@ void ServerCore::finish_stop(Lane& lane) {
 void ServerCore::lane_stopped(Lane& lane) {
   lane.keep_running.reset();  // its io.run() returns once the lane has nothing left
   std::lock_guard lock(stop_mutex_);
+  lane.stopped = true;
   if (++lanes_stopped_ < lanes.size()) return;
   network_stopped_ = true;
   stop_changed_.notify_all();
@@ -454,9 +459,9 @@ void ServerCore::await_stopped() {
   std::unique_lock lock(stop_mutex_);
   stop_waiting_ = true;
   while (!(network_stopped_ && user_jobs_ == 0)) {
-    if (!network_stopped_ && io_runners_ == 0) {
+    if (!lanes.front()->stopped && io_runners_ == 0) {
       // run() is not running (never called, or it ended): the stop's work is queued on the
-      // network thread's io_context, and nobody else will run it. Serve it here.
+      // first network thread's io_context, and nobody else will run it. Serve it here.
       if (io.stopped()) io.restart();
       serve(lock);
       continue;

@@ -124,6 +124,7 @@ struct Lane {
   int flush_attempts = 0;  // [lane]
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> keep_running{io.get_executor()};
   std::thread thread;  ///< lanes past 0, once run() started them
+  bool stopped = false;  ///< its part of the stop is done [ServerCore::stop_mutex_]
 };
 
 /// A connection's place on its lane, counted in Lane::assigned while it is held. Move-only.
