@@ -254,6 +254,7 @@ struct TlsStream::Shared : IdleTask, std::enable_shared_from_this<Shared> {
     }
     drained = false;  // the receive below tries the socket itself
     if (receiving) return;
+    KJ_ASSERT(raw_pos == raw_end, "waiting for the socket with ciphertext not yet read");
     receiving = true;
     socket().async_receive(
         asio::buffer(raw), asio::bind_executor(loop->strand(), [self = shared_from_this()](std::error_code ec, std::size_t n) {
@@ -386,7 +387,9 @@ void TlsStream::Shared::attach_bio() {
   // (Asio asks to release them when idle: a malloc and a free per record).
   SSL_set_read_ahead(ssl, 1);
   SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
-  SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // AUTO_RETRY (OpenSSL's default, made sure of): a post-handshake message (a session ticket)
+  // is read past, so WANT_READ means that OpenSSL took all there was (see wait_for).
+  SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_AUTO_RETRY);
 }
 
 class TlsStream::ReadOp {
