@@ -1,5 +1,5 @@
 #pragma once
-// TlsStream: a TransportStream over a TLS connection (asio::ssl), after its handshake.
+// TlsStream: a TransportStream over a TLS connection after its handshake (OpenSSL on the socket).
 
 #include <memory>
 
@@ -9,15 +9,27 @@
 
 namespace remoteable::detail {
 
-/// Reads go through a buffer filled by one asio::ssl async read at a time; writes complete at
-/// once, gather in a buffer and go out in one async write when the loop goes idle (or at once
-/// past 32 KiB), one write in flight at a time while the next gathers: the same contract as
-/// AsioStream, with Asio's TLS engine in place of the non-blocking syscalls.
+/// The same contract as AsioStream, over TLS. The handshake is Asio's (asio::ssl, see tls.cpp
+/// and the server's accept); then the stream drives the connection's SSL* itself, through a BIO
+/// of its own on the non-blocking socket, instead of through Asio's engine (its memory BIO
+/// pair, composed operations and a read that always completes through the reactor). Bytes
+/// that Asio read past the handshake (a client's first request may share a segment with its
+/// Finished) are taken over first.
 ///
-/// Ownership and threads: owned by its connection; lives on the KjLoop's strand. Destroying it
-/// cancels pending operations and closes the socket. Closing does not send TLS's close_notify:
-/// the peer sees the end of the TCP stream (which it treats as the end of the connection, as it
-/// does for a plain one).
+/// Reads: SSL_read inline into the stream's buffer (one record's plaintext; larger reads
+/// decrypt straight into the caller's buffer), OpenSSL reading ahead so that one recv brings
+/// in every record there is. When OpenSSL wants more (SSL_ERROR_WANT_READ, also after a
+/// post-handshake message such as a session ticket that carried no data), one Asio receive
+/// into a ciphertext buffer waits for it, which the BIO hands to OpenSSL before the socket.
+/// Writes complete at once and gather; one SSL_write per batch when the loop goes idle (or at
+/// once past 32 KiB), partial writes continuing from the moved buffer after the socket waited.
+/// Counts (ByteCounts) are of the application's bytes, before encryption; WireCounters counts
+/// socket writes.
+///
+/// Ownership and threads: owned by its connection; lives on the KjLoop's strand (OpenSSL's
+/// calls too). Destroying it cancels pending waits and closes the socket. Closing does not
+/// send TLS's close_notify: the peer sees the end of the TCP stream (which it treats as the end
+/// of the connection, as it does for a plain one).
 class TlsStream final : public TransportStream {
  public:
   TlsStream(std::shared_ptr<KjLoop> loop, std::unique_ptr<TlsConnection> connection,
