@@ -67,6 +67,30 @@ std::shared_ptr<const Grant> Authenticator::for_certificate(std::string_view sub
 
 bool Authenticator::limited(const std::string& address, std::chrono::steady_clock::time_point now, spdlog::logger& log) {
   std::lock_guard lock(failures_mutex_);
+  return limited_locked(address, now, log);
+}
+
+void Authenticator::failed(const std::string& address, std::chrono::steady_clock::time_point now) {
+  std::lock_guard lock(failures_mutex_);
+  failed_locked(address, now);
+}
+
+bool Authenticator::attempt(const std::string& address, std::chrono::steady_clock::time_point now, spdlog::logger& log) {
+  std::lock_guard lock(failures_mutex_);
+  if (limited_locked(address, now, log)) return false;
+  failed_locked(address, now);
+  return true;
+}
+
+void Authenticator::succeeded(const std::string& address) {
+  std::lock_guard lock(failures_mutex_);
+  auto it = failures_.find(address);
+  if (it == failures_.end()) return;  // forgotten meanwhile (its window ended, or evicted)
+  if (it->second.count <= 1) failures_.erase(it);
+  else --it->second.count;
+}
+
+bool Authenticator::limited_locked(const std::string& address, std::chrono::steady_clock::time_point now, spdlog::logger& log) {
   auto it = failures_.find(address);
   if (it == failures_.end()) return false;
   auto& f = it->second;
@@ -83,8 +107,7 @@ bool Authenticator::limited(const std::string& address, std::chrono::steady_cloc
   return true;
 }
 
-void Authenticator::failed(const std::string& address, std::chrono::steady_clock::time_point now) {
-  std::lock_guard lock(failures_mutex_);
+void Authenticator::failed_locked(const std::string& address, std::chrono::steady_clock::time_point now) {
   auto it = failures_.find(address);
   if (it != failures_.end() && now - it->second.window_start >= options_.failure_window) {
     failures_.erase(it);

@@ -55,6 +55,12 @@ class Authenticator {
   bool limited(const std::string& address, std::chrono::steady_clock::time_point now, spdlog::logger& log);
   /// Records a failed attempt from `address`. Any thread.
   void failed(const std::string& address, std::chrono::steady_clock::time_point now);
+  /// limited() and failed() as one step: false when `address` is limited, else the attempt is
+  /// counted as a failure at once (until succeeded() takes it back), so that attempts from one
+  /// address on several network threads at once cannot pass the check together. Any thread.
+  bool attempt(const std::string& address, std::chrono::steady_clock::time_point now, spdlog::logger& log);
+  /// Takes back the failure attempt() counted, for an attempt that succeeded. Any thread.
+  void succeeded(const std::string& address);
   /// Addresses with failures remembered (for tests). Any thread.
   std::size_t tracked() const {
     std::lock_guard lock(failures_mutex_);
@@ -65,6 +71,8 @@ class Authenticator {
   using Digest = std::array<unsigned char, 32>;
   static Digest digest(std::string_view text);
   std::shared_ptr<const Grant> grant_for(const std::string& principal);
+  bool limited_locked(const std::string& address, std::chrono::steady_clock::time_point now, spdlog::logger& log);
+  void failed_locked(const std::string& address, std::chrono::steady_clock::time_point now);
 
   ServerAuth options_;
   std::unordered_map<std::string, std::shared_ptr<const Grant>> grants_;  // by principal

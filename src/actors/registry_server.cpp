@@ -67,20 +67,20 @@ kj::Promise<void> RegistryServer::authenticate(AuthenticateContext context) {
   auto now = std::chrono::steady_clock::now();
   budget_->touch();
   // Past the limit the token is not even looked at: guessing gains nothing until the window ends.
-  if (auth->limited(budget_->address, now, *core_.log))
+  if (!auth->attempt(budget_->address, now, *core_.log))
     throw to_kj(RemoteError(ErrorKind::security, "too many failed authentication attempts from " + budget_->address +
                                                      "; the token was not checked, try again later"));
   auto token = context.getParams().getToken();
   std::shared_ptr<const Grant> grant;
   if (token.size() == 0) grant = auth->for_certificate(budget_->certificate);
   else grant = auth->check_token(std::string_view(token.cStr(), token.size()));
-  if (!grant) {
-    auth->failed(budget_->address, now);
+  if (!grant) {  // (attempt() counted the failure already)
     auto why = token.size() == 0 ? std::string("no token given, and no client certificate that the server maps to a principal")
                                  : std::string("the token was refused");
     core_.log->warn("authentication from {} failed: {}", budget_->peer, why);
     throw to_kj(RemoteError(ErrorKind::security, why));
   }
+  auth->succeeded(budget_->address);
   if (budget_->principal && budget_->principal != grant)
     throw to_kj(RemoteError(ErrorKind::security, "this connection is authenticated as '" + budget_->principal->principal +
                                                      "' already; use another connection for another principal"));

@@ -50,7 +50,7 @@ ServerConnection::ServerConnection(ServerCore& core, LaneTicket ticket, Connecte
     if (core_.metrics) core_.metrics->breach(Limit::max_outbound_bytes);
     if (close_) close_->fulfill();  // the stream has closed the socket
   });
-  core_.open_connections.fetch_add(1);
+  // (open_connections counts this connection already: ServerCore::admit reserved its place.)
   if (core_.metrics) core_.metrics->connection_opened();
   self_ = list_.insert(list_.end(), this);
   core_.log->info("connection from {}", peer_);

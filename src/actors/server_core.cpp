@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -206,7 +207,10 @@ void ServerCore::accept_one() {
 
 void ServerCore::admit(LaneTicket ticket, Connected connected, std::string peer, std::string address, std::string subject) {
   if (stopping) return;
-  if (open_connections.load() >= options.max_connections) {
+  // Reserved here, at once (connections are admitted on every network thread at the same time):
+  // the count never passes the limit. The connection gives its place back when it ends.
+  if (open_connections.fetch_add(1) >= options.max_connections) {
+    open_connections.fetch_sub(1);
     log->warn("refusing {}: {} connections open (limit)", peer, options.max_connections);
     if (metrics) metrics->breach(Limit::max_connections);
     refuse(connected, RemoteError(ErrorKind::disconnected,
@@ -220,18 +224,22 @@ void ServerCore::admit(LaneTicket ticket, Connected connected, std::string peer,
     auto done = conn->on_disconnect();
     kj(lane).tasks.add(done.attach(kj::mv(conn)));
   } catch (kj::Exception& e) {
+    open_connections.fetch_sub(1);  // (a connection not made gives nothing back itself)
     log->warn("could not set up a connection: {}", e.getDescription().cStr());
   }
 }
 
 struct ServerCore::Handshake {
   Handshake(const std::shared_ptr<asio::ssl::context>& context, asio::ip::tcp::socket socket)
-      : connection(std::make_unique<TlsConnection>(context, std::move(socket))),
-        timer(connection->stream.get_executor()) {}
+      : executor(socket.get_executor()),
+        connection(std::make_unique<TlsConnection>(context, std::move(socket))),
+        timer(executor) {}
+  /// On `executor` only. Once the handshake succeeded, `connection` has moved on (to admit).
   void close() {
     std::error_code ignored;
-    connection->stream.next_layer().close(ignored);
+    if (connection) connection->stream.next_layer().close(ignored);
   }
+  const asio::any_io_executor executor;  ///< its lane's: everything of it runs there
   std::unique_ptr<TlsConnection> connection;
   asio::steady_timer timer;
   bool timed_out = false;
@@ -240,12 +248,13 @@ struct ServerCore::Handshake {
 void ServerCore::handshake(LaneTicket ticket, asio::ip::tcp::socket socket, std::string peer, std::string address) {
   // A handshake costs the server CPU and a descriptor before anything is known of the peer:
   // counted against max_connections, and bounded in time.
-  if (open_connections.load() + handshaking_.load() >= options.max_connections) {
+  if (stopping) return;  // the socket closes here
+  if (handshaking_.fetch_add(1) + open_connections.load() >= options.max_connections) {
+    --handshaking_;
     log->warn("refusing {}: {} connections open or in their TLS handshake (limit)", peer, options.max_connections);
     if (metrics) metrics->breach(Limit::max_connections);
     return;
   }
-  if (stopping) return;  // the socket closes here
   auto h = std::make_shared<Handshake>(tls_, std::move(socket));
   {
     std::lock_guard lock(handshakes_mutex_);
@@ -254,8 +263,10 @@ void ServerCore::handshake(LaneTicket ticket, asio::ip::tcp::socket socket, std:
   }
   // A stop() that began meanwhile may have looked at the list before this one was in it; it
   // set `stopping` before it looked.
-  if (stopping) return h->close();
-  ++handshaking_;
+  if (stopping) {
+    --handshaking_;
+    return h->close();
+  }
   h->timer.expires_after(options.tls->handshake_timeout);
   h->timer.async_wait([weak = std::weak_ptr<Handshake>(h)](std::error_code ec) {
     auto self = weak.lock();
@@ -339,18 +350,19 @@ void ServerCore::stop() {
     {
       std::lock_guard lock(core->handshakes_mutex_);
       for (auto& weak : core->handshakes_)
-        if (auto h = weak.lock()) asio::post(h->connection->stream.get_executor(), [h] { h->close(); });
+        if (auto h = weak.lock()) asio::post(h->executor, [h] { h->close(); });
     }
     core->accept_timer_.cancel();
-    bool started;
+    std::vector<bool> started;
     {
       std::lock_guard lock(core->stop_mutex_);
-      started = core->lanes_started_;
+      for (auto& lane : core->lanes) started.push_back(lane->index == 0 || lane->started);
     }
     for (auto& lane : core->lanes) {
       // A lane whose thread never started has served nothing (connections are accepted only
-      // once run() has started them all): nothing to wait for.
-      if (lane->index > 0 && !started) {
+      // once run() has started the threads, and none goes to a lane without one): nothing to
+      // wait for.
+      if (!started[lane->index]) {
         core->lane_stopped(*lane);
         continue;
       }
@@ -367,7 +379,8 @@ void ServerCore::drain(Lane& lane) {
   if (!lane.kj || lane.kj->pending.empty()) return maybe_finish_stop(lane);
   log->info("stopping: waiting up to {} ms for {} call(s)", options.stop_grace.count(), lane.kj->pending.size());
   lane.grace_timer.expires_after(options.stop_grace);
-  lane.grace_timer.async_wait([core = shared_from_this(), &lane](std::error_code) {
+  lane.grace_timer.async_wait([core = shared_from_this(), &lane](std::error_code ec) {
+    if (ec) return;  // cancelled: the calls ended in time, maybe_finish_stop() finished the lane
     lane.loop->run([core, &lane] { core->finish_stop(lane); });
   });
 }
@@ -406,6 +419,7 @@ void ServerCore::finish_stop(Lane& lane) {
 void ServerCore::lane_stopped(Lane& lane) {
   lane.keep_running.reset();  // its io.run() returns once the lane has nothing left
   std::lock_guard lock(stop_mutex_);
+  if (lane.stopped) return;  // (counted once, however many ways its stop ended)
   lane.stopped = true;
   if (++lanes_stopped_ < lanes.size()) return;
   network_stopped_ = true;
@@ -446,10 +460,19 @@ void ServerCore::run() {
   if (network_stopped_) return;  // stopped before run() got here: nothing to serve
   if (!stopping && !lanes_started_) {
     // The other network threads, then accepting (on this thread, before it runs io: nobody
-    // else does now). A stop that comes later finds them started (lanes_started_).
+    // else does now). A stop that comes later finds them started (Lane::started).
     lanes_started_ = true;
-    for (auto& lane : lanes)
-      if (lane->index > 0) lane->thread = std::thread([this, &lane = *lane] { serve_lane(lane); });
+    for (auto& lane : lanes) {
+      if (lane->index == 0) continue;
+      try {
+        lane->thread = std::thread([this, &lane = *lane] { serve_lane(lane); });
+        lane->started = true;
+      } catch (const std::system_error& e) {
+        // Out of threads: serve with the others; no connection goes to this one.
+        log->error("could not start network thread {}: {}; serving without it", lane->index, e.what());
+        lane->assigned.store(std::numeric_limits<std::size_t>::max() / 2);
+      }
+    }
     start_accepting();
   }
   serve(lock);

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "counted.hpp"
@@ -22,7 +23,7 @@ struct Gate {
   std::mutex mutex;
   std::condition_variable changed;
   bool open = false;
-  int waiting = 0;  ///< calls inside wait() now
+  int entered = 0;  ///< calls of wait() so far (only ever grows)
 };
 
 struct Gated {
@@ -30,10 +31,8 @@ struct Gated {
   /// Waits (at most wait_limit) for the gate to be open; whether it was.
   bool wait() {
     std::unique_lock lock(gate->mutex);
-    ++gate->waiting;
-    bool opened = gate->changed.wait_for(lock, wait_limit, [&] { return gate->open; });
-    --gate->waiting;
-    return opened;
+    ++gate->entered;
+    return gate->changed.wait_for(lock, wait_limit, [&] { return gate->open; });
   }
   bool set(bool open) {
     std::lock_guard lock(gate->mutex);
@@ -87,12 +86,18 @@ struct Fixture {
 
   /// a.wait() from the first client, then b.set(true) from the second; what a.wait() returned.
   bool wait_then_open() {
+    int before = 0;
+    {
+      std::lock_guard lock(gate->mutex);
+      before = gate->entered;
+    }
     auto waited = clients[0].fetch("a").call("wait");
-    // The wait is running (inline) before the second client opens the gate: its connection's
-    // network thread is inside it.
+    // The wait has started (inline) before the second client opens the gate: its connection's
+    // network thread is inside it, or has been. (A count that only grows: seen however late
+    // this thread looks.)
     REQUIRE(test::eventually(context, [&] {
       std::lock_guard lock(gate->mutex);
-      return gate->waiting == 1;
+      return gate->entered > before;
     }));
     auto opened = clients[1].fetch("b").call("set", true);
     CHECK(test::await(context, opened.as<bool>(), 60s));
@@ -145,4 +150,26 @@ TEST_CASE("connections spread over the network threads and all of them are serve
   CHECK(t.server->server().connections() == 8);
   t.server->stop();
   CHECK(t.server->server().connections() == 0);
+}
+
+TEST_CASE("a stop that waits for a call on one network thread ends every network thread's connections") {
+  // The call on the first client's thread ends during the stop's grace period (the test opens
+  // the gate once the stop has begun); stop() returns only when the connections on the other
+  // thread are gone too.
+  Fixture t(2, 30s);
+  auto waited = t.clients[0].fetch("a").call("wait");
+  REQUIRE(test::eventually(t.context, [&] {
+    std::lock_guard lock(t.gate->mutex);
+    return t.gate->entered == 1;
+  }));
+  std::thread stopper([&] { t.server->stop(); });
+  REQUIRE(test::eventually([&] { return t.server->server().calls_in_flight() == 1 && !t.gate->open; }));
+  {
+    std::lock_guard lock(t.gate->mutex);
+    t.gate->open = true;
+    t.gate->changed.notify_all();
+  }
+  stopper.join();
+  CHECK(t.server->server().connections() == 0);
+  CHECK(t.server->server().calls_in_flight() == 0);
 }

@@ -125,6 +125,7 @@ struct Lane {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> keep_running{io.get_executor()};
   std::thread thread;  ///< lanes past 0, once run() started them
   bool stopped = false;  ///< its part of the stop is done [ServerCore::stop_mutex_]
+  bool started = false;  ///< lanes past 0: its thread runs [ServerCore::stop_mutex_]
 };
 
 /// A connection's place on its lane, counted in Lane::assigned while it is held. Move-only.
@@ -342,7 +343,7 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   std::condition_variable stop_changed_;
   bool network_stopped_ = false;   // [stop_mutex_] every lane has finished its stop
   std::size_t lanes_stopped_ = 0;  // [stop_mutex_]
-  bool lanes_started_ = false;     // [stop_mutex_] run() started the threads of lanes past 0
+  bool lanes_started_ = false;     // [stop_mutex_] run() started (or tried) the lanes' threads
   int io_runners_ = 0;             // [stop_mutex_] threads inside run_io()
   bool waiting_logged_ = false;    // [stop_mutex_]
 
