@@ -1,4 +1,4 @@
-// ServerCore: the server's life on its network thread: set up, accept, sweep, answer the calls
+// ServerCore: the server's life on its network threads (lanes): set up, accept, sweep, answer the calls
 // its actors complete, stop and serve.
 
 #include "actors/detail/server_core.hpp"
@@ -454,7 +454,7 @@ void ServerCore::serve(std::unique_lock<std::mutex>& lock) {
 
 void ServerCore::run() {
   std::unique_lock lock(stop_mutex_);
-  // One thread serves the network thread at a time: a stop() that found nobody serving it may
+  // One thread serves the first network thread at a time: a stop() that found nobody serving it may
   // be doing so now.
   stop_changed_.wait(lock, [&] { return io_runners_ == 0; });
   if (network_stopped_) return;  // stopped before run() got here: nothing to serve

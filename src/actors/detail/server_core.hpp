@@ -182,7 +182,7 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   /// after the atomics it reads, so it (and its endpoint's threads) goes first.
   std::unique_ptr<ServerMetrics> metrics;
 
-  /// Runs `work(ctx)` on `actor`'s strand and resolves with its outcome on the loop. Objects in
+  /// Runs `work(ctx)` on `actor`'s strand and resolves with its outcome on the calling lane's loop. Objects in
   /// `touched` that other actors own are merged into this actor first. Unless `blocking`, an
   /// idle actor runs the work inline on the loop's thread. With `fetch`, an object result comes
   /// back as Fetched. `series`, if not null (metrics on), records the call's end and latency.
@@ -245,13 +245,13 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   /// A lane thread's body: runs the lane's io until its stop (lanes past 0).
   void serve_lane(Lane& lane);
 
-  /// True on the server's own threads: inside `io.run()` (the network thread) or on the pool.
+  /// True on the server's own threads: inside a lane's `io.run()` (a network thread) or on the pool.
   bool on_own_thread();
-  /// Server::run: starts accepting (unless stopping) and serves the network thread until the
-  /// server stops. Returns at once if it has stopped already.
+  /// Server::run: starts the other lanes' threads and accepting (unless stopping), and serves the
+  /// first network thread until the server stops. Returns at once if it has stopped already.
   void run();
-  /// Waits until the stop has finished on the network thread and no user code runs or is
-  /// queued (user_jobs is zero). Serves the network thread itself while nobody else does.
+  /// Waits until the stop has finished on every network thread and no user code runs or is
+  /// queued (user_jobs is zero). Serves the first network thread itself while nobody else does.
   /// Not on the server's own threads.
   void await_stopped();
   /// Waits until no thread is inside run_io().
