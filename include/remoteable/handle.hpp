@@ -21,7 +21,7 @@ using Value = BasicValue<Handle>;
 
 namespace detail {
 class HandleState;
-class ClientConnection;
+class PeerConnection;
 struct access;  // the client's internals reach a Handle's state through it (src/proxy/detail)
 }  // namespace detail
 
@@ -107,7 +107,7 @@ class Handle {
 
  private:
   friend class Client;
-  friend class detail::ClientConnection;
+  friend class detail::PeerConnection;
   friend struct detail::access;
   explicit Handle(std::shared_ptr<detail::HandleState> state) : state_(std::move(state)) {}
   // The state behind the handle (the connection marshals it).

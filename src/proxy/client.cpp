@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include "proxy/detail/client_connection.hpp"
+#include "peer/detail/peer_connection.hpp"
 #include "rpc/log.hpp"
 
 namespace remoteable {
@@ -26,16 +26,16 @@ namespace remoteable {
 
 /// Closes the connection when the last Client copy goes; reconnect() swaps the connection.
 struct Client::Owner {
-  Owner(std::shared_ptr<detail::ClientConnection> c, asio::any_io_executor ex, Endpoint ep, ClientOptions opts)
+  Owner(std::shared_ptr<detail::PeerConnection> c, asio::any_io_executor ex, Endpoint ep, ClientOptions opts)
       : executor(std::move(ex)), endpoint(std::move(ep)), options(std::move(opts)), connection_(std::move(c)) {}
   ~Owner() { connection_->close(); }
 
-  std::shared_ptr<detail::ClientConnection> connection() const {
+  std::shared_ptr<detail::PeerConnection> connection() const {
     std::lock_guard lock(mutex_);
     return connection_;
   }
-  void replace(std::shared_ptr<detail::ClientConnection> c) {
-    std::shared_ptr<detail::ClientConnection> old;
+  void replace(std::shared_ptr<detail::PeerConnection> c) {
+    std::shared_ptr<detail::PeerConnection> old;
     {
       std::lock_guard lock(mutex_);
       old = std::exchange(connection_, std::move(c));
@@ -51,7 +51,7 @@ struct Client::Owner {
   // Guards connection_: Client copies on any thread read it, reconnect() replaces it. A strand
   // cannot serve the synchronous accessors.
   mutable std::mutex mutex_;
-  std::shared_ptr<detail::ClientConnection> connection_;
+  std::shared_ptr<detail::PeerConnection> connection_;
 };
 
 Client::Client(std::shared_ptr<Owner> owner) : owner_(std::move(owner)) {}
@@ -81,7 +81,7 @@ asio::awaitable<std::shared_ptr<detail::Connected>> tls_handshake(asio::ip::tcp:
 }
 
 /// One attempt: resolve, connect with a deadline, and set up RPC on the new connection.
-asio::awaitable<std::shared_ptr<detail::ClientConnection>> connect_once(asio::any_io_executor executor,
+asio::awaitable<std::shared_ptr<detail::PeerConnection>> connect_once(asio::any_io_executor executor,
                                                                           const Endpoint& endpoint,
                                                                           const ClientOptions& options,
                                                                           const std::shared_ptr<asio::ssl::context>& tls) {
@@ -102,17 +102,17 @@ asio::awaitable<std::shared_ptr<detail::ClientConnection>> connect_once(asio::an
   }
   auto connected = std::make_shared<detail::Connected>(std::move(socket));
   if (tls) connected = co_await tls_handshake(std::move(std::get<asio::ip::tcp::socket>(*connected)), endpoint, options, tls);
-  auto connection = std::make_shared<detail::ClientConnection>(executor, options);
+  auto connection = std::make_shared<detail::PeerConnection>(executor, options);
   // Set up the RPC system on the connection's loop, then carry on here. (The awaitable is made
   // outside the co_await operand: GCC 12 destroys lambda temporaries there twice.)
-  auto started = connection->evaluate<None>([connected](detail::ClientConnection& c) mutable -> kj::Promise<None> {
+  auto started = connection->evaluate<None>([connected](detail::PeerConnection& c) mutable -> kj::Promise<None> {
     c.start(std::move(*connected));
     return None{};
   });
   co_await std::move(started);
   // The protocol check: one round trip, within the connect timeout. A server of another protocol
   // version is refused; one that does not know Registry.version predates protocol 1.
-  auto checked = connection->evaluate<std::string>([](detail::ClientConnection& c) -> kj::Promise<std::string> {
+  auto checked = connection->evaluate<std::string>([](detail::PeerConnection& c) -> kj::Promise<std::string> {
     return c.registry().versionRequest().send().then(
         [](auto response) -> std::string {
           auto library = response.getLibrary();
@@ -135,7 +135,7 @@ asio::awaitable<std::shared_ptr<detail::ClientConnection>> connect_once(asio::an
     if (options.token) {
       // Authentication: the registry it answers with, scoped to the token's principal, is the
       // one this connection uses from now on.
-      auto authenticated = connection->evaluate<None>([token = *options.token](detail::ClientConnection& c) -> kj::Promise<None> {
+      auto authenticated = connection->evaluate<None>([token = *options.token](detail::PeerConnection& c) -> kj::Promise<None> {
         auto request = c.registry().authenticateRequest();
         request.setToken(token);
         return request.send().then(
@@ -167,7 +167,7 @@ asio::awaitable<std::shared_ptr<detail::ClientConnection>> connect_once(asio::an
   co_return connection;
 }
 
-asio::awaitable<std::shared_ptr<detail::ClientConnection>> connect_with_retries(asio::any_io_executor executor,
+asio::awaitable<std::shared_ptr<detail::PeerConnection>> connect_with_retries(asio::any_io_executor executor,
                                                                                  const Endpoint& endpoint,
                                                                                  ClientOptions options) {
   // One logger for the attempts and the connection that results.
@@ -235,7 +235,7 @@ Handle Client::fetch(std::string_view name) const {
 }
 
 asio::awaitable<std::vector<std::string>> Client::browse() const {
-  return owner_->connection()->evaluate<std::vector<std::string>>([](detail::ClientConnection& c) {
+  return owner_->connection()->evaluate<std::vector<std::string>>([](detail::PeerConnection& c) {
     return c.registry().browseRequest().send().then([](auto response) {
       std::vector<std::string> names;
       for (auto n : response.getNames()) names.emplace_back(n.cStr(), n.size());
@@ -261,7 +261,7 @@ Handle Client::store(Value value) const {
 }
 
 asio::awaitable<void> Client::attach(const Handle& handle, std::string_view name) const {
-  return detail::discard(owner_->connection()->evaluate<None>([h = handle, name = std::string(name)](detail::ClientConnection& c) {
+  return detail::discard(owner_->connection()->evaluate<None>([h = handle, name = std::string(name)](detail::PeerConnection& c) {
     auto request = c.registry().attachRequest();
     request.setName(name);
     request.setHandle(c.cap_of(h));
@@ -270,7 +270,7 @@ asio::awaitable<void> Client::attach(const Handle& handle, std::string_view name
 }
 
 asio::awaitable<void> Client::detach(std::string_view name) const {
-  return detail::discard(owner_->connection()->evaluate<None>([name = std::string(name)](detail::ClientConnection& c) {
+  return detail::discard(owner_->connection()->evaluate<None>([name = std::string(name)](detail::PeerConnection& c) {
     auto request = c.registry().detachRequest();
     request.setName(name);
     return request.send().then([](auto) { return None{}; });

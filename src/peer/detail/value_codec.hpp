@@ -1,13 +1,13 @@
 #pragma once
 // The client's side of the value codec (rpc/codec.hpp). Decoding is here, inline: it runs for
-// every evaluation that fetches a value (ClientConnection::decode; include this header where it
+// every evaluation that fetches a value (PeerConnection::decode; include this header where it
 // is called). Encoding is in proxy/value_codec.cpp. Internal.
 
 #include <string>
 #include <utility>
 
-#include "proxy/detail/access.hpp"
-#include "proxy/detail/client_connection.hpp"
+#include "peer/detail/access.hpp"
+#include "peer/detail/peer_connection.hpp"
 #include "rpc/codec.hpp"
 #include "rpc/kj_error.hpp"
 
@@ -18,7 +18,7 @@ struct ValueDecoding {
   using Out = Value;
   using List = Value::List;
   using Map = Value::Map;
-  ClientConnection& connection;
+  PeerConnection& connection;
   int limit;
   int max_depth() const { return limit; }
   [[noreturn]] void too_deep() const { throw to_kj(detail::too_deep(limit, "from the server is refused")); }
@@ -33,7 +33,7 @@ struct ValueDecoding {
   }
 };
 
-inline Value ClientConnection::decode(wire::Value::Reader v) {
+inline Value PeerConnection::decode(wire::Value::Reader v) {
   Value out;
   ValueDecoding sink{*this, options_.max_nesting};
   decode_value(v, out, sink);

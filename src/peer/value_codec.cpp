@@ -1,11 +1,11 @@
-// The client's side of encoding values (rpc/codec.hpp): ClientConnection::encode. Handles in a
+// The client's side of encoding values (rpc/codec.hpp): PeerConnection::encode. Handles in a
 // value must belong to this connection.
 
-#include "proxy/detail/value_codec.hpp"
+#include "peer/detail/value_codec.hpp"
 
 namespace remoteable::detail {
 
-void ClientConnection::encode(wire::Value::Builder out, const Value& value) {
+void PeerConnection::encode(wire::Value::Builder out, const Value& value) {
   auto cap = [this](const Handle& h) -> wire::Handle::Client& { return cap_of(h); };
   encode_value(out, value, cap, options_.max_nesting);
 }

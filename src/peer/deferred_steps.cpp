@@ -1,21 +1,21 @@
-// ClientConnection's deferred steps: held back briefly, then sent one request each, or with an
+// PeerConnection's deferred steps: held back briefly, then sent one request each, or with an
 // evaluation, as one Handle.chain call.
 
-#include "proxy/detail/client_connection.hpp"
+#include "peer/detail/peer_connection.hpp"
 
 #include <iterator>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "proxy/detail/chain_plan.hpp"
-#include "proxy/detail/value_codec.hpp"
+#include "peer/detail/chain_plan.hpp"
+#include "peer/detail/value_codec.hpp"
 #include "rpc/wire_checks.hpp"
 #include "rpc/codec.hpp"
 
 namespace remoteable::detail {
 
-void ClientConnection::defer(std::uint64_t id, std::shared_ptr<HandleState> parent, Step step) {
+void PeerConnection::defer(std::uint64_t id, std::shared_ptr<HandleState> parent, Step step) {
   // Closed: the handle gets no capability (its use reports disconnected), and nothing is held
   // back, which would keep the parent, and through it this connection, alive.
   if (!open_) return;
@@ -30,7 +30,7 @@ void ClientConnection::defer(std::uint64_t id, std::shared_ptr<HandleState> pare
   });
 }
 
-void ClientConnection::send_deferred() {
+void PeerConnection::send_deferred() {
   if (sending_deferred_) return;
   sending_deferred_ = true;
   while (!deferred_.empty()) {
@@ -41,7 +41,7 @@ void ClientConnection::send_deferred() {
   sending_deferred_ = false;
 }
 
-kj::Maybe<kj::Promise<Value>> ClientConnection::fetch_deferred(std::uint64_t id, wire::Handle::Fetch kind, bool keep) {
+kj::Maybe<kj::Promise<Value>> PeerConnection::fetch_deferred(std::uint64_t id, wire::Handle::Fetch kind, bool keep) {
   if (sending_deferred_) return nullptr;
   // The steps at the end made each on the one before, whose handles only that next step holds.
   auto plan = plan_chain(deferred_, id, keep, max_chain_steps, [](const Deferred& d) {
@@ -59,7 +59,7 @@ kj::Maybe<kj::Promise<Value>> ClientConnection::fetch_deferred(std::uint64_t id,
 namespace {
 /// What an answer carries for `fetch`, as a Value.
 template <class Response>
-Value fetched_value(ClientConnection& c, Response& response, wire::Handle::Fetch fetch) {
+Value fetched_value(PeerConnection& c, Response& response, wire::Handle::Fetch fetch) {
   if (fetch == wire::Handle::Fetch::TEXT) {
     auto t = response.getText();
     return Value(std::string(t.cStr(), t.size()));
@@ -70,7 +70,7 @@ Value fetched_value(ClientConnection& c, Response& response, wire::Handle::Fetch
 }  // namespace
 
 template <class Request>
-kj::Maybe<kj::Promise<Value>> ClientConnection::send_request(std::uint64_t id, Request& request, wire::Handle::Fetch fetch,
+kj::Maybe<kj::Promise<Value>> PeerConnection::send_request(std::uint64_t id, Request& request, wire::Handle::Fetch fetch,
                                                              bool keep) {
   request.setFetch(fetch);
   auto promise = request.send();
@@ -79,7 +79,7 @@ kj::Maybe<kj::Promise<Value>> ClientConnection::send_request(std::uint64_t id, R
   return promise.then([conn = shared_from_this(), fetch](auto response) { return fetched_value(*conn, response, fetch); });
 }
 
-kj::Maybe<kj::Promise<Value>> ClientConnection::send_step(Deferred& d, wire::Handle::Fetch fetch) {
+kj::Maybe<kj::Promise<Value>> PeerConnection::send_step(Deferred& d, wire::Handle::Fetch fetch) {
   auto broken = [&](kj::Exception e) -> kj::Maybe<kj::Promise<Value>> {
     set_cap(d.id, wire::Handle::Client(capnp::newBrokenCap(kj::cp(e))));
     if (fetch != wire::Handle::Fetch::NONE) return kj::Promise<Value>(kj::mv(e));
@@ -96,7 +96,7 @@ kj::Maybe<kj::Promise<Value>> ClientConnection::send_step(Deferred& d, wire::Han
   }
 }
 
-kj::Promise<Value> ClientConnection::send_chain(std::vector<Deferred>& run, wire::Handle::Fetch fetch, bool keep) {
+kj::Promise<Value> PeerConnection::send_chain(std::vector<Deferred>& run, wire::Handle::Fetch fetch, bool keep) {
   auto id = run.back().id;
   auto broken = [&](kj::Exception e) -> kj::Promise<Value> {
     if (keep) set_cap(id, wire::Handle::Client(capnp::newBrokenCap(kj::cp(e))));

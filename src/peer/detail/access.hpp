@@ -1,5 +1,5 @@
 #pragma once
-// detail::access: how the client's internals outside Client and ClientConnection reach a
+// detail::access: how the client's internals outside Client and PeerConnection reach a
 // Handle's state, which is no public member (Boost.MySQL's detail::access).
 
 #include <memory>

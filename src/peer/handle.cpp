@@ -1,16 +1,16 @@
 #include <remoteable/handle.hpp>
 
-#include "proxy/detail/access.hpp"
-#include "proxy/detail/client_connection.hpp"
-#include "proxy/detail/value_codec.hpp"
+#include "peer/detail/access.hpp"
+#include "peer/detail/peer_connection.hpp"
+#include "peer/detail/value_codec.hpp"
 #include "rpc/wire_checks.hpp"
 
 namespace remoteable {
 namespace {
 
-using detail::ClientConnection;
+using detail::PeerConnection;
 
-using Step = ClientConnection::Step;
+using Step = PeerConnection::Step;
 using detail::StepKind;
 
 std::shared_ptr<detail::HandleState> require(std::shared_ptr<detail::HandleState> state) {
@@ -64,13 +64,13 @@ Step unary_step(UnaryOp op) {
 template <class T, class Send>
 asio::awaitable<T> evaluate(const std::shared_ptr<detail::HandleState>& state, Send send) {
   auto s = require(state);
-  return s->connection->evaluate<T>([s, send = std::move(send)](ClientConnection& c) mutable {
+  return s->connection->evaluate<T>([s, send = std::move(send)](PeerConnection& c) mutable {
     return send(c, c.cap(s->id));
   });
 }
 
 /// Awaits this handle's evaluation of `kind`: carried by the step that makes the handle when
-/// that step is still held back (see ClientConnection::defer), else its own call,
+/// that step is still held back (see PeerConnection::defer), else its own call,
 /// `send(connection, capability)`. `convert` turns the carried Value into a T. `state` is taken
 /// by value: when the evaluation holds the only reference (a temporary handle), the step is
 /// sent without asking for a capability.
@@ -80,7 +80,7 @@ asio::awaitable<T> evaluate_fetched(std::shared_ptr<detail::HandleState> state, 
   auto s = require(std::move(state));
   auto& connection = s->connection;
   return connection->template evaluate<T>(
-      [s = std::move(s), kind, convert = std::move(convert), send = std::move(send)](ClientConnection& c) mutable -> kj::Promise<T> {
+      [s = std::move(s), kind, convert = std::move(convert), send = std::move(send)](PeerConnection& c) mutable -> kj::Promise<T> {
         auto fetched = c.fetch_deferred(s->id, kind, s.use_count() > 1);
         KJ_IF_MAYBE(value, fetched) {
           return value->then([convert](Value v) { return convert(std::move(v)); });
@@ -93,16 +93,16 @@ Value get_value(Value v) { return v; }
 std::string text_value(Value v) { return v.as<std::string>(); }
 bool truth_value(Value v) { return v.as<bool>(); }
 
-kj::Promise<Value> send_get(ClientConnection& c, wire::Handle::Client& cap) {
+kj::Promise<Value> send_get(PeerConnection& c, wire::Handle::Client& cap) {
   return cap.getRequest().send().then([conn = c.shared_from_this()](auto response) { return conn->decode(response.getValue()); });
 }
-kj::Promise<std::string> send_str(ClientConnection&, wire::Handle::Client& cap) {
+kj::Promise<std::string> send_str(PeerConnection&, wire::Handle::Client& cap) {
   return cap.strRequest().send().then([](auto response) {
     auto t = response.getText();
     return std::string(t.cStr(), t.size());
   });
 }
-kj::Promise<bool> send_truthy(ClientConnection&, wire::Handle::Client& cap) {
+kj::Promise<bool> send_truthy(PeerConnection&, wire::Handle::Client& cap) {
   return cap.truthyRequest().send().then([](auto response) { return response.getValue(); });
 }
 
@@ -112,7 +112,7 @@ Handle Handle::attr(std::string_view name) const& { return derive(state_, named(
 Handle Handle::attr(std::string_view name) && { return derive(std::move(state_), named(StepKind::attr, name)); }
 
 asio::awaitable<void> Handle::set(std::string_view name, Value value) const {
-  return detail::discard(evaluate<None>(state_, [name = std::string(name), value = std::move(value)](ClientConnection& c,
+  return detail::discard(evaluate<None>(state_, [name = std::string(name), value = std::move(value)](PeerConnection& c,
                                                                                       wire::Handle::Client& cap) {
     auto request = cap.setAttrRequest();
     request.setName(name);
@@ -141,7 +141,7 @@ Handle Handle::item(Value key) && {
 }
 
 asio::awaitable<void> Handle::set_item(Value key, Value value) const {
-  return detail::discard(evaluate<None>(state_, [key = std::move(key), value = std::move(value)](ClientConnection& c,
+  return detail::discard(evaluate<None>(state_, [key = std::move(key), value = std::move(value)](PeerConnection& c,
                                                                                   wire::Handle::Client& cap) {
     auto request = cap.setItemRequest();
     c.encode(request.initKey(), key);
@@ -185,7 +185,7 @@ asio::awaitable<bool> Handle::truthy() && {
 }
 
 asio::awaitable<Description> Handle::describe() const {
-  return evaluate<Description>(state_, [](ClientConnection&, wire::Handle::Client& cap) {
+  return evaluate<Description>(state_, [](PeerConnection&, wire::Handle::Client& cap) {
     return cap.describeRequest().send().then([](auto response) {
       Description d;
       d.type_name = response.getTypeName().cStr();

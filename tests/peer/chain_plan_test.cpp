@@ -1,4 +1,4 @@
-// The client's chain planner on its own (proxy/detail/chain_plan.hpp): which deferred steps go
+// The client's chain planner on its own (peer/detail/chain_plan.hpp): which deferred steps go
 // out with an evaluation as one Handle.chain call, without a connection or a socket.
 
 #include <catch2/catch.hpp>
@@ -8,7 +8,7 @@
 #include <optional>
 #include <vector>
 
-#include "proxy/detail/chain_plan.hpp"
+#include "peer/detail/chain_plan.hpp"
 
 using remoteable::detail::ChainLink;
 using remoteable::detail::ChainPlan;

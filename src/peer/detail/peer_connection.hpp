@@ -1,5 +1,5 @@
 #pragma once
-// ClientConnection and HandleState: the Cap'n Proto side of a client. Internal.
+// PeerConnection and HandleState: the Cap'n Proto side of a client. Internal.
 
 #include <capnp/capability.h>
 #include <kj/async.h>
@@ -22,7 +22,7 @@
 
 #include <remoteable/client_options.hpp>
 #include <remoteable/handle.hpp>
-#include "proxy/detail/completion.hpp"
+#include "peer/detail/completion.hpp"
 #include "rpc/connection.hpp"
 #include "rpc/tls.hpp"
 #include "rpc/event_port.hpp"
@@ -44,10 +44,10 @@ inline asio::awaitable<void> discard(asio::awaitable<None> aw) { co_await std::m
 /// Ownership and threads: shared by Client (through its Owner) and every HandleState. All
 /// Cap'n Proto objects in it live on `loop`'s strand; members marked [loop] are touched only
 /// there. close() drops them all, in the order capabilities → RPC system → network → socket.
-class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
+class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
  public:
-  ClientConnection(asio::any_io_executor executor, ClientOptions options);
-  ~ClientConnection();
+  PeerConnection(asio::any_io_executor executor, ClientOptions options);
+  ~PeerConnection();
 
   const std::shared_ptr<KjLoop>& loop() const { return loop_; }
   const std::shared_ptr<WireCounters>& counters() const { return counters_; }
@@ -77,7 +77,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   /// Encodes a client Value; handles must belong to this connection. [loop]
   void encode(wire::Value::Builder out, const Value& value);
   /// Decodes a wire value; capabilities in it become new handles. [loop] (Inline, in
-  /// proxy/detail/value_codec.hpp.)
+  /// peer/detail/value_codec.hpp.)
   inline Value decode(wire::Value::Reader value);
 
   /// Drops everything, pending evaluations included, without completing them: their handlers
@@ -98,7 +98,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   /// returns its value. Else nothing. The steps before it that make handles nobody else holds
   /// (each held only by the step made on it) go with it in one Handle.chain call; so does the
   /// step alone when `keep` is false (the evaluation holds the only reference to handle `id`:
-  /// it needs no capability). The choice is plan_chain's (proxy/detail/chain_plan.hpp). [loop]
+  /// it needs no capability). The choice is plan_chain's (peer/detail/chain_plan.hpp). [loop]
   kj::Maybe<kj::Promise<Value>> fetch_deferred(std::uint64_t id, wire::Handle::Fetch kind, bool keep);
 
   /// Cancels the evaluation `id` if it is still pending. [loop]
@@ -167,15 +167,15 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
 /// What a Handle refers to: a capability id on a connection. Dropping it releases the capability.
 class HandleState {
  public:
-  HandleState(std::shared_ptr<ClientConnection> connection, std::uint64_t id)
+  HandleState(std::shared_ptr<PeerConnection> connection, std::uint64_t id)
       : connection(std::move(connection)), id(id) {}
   ~HandleState() { connection->release(id); }
-  const std::shared_ptr<ClientConnection> connection;
+  const std::shared_ptr<PeerConnection> connection;
   const std::uint64_t id;
 };
 
 template <class T, class Build>
-asio::awaitable<T> ClientConnection::evaluate(Build build) {
+asio::awaitable<T> PeerConnection::evaluate(Build build) {
   auto self = shared_from_this();
   return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, T)>(
       [self, build = std::move(build)](auto handler) mutable {
@@ -184,7 +184,7 @@ asio::awaitable<T> ClientConnection::evaluate(Build build) {
         auto id = self->next_op_.fetch_add(1);
         if (slot.is_connected()) {
           // Cancelling the await (a timeout, a parallel group) cancels the call on the wire.
-          slot.assign([weak = std::weak_ptr<ClientConnection>(self), id](asio::cancellation_type) {
+          slot.assign([weak = std::weak_ptr<PeerConnection>(self), id](asio::cancellation_type) {
             if (auto c = weak.lock()) c->loop_->run([c, id] { c->cancel(id); });
           });
         }

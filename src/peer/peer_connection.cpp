@@ -1,6 +1,6 @@
-// ClientConnection: the connection's life (start, close, abandon) and its capability table.
+// PeerConnection: the connection's life (start, close, abandon) and its capability table.
 
-#include "proxy/detail/client_connection.hpp"
+#include "peer/detail/peer_connection.hpp"
 
 #include <asio/execution_context.hpp>
 #include <asio/ip/tcp.hpp>
@@ -34,7 +34,7 @@ class ConnectionShutdown final : public asio::execution_context::service {
   static inline asio::execution_context::id id;
   explicit ConnectionShutdown(asio::execution_context& context) : service(context) {}
 
-  void add(std::weak_ptr<ClientConnection> connection) {
+  void add(std::weak_ptr<PeerConnection> connection) {
     std::lock_guard lock(mutex_);
     std::erase_if(connections_, [](const auto& w) { return w.expired(); });
     connections_.push_back(std::move(connection));
@@ -42,7 +42,7 @@ class ConnectionShutdown final : public asio::execution_context::service {
 
  private:
   void shutdown() override {
-    std::vector<std::weak_ptr<ClientConnection>> connections;
+    std::vector<std::weak_ptr<PeerConnection>> connections;
     {
       std::lock_guard lock(mutex_);
       connections.swap(connections_);
@@ -52,12 +52,12 @@ class ConnectionShutdown final : public asio::execution_context::service {
   }
 
   std::mutex mutex_;
-  std::vector<std::weak_ptr<ClientConnection>> connections_;
+  std::vector<std::weak_ptr<PeerConnection>> connections_;
 };
 
 }  // namespace
 
-ClientConnection::ClientConnection(asio::any_io_executor executor, ClientOptions options)
+PeerConnection::PeerConnection(asio::any_io_executor executor, ClientOptions options)
     : loop_(std::make_shared<KjLoop>(std::move(executor))),
       options_(std::move(options)),
       // connect_with_retries resolved the logger (and its level) once for all attempts: resolving
@@ -68,7 +68,7 @@ ClientConnection::ClientConnection(asio::any_io_executor executor, ClientOptions
     throw std::invalid_argument("ClientOptions::max_nesting must be between 1 and " + std::to_string(max_nesting_limit));
 }
 
-ClientConnection::~ClientConnection() {
+PeerConnection::~PeerConnection() {
   // Normally close_now() ran on the loop. If the executor never ran it (the Client was dropped
   // and its io_context not run again), tear down here, with the loop current.
   if (rpc_ == nullptr || !loop_->can_enter()) return;
@@ -77,7 +77,7 @@ ClientConnection::~ClientConnection() {
   loop_->drain();
 }
 
-void ClientConnection::start(Connected connected) {
+void PeerConnection::start(Connected connected) {
   capnp::ReaderOptions reader;
   reader.traversalLimitInWords = options_.max_message_words;
   reader.nestingLimit = reader_nesting_limit(options_.max_nesting);
@@ -110,12 +110,12 @@ void ClientConnection::start(Connected connected) {
   }
 }
 
-void ClientConnection::close() {
+void PeerConnection::close() {
   if (!open_.exchange(false)) return;
   loop_->post([self = shared_from_this()] { self->close_now(); });
 }
 
-kj::Promise<void> ClientConnection::server_reason() {
+kj::Promise<void> PeerConnection::server_reason() {
   if (lost_because_ != nullptr) return kj::READY_NOW;
   KJ_IF_MAYBE(r, registry_) {
     // The RPC system fails every call on a lost connection with the error it ended with: the
@@ -127,12 +127,12 @@ kj::Promise<void> ClientConnection::server_reason() {
   return kj::READY_NOW;
 }
 
-std::exception_ptr ClientConnection::closed_error(const char* why) const {
+std::exception_ptr PeerConnection::closed_error(const char* why) const {
   KJ_IF_MAYBE(e, lost_because_) { return to_exception_ptr(*e); }
   return disconnected_error(why);
 }
 
-void ClientConnection::close_now() {
+void PeerConnection::close_now() {
   open_ = false;
   if (rpc_ != nullptr) log_->info("connection closed");
   auto live = std::move(live_);
@@ -145,7 +145,7 @@ void ClientConnection::close_now() {
   rpc_ = nullptr;
 }
 
-void ClientConnection::abandon() {
+void PeerConnection::abandon() {
   if (rpc_ == nullptr || !loop_->can_enter()) return;
   KjLoop::Scope scope(*loop_);
   open_ = false;
@@ -160,31 +160,31 @@ void ClientConnection::abandon() {
   loop_->drain();
 }
 
-void ClientConnection::cancel(std::uint64_t id) {
+void PeerConnection::cancel(std::uint64_t id) {
   auto it = live_.find(id);
   if (it != live_.end()) it->second.cancel->fulfill();
 }
 
-std::shared_ptr<HandleState> ClientConnection::new_handle() {
+std::shared_ptr<HandleState> PeerConnection::new_handle() {
   return std::make_shared<HandleState>(shared_from_this(), next_handle_.fetch_add(1));
 }
 
-wire::Handle::Client& ClientConnection::cap(std::uint64_t id) {
+wire::Handle::Client& PeerConnection::cap(std::uint64_t id) {
   send_deferred();  // whatever uses a capability comes after the steps made before it
   return find_cap(id);
 }
 
-wire::Handle::Client& ClientConnection::find_cap(std::uint64_t id) {
+wire::Handle::Client& PeerConnection::find_cap(std::uint64_t id) {
   auto it = caps_.find(id);
   if (it == caps_.end()) std::rethrow_exception(closed_error("the connection is closed"));
   return it->second;
 }
 
-void ClientConnection::set_cap(std::uint64_t id, wire::Handle::Client c) {
+void PeerConnection::set_cap(std::uint64_t id, wire::Handle::Client c) {
   if (open_) caps_.insert_or_assign(id, kj::mv(c));
 }
 
-void ClientConnection::release(std::uint64_t id) {
+void PeerConnection::release(std::uint64_t id) {
   if (!open_) return;
   loop_->run([self = shared_from_this(), id] {
     self->send_deferred();  // a step still held back for this handle is sent first, not leaked
@@ -192,13 +192,13 @@ void ClientConnection::release(std::uint64_t id) {
   });
 }
 
-wire::Registry::Client& ClientConnection::registry() {
+wire::Registry::Client& PeerConnection::registry() {
   send_deferred();
   KJ_IF_MAYBE(r, registry_) { return *r; }
   std::rethrow_exception(closed_error("the connection is closed"));
 }
 
-wire::Handle::Client& ClientConnection::cap_of(const Handle& handle) {
+wire::Handle::Client& PeerConnection::cap_of(const Handle& handle) {
   auto& state = handle.state();
   if (!state) throw RemoteError(ErrorKind::type, "an empty handle cannot be sent");
   if (state->connection.get() != this)
