@@ -4,6 +4,7 @@
 // both ways. Over real sockets.
 
 #include <atomic>
+#include <condition_variable>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -43,6 +44,18 @@ struct Listener {
     ++calls;
     return 3 * x;
   }
+  /// Does not answer until the test opens the gate (at most 30 s).
+  bool hang() {
+    std::unique_lock lock(mutex);
+    return opened.wait_for(lock, 30s, [&] { return open; });
+  }
+  void release() {
+    std::lock_guard lock(mutex);
+    open = true;
+    opened.notify_all();
+  }
+  std::condition_variable opened;
+  bool open = false;
   std::vector<std::int64_t> events() const {
     std::lock_guard lock(mutex);
     return got;
@@ -59,6 +72,11 @@ struct Room {
   }
   void keep(Handle h) { kept = std::move(h); }
   void forget() { kept.reset(); }
+  /// Waits for the kept handle's hang().
+  asio::awaitable<bool> wait_on_kept() {
+    Handle h = *kept;
+    co_return co_await h.call("hang").as<bool>();
+  }
   /// Calls the client back once and answers with a value made from its answer.
   asio::awaitable<std::int64_t> ask(Handle h, std::int64_t x) {
     std::int64_t y = co_await h.call("triple", x).as<std::int64_t>();
@@ -93,6 +111,7 @@ struct Fixture {
         .method("keep", &Room::keep)
         .method("forget", &Room::forget)
         .method("ask", &Room::ask)
+        .method("wait_on_kept", &Room::wait_on_kept)
         .method("publish", &Room::publish)
         .method("failed", &Room::failed);
     server.emplace(remoteable::Endpoint{"127.0.0.1", 0}, server_types);
@@ -101,7 +120,8 @@ struct Fixture {
     client_types->class_<Listener>("Listener")
         .method("on_event", &Listener::on_event)
         .method("count", &Listener::count)
-        .method("triple", &Listener::triple);
+        .method("triple", &Listener::triple)
+        .method("hang", &Listener::hang, remoteable::blocking);
   }
   ~Fixture() {
     for (auto& c : clients) c.close();
@@ -200,4 +220,28 @@ TEST_CASE("share needs a registry, and a registered type") {
   auto& client = f.connect();
   CHECK_THROWS_AS(client.share(std::shared_ptr<Listener>()), std::invalid_argument);
   plain.close();
+}
+
+TEST_CASE("a coroutine method waiting on a peer that goes away ends with disconnected") {
+  Fixture f;
+  auto& holder = f.connect();
+  auto& caller = f.connect();
+  auto listener = std::make_shared<Listener>();
+  f.run(holder.fetch("room").call("keep", holder.share(listener)).get());
+  // The caller's call waits in the server's coroutine, which waits on the holder's object.
+  auto waiting = caller.fetch("room").call("wait_on_kept").as<bool>();
+  std::optional<remoteable::ErrorKind> kind;
+  asio::co_spawn(f.context, std::move(waiting), [&](std::exception_ptr e, bool) {
+    try {
+      if (e) std::rethrow_exception(e);
+      kind = ErrorKind::user;  // answered: wrong
+    } catch (const remoteable::RemoteError& error) {
+      kind = error.kind();
+    }
+  });
+  REQUIRE(f.eventually([&] { return f.server->server().calls_in_flight() == 1; }));
+  holder.close();
+  REQUIRE(f.eventually([&] { return kind.has_value(); }));
+  CHECK(*kind == ErrorKind::disconnected);
+  listener->release();  // the holder's pool thread, still in hang(), ends
 }
