@@ -28,12 +28,13 @@ struct ClientOptions {
   /// with a value error before anything is sent, and a deeper value from the server fails the
   /// evaluation that received it with a value error.
   int max_nesting = 64;
-  /// Steps sent without an evaluation (pushes: `h.call("f", x)` made and dropped; and the
-  /// steps of handles not evaluated yet) whose answers have not come back, at most (at least
-  /// 1). More wait, in order, and so does what is made after them, until answers come: a peer
-  /// that answers slowly slows the sender instead of being flooded past its limits. Each is
-  /// answered even if its handle is dropped, so a push is never cancelled. Past 64 windows
-  /// waiting, a new step fails at once (its handle reports overloaded).
+  /// Pushes (`h.call("f", x)` made and dropped without awaiting, so that its handle is gone
+  /// before the step is sent) whose answers have not come back, at most (at least 1). More
+  /// wait, in order, and so does what is made after them, until answers come: a peer that
+  /// answers slowly slows the sender instead of being flooded past its limits. A push's answer
+  /// is awaited, so it is never cancelled (a step whose handle is dropped after it was sent is
+  /// cancelled, as before). Past 64 windows waiting, a new step fails at once (its handle
+  /// reports overloaded).
   std::size_t push_window = 1000;
   /// How long one attempt's TCP connect may take, and then its TLS handshake (if on), and then
   /// the protocol check; past it the attempt fails with a timeout error.

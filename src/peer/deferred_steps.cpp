@@ -34,15 +34,24 @@ void PeerConnection::defer(std::uint64_t id, std::weak_ptr<HandleState> self, st
   loop_->run_later([weak = weak_from_this()] {
     if (auto self = weak.lock()) {
       self->deferred_posted_ = false;
-      self->send_deferred();
+      self->send_deferred(true);
     }
   });
 }
 
-void PeerConnection::send_deferred() {
+bool PeerConnection::pushes_wait() const {
+  if (deferred_.empty()) return false;
+  if (window_full()) return true;
+  std::size_t room = options_.push_window - unanswered_, pushes = 0;
+  for (auto& d : deferred_)  // (a bounded look: at most room + 1 pushes)
+    if (d.self.expired() && ++pushes > room) return true;
+  return false;
+}
+
+void PeerConnection::send_deferred(bool windowed) {
   if (sending_deferred_) return;
   sending_deferred_ = true;
-  while (!deferred_.empty() && !window_full()) {
+  while (!deferred_.empty() && !(windowed && window_full())) {
     auto d = std::move(deferred_.front());
     deferred_.pop_front();
     send_step(d, wire::Handle::Fetch::NONE);
@@ -74,13 +83,13 @@ void PeerConnection::resume() {
     if (!self) return;
     self->resume_posted_ = false;
     if (!self->open_) return;
-    self->send_deferred();
-    while (!self->held_back_.empty() && !(!self->deferred_.empty() &&
-                                         self->unanswered_ + self->deferred_.size() > self->options_.push_window)) {
+    self->send_deferred(true);
+    // Each waiting operation goes, in order, once the pushes before it fit in the window.
+    while (!self->held_back_.empty() && !self->pushes_wait()) {
       auto f = kj::mv(self->held_back_.front());
       self->held_back_.pop_front();
       f();
-      self->send_deferred();
+      self->send_deferred(true);
     }
   });
 }
@@ -120,9 +129,10 @@ kj::Maybe<kj::Promise<Value>> PeerConnection::send_request(std::uint64_t id, Req
   auto promise = request.send();
   if (keep) set_cap(id, promise.getResult());
   if (fetch == wire::Handle::Fetch::NONE) {
-    // Awaited even if nobody evaluates it: dropping the question would let the peer cancel the
-    // call (a push made without awaiting must run).
-    track(promise.ignoreResult());
+    // A push (its handle was dropped before it went out): its answer is awaited all the same,
+    // or dropping the question would let the peer cancel the call. (A step whose handle is
+    // still held is not: dropping that handle later cancels it, as it always has.)
+    if (!keep) track(promise.ignoreResult());
     return nullptr;
   }
   return promise.then([conn = shared_from_this(), fetch](auto response) { return fetched_value(*conn, response, fetch); });

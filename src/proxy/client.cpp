@@ -259,8 +259,9 @@ asio::awaitable<std::vector<std::string>> Client::browse() const {
 Handle Client::store(Value value) const {
   auto c = owner_->connection();
   auto state = c->new_handle();
-  c->loop()->run([c, id = state->id, value = std::move(value)] {
-    c->ordered([c, id, value] {
+  c->loop()->run([c, id = state->id, value = std::move(value)]() mutable {
+    // (Moved, never copied: a value may nest thousands deep, and its copy is recursive.)
+    c->ordered([c, id, value = std::move(value)] {
       try {
         auto request = c->registry().storeRequest();
         c->encode(request.initValue(), value);

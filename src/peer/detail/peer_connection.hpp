@@ -136,10 +136,11 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   /// the new handle's state: once it is gone, its step is still sent (a push: its answer is
   /// awaited, so that the peer does not cancel it), but keeps no capability. [loop]
   void defer(std::uint64_t id, std::weak_ptr<HandleState> self, std::shared_ptr<HandleState> parent, Step step);
-  /// Sends the deferred steps, in order, as long as the window has room: at most
-  /// ClientOptions::push_window steps sent without an evaluation wait for their answers at
-  /// once; the rest wait here, and so does every operation made after them (ordered()). [loop]
-  void send_deferred();
+  /// Sends the deferred steps, in order. `windowed` (the background sending): only while the
+  /// window has room, so that at most ClientOptions::push_window steps sent without an
+  /// evaluation wait for their answers at once; the rest wait here. An operation that uses the
+  /// connection sends them all (ordered() has made it wait until the pushes among them fit). [loop]
+  void send_deferred(bool windowed = false);
   /// Runs `f` now, or, while steps made before it wait for the window, after them, in order.
   /// What uses the connection (an evaluation, a fetch, a store) goes through it. [loop]
   void ordered(kj::Function<void()> f);
@@ -217,10 +218,11 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
     for (auto& f : held) f();
   }
   bool window_full() const { return unanswered_ >= options_.push_window; }
-  /// Whether an operation made now must wait behind steps that wait for the window. [loop]
-  bool must_wait() const {
-    return !held_back_.empty() || (!deferred_.empty() && unanswered_ + deferred_.size() > options_.push_window);
-  }
+  /// Whether an operation made now must wait behind steps that wait for the window: the pushes
+  /// among the deferred steps (those whose handles are gone) do not fit in it. (Steps of handles
+  /// still held are not counted: an evaluation may send them as one chain.) [loop]
+  bool must_wait() const { return !held_back_.empty() || pushes_wait(); }
+  bool pushes_wait() const;  ///< the deferred part of must_wait()
   std::size_t unanswered_ = 0;                                       // [loop]
   std::deque<kj::Function<void()>> held_back_;                       // [loop]
   bool resume_posted_ = false;                                       // [loop]
