@@ -26,9 +26,21 @@ struct ClientOptions {
   /// with a value error before anything is sent, and a deeper value from the server fails the
   /// evaluation that received it with a value error.
   int max_nesting = 64;
+  /// Steps sent without an evaluation (pushes: `h.call("f", x)` made and dropped; and the
+  /// steps of handles not evaluated yet) whose answers have not come back, at most (at least
+  /// 1). More wait, in order, and so does what is made after them, until answers come: a peer
+  /// that answers slowly slows the sender instead of being flooded past its limits. Each is
+  /// answered even if its handle is dropped, so a push is never cancelled. Past 64 windows
+  /// waiting, a new step fails at once (its handle reports overloaded).
+  std::size_t push_window = 1000;
   /// How long one attempt's TCP connect may take, and then its TLS handshake (if on), and then
   /// the protocol check; past it the attempt fails with a timeout error.
   std::chrono::milliseconds connect_timeout{5000};
+  /// How long the server may leave what the client sent unacknowledged (a host or link that is
+  /// gone) before the connection counts as lost: its pending and later calls fail with a
+  /// disconnected error, and so do the calls others make through its handles. Idle, the
+  /// connection is probed after it (TCP keepalive). Zero: the system's defaults (minutes).
+  std::chrono::milliseconds peer_timeout{30'000};
   /// Connection attempts before connect() gives up (at least 1).
   int connect_attempts = 1;
   /// The wait after the first failed attempt; it doubles after each, up to retry_backoff_max.

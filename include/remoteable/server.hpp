@@ -54,11 +54,25 @@ struct ServerOptions {
   int max_nesting = 64;
   /// How long stop() lets in-flight calls finish before it closes connections.
   std::chrono::milliseconds stop_grace{2000};
+  /// How long a client may leave what the server sent unacknowledged (a host or link that is
+  /// gone) before its connection counts as lost: the calls server code makes on its handles
+  /// fail with a disconnected error. Idle, a connection is probed after it (TCP keepalive).
+  /// Zero: the system's defaults (minutes).
+  std::chrono::milliseconds peer_timeout{30'000};
   /// Open connections at most; a connection past the limit is closed at once.
   std::size_t max_connections = 1024;
   /// Live handles (capabilities) one connection may hold; past it, operations that would make
   /// a handle fail with an overloaded error.
   std::size_t max_handles_per_connection = 100'000;
+  /// Handles to the peer's objects that one connection may make the server hold (capabilities
+  /// it sent in arguments and values: a client's shared objects, another server's objects
+  /// passed on), alive at once; past it, the call that brings another fails with an overloaded
+  /// error. Each is released when the server code that keeps it drops it, or when its
+  /// connection ends.
+  std::size_t max_remote_handles_per_connection = 10'000;
+  /// For server code's calls on handles to a peer's objects: as ClientOptions::push_window, per
+  /// connection.
+  std::size_t push_window = 1000;
   /// Calls one connection may have in flight, counted from the moment each is received (while
   /// its arguments are decoded and wait for the handles in them, too) until it ends however it
   /// ends; past it, calls fail with an overloaded error.
@@ -256,6 +270,9 @@ class Server {
 
   /// Live server objects held by clients through capabilities (for leak checks).
   std::size_t live_handles() const;
+  /// Handles to peers' objects (a client's shared object, another server's passed on) that this
+  /// server's objects and values hold (for leak checks).
+  std::size_t peer_handles() const;
   /// Open client connections.
   std::size_t connections() const;
   /// Calls received and not yet ended, on every connection (introspection, for tests).

@@ -1,4 +1,5 @@
 #include <remoteable/detail/builtins.hpp>
+#include <remoteable/handle.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -410,6 +411,18 @@ const TypeInfo& function_type() {
   }();
   return t;
 }
+
+const TypeInfo& remote_type() {
+  static TypeInfo t = [] {
+    TypeInfo t = make_type("handle");
+    t.str = [](const Object&) { return std::string("<handle to a peer's object>"); };
+    t.truthy = [](const Object&) { return true; };
+    return t;
+  }();
+  return t;
+}
+Object remote(Handle handle) { return Object{std::make_shared<Handle>(std::move(handle)), &remote_type()}; }
+const Handle& remote_handle(const Object& o) noexcept { return o.as<Handle>(); }
 
 const TypeInfo& pending_type() {
   static TypeInfo t = make_type("pending");

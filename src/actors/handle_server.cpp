@@ -19,6 +19,8 @@
 #include "actors/detail/server_core.hpp"
 #include "actors/detail/server_kj.hpp"
 #include "actors/detail/slow_calls.hpp"
+#include "peer/detail/access.hpp"
+#include "peer/detail/peer_connection.hpp"
 #include "rpc/codec.hpp"
 #include "rpc/kj_error.hpp"
 #include "rpc/wire_checks.hpp"
@@ -65,7 +67,7 @@ class HandleServer final : public wire::Handle::Server {
     auto name = text(params.getName());
     trace("set", name);
     if (read_only()) throw to_kj(refused_write("attribute '" + name + "'"));
-    return core_.decode(params.getValue()).then([this, name = std::move(name)](Object value) {
+    return core_.decode(params.getValue(), budget_).then([this, name = std::move(name)](Object value) {
       return core_.on_actor(budget_, actor_, metered(CallOp::set_attr, object_, name), [self = object_, name, value](Ctx& ctx) -> Outcome {
         ops::set_attr(ctx, self, name, value);
         return None{};
@@ -80,8 +82,8 @@ class HandleServer final : public wire::Handle::Server {
     if (read_only()) throw to_kj(refused_write("an item"));
     auto params = context.getParams();
     auto values = kj::heapArrayBuilder<kj::Promise<Object>>(2);
-    values.add(core_.decode(params.getKey()));
-    values.add(core_.decode(params.getValue()));
+    values.add(core_.decode(params.getKey(), budget_));
+    values.add(core_.decode(params.getValue(), budget_));
     return kj::joinPromises(values.finish()).then([this](kj::Array<Object> kv) {
       return core_.on_actor(budget_, actor_, metered(CallOp::set_item, object_), [self = object_, key = kv[0], value = kv[1]](Ctx& ctx) -> Outcome {
         ops::set_item(ctx, self, key, value);
@@ -219,8 +221,8 @@ class HandleServer final : public wire::Handle::Server {
   /// one continuation, the step itself not moved. [loop]
   template <class Then>
   kj::PromiseForResult<Then, std::vector<Object>> with_operands(const ReadStep<Object>& read, Then then) {
-    KJ_IF_MAYBE(args, read.args) { return core_.decode(*args).then(kj::mv(then)); }
-    return core_.decode(KJ_ASSERT_NONNULL(read.operand)).then([then = kj::mv(then)](Object object) mutable {
+    KJ_IF_MAYBE(args, read.args) { return core_.decode(*args, budget_).then(kj::mv(then)); }
+    return core_.decode(KJ_ASSERT_NONNULL(read.operand), budget_).then([then = kj::mv(then)](Object object) mutable {
       std::vector<Object> objects;
       objects.push_back(std::move(object));
       return then(std::move(objects));
@@ -345,9 +347,25 @@ class HandleServer final : public wire::Handle::Server {
           // runs there.
           bool fresh = std::holds_alternative<FreshObject>(o);
           Object next = fresh ? std::get<FreshObject>(std::move(o)).object : take<Object>(o);
+          // A handle to a peer's object: the rest of the chain runs where that object lives.
+          if (next.is(builtin::remote_type())) return forward_chain(next, i + 1, fetch, context);
           auto owner = core_.owner_for(next, actor, fresh);
           return run_chain(chain, i + 1, next, owner, read_only, fetch, context);
         });
+  }
+
+  /// Sends the chain's steps from `from` on to the peer's object `remote` (a builtin::remote),
+  /// as the same call: its answer is this one's. [loop]
+  kj::Promise<void> forward_chain(const Object& remote, std::size_t from, wire::Handle::Fetch fetch, ChainContext context) {
+    auto cap = core_.remote_cap(builtin::remote_handle(remote));
+    auto params = context.getParams();
+    auto steps = params.getSteps();
+    auto request = cap.chainRequest();
+    auto out = request.initSteps(steps.size() - static_cast<unsigned>(from));
+    for (unsigned j = 0; j < out.size(); ++j) out.setWithCaveats(j, steps[static_cast<unsigned>(from) + j]);
+    request.setFetch(fetch);
+    request.setKeep(params.getKeep());
+    return context.tailCall(kj::mv(request));
   }
 
   /// Answers an operation whose result is a new object: its handle (unless `keep` is false: a
@@ -356,10 +374,23 @@ class HandleServer final : public wire::Handle::Server {
   template <class Context>
   kj::Promise<void> finish(kj::Promise<Outcome> outcome, const std::shared_ptr<Actor>& actor, bool read_only, bool keep,
                            Context& context) {
-    return outcome.then([this, actor, read_only, keep, context](Outcome o) mutable {
+    return outcome.then([this, actor, read_only, keep, context](Outcome o) mutable -> kj::Promise<void> {
       auto results = context.getResults(small_results);  // more segments come if a value needs them
       if (auto* fresh = std::get_if<FreshObject>(&o)) {
         if (keep) results.setResult(core_.wrap(fresh->object, nullptr, budget_, true, read_only));
+      } else if (auto* f = std::get_if<Fetched>(&o); f && f->object.is(builtin::remote_type()) &&
+                                                          !std::holds_alternative<Plain>(f->value)) {
+        // str() or truthy() of a peer's object: the peer's answer.
+        auto cap = core_.remote_cap(builtin::remote_handle(f->object));
+        if (keep) results.setResult(cap);
+        if (std::holds_alternative<std::string>(f->value)) {
+          return cap.strRequest().send().then([context](auto response) mutable {
+            context.getResults().setText(response.getText());
+          });
+        }
+        return cap.truthyRequest().send().then([context](auto response) mutable {
+          context.getResults().setTruth(response.getValue());
+        });
       } else if (auto* f = std::get_if<Fetched>(&o)) {
         // Objects inside the value belong to the result's actor (a new one for a fresh result).
         auto owner = f->fresh ? std::make_shared<Actor>(core_.pool) : actor;
@@ -370,6 +401,7 @@ class HandleServer final : public wire::Handle::Server {
       } else if (keep) {
         results.setResult(core_.wrap(take<Object>(o), actor, budget_, false, read_only));
       }
+      return kj::READY_NOW;
     });
   }
 
@@ -382,12 +414,30 @@ class HandleServer final : public wire::Handle::Server {
 
 wire::Handle::Client ServerCore::wrap(const Object& object, const std::shared_ptr<Actor>& actor,
                                       const std::shared_ptr<Budget>& budget, bool fresh, bool read_only) {
+  if (object.is(builtin::remote_type())) return remote_cap(builtin::remote_handle(object));
   if (budget->handles >= options.max_handles_per_connection) {
     if (metrics) metrics->breach(Limit::max_handles_per_connection);
     throw to_kj(RemoteError(ErrorKind::overloaded, "too many live handles on this connection (limit " +
                                                        std::to_string(options.max_handles_per_connection) + ")"));
   }
   return kj().caps.add(kj::heap<HandleServer>(*this, object, owner_for(object, actor, fresh), budget, read_only));
+}
+
+wire::Handle::Client ServerCore::remote_cap(const Handle& handle) {
+  auto& state = access::state(handle);
+  if (!state) throw to_kj(RemoteError(ErrorKind::disconnected, "empty handle"));
+  auto& peer = *state->connection;
+  // Cap'n Proto passes a capability on over any connection of the same loop (calls on it then
+  // go through this server to the peer). A handle of another loop (another network thread's
+  // connection, a Client this server's code made) would need a relay.
+  if (!peer.hosted() || peer.loop() != here().loop)
+    throw to_kj(RemoteError(ErrorKind::type, "a handle from another network thread or client connection cannot be sent "
+                                             "on this connection"));
+  try {
+    return peer.cap(state->id);
+  } catch (const RemoteError& e) {
+    throw to_kj(e);
+  }
 }
 
 std::shared_ptr<Actor> ServerCore::owner_for(const Object& object, const std::shared_ptr<Actor>& actor, bool fresh) {
@@ -402,18 +452,37 @@ std::shared_ptr<Actor> ServerCore::owner_for(const Object& object, const std::sh
   return owner;
 }
 
-kj::Promise<std::pair<Object, std::shared_ptr<Actor>>> ServerCore::unwrap(wire::Handle::Client cap) {
-  return kj().caps.getLocalServer(cap).then(
-      [this](kj::Maybe<wire::Handle::Server&> server) -> std::pair<Object, std::shared_ptr<Actor>> {
-        KJ_IF_MAYBE(s, server) {
-          auto& h = static_cast<HandleServer&>(*s);
-          // Back through a read-only handle: wherever the object goes now (into a value, an
-          // argument, an attached name), it stays read-only.
-          if (h.read_only()) read_only_objects.add(h.object());
-          return {h.object(), h.actor()};
-        }
-        throw to_kj(RemoteError(ErrorKind::type, "a handle from another server or connection cannot be used here"));
-      });
+kj::Promise<std::pair<Object, std::shared_ptr<Actor>>> ServerCore::unwrap(wire::Handle::Client cap,
+                                                                         const std::shared_ptr<Budget>& budget) {
+  auto promise = kj().caps.getLocalServer(cap);
+  return promise.then([this, cap = kj::mv(cap), budget](kj::Maybe<wire::Handle::Server&> server) mutable
+                      -> std::pair<Object, std::shared_ptr<Actor>> {
+    KJ_IF_MAYBE(s, server) {
+      auto& h = static_cast<HandleServer&>(*s);
+      // Back through a read-only handle: wherever the object goes now (into a value, an
+      // argument, an attached name), it stays read-only.
+      if (h.read_only()) read_only_objects.add(h.object());
+      return {h.object(), h.actor()};
+    }
+    // The peer's own object, or one it was given by someone else (another server's): server
+    // code calls it through a Handle, on this connection.
+    if (!budget->peer_handles) {
+      ClientOptions peer_options;
+      peer_options.max_nesting = options.max_nesting;
+      peer_options.push_window = options.push_window;
+      budget->peer_handles = std::make_shared<PeerConnection>(here().loop, std::move(peer_options), log, peer_handles);
+    }
+    auto& peer = *budget->peer_handles;
+    if (!peer.open()) throw to_kj(RemoteError(ErrorKind::disconnected, "the connection is closing"));
+    if (peer.live_caps() >= options.max_remote_handles_per_connection) {
+      if (metrics) metrics->breach(Limit::max_remote_handles_per_connection);
+      throw to_kj(RemoteError(ErrorKind::overloaded, "too many handles to this peer's objects held by the server (limit " +
+                                                         std::to_string(options.max_remote_handles_per_connection) + ")"));
+    }
+    auto state = peer.new_handle();
+    peer.set_cap(state->id, kj::mv(cap));
+    return {builtin::remote(access::handle(std::move(state))), nullptr};
+  });
 }
 
 }  // namespace remoteable::detail

@@ -88,12 +88,12 @@ kj::Maybe<std::vector<Object>> ServerCore::decode_now(capnp::List<wire::Value>::
   return kj::mv(out);
 }
 
-kj::Promise<Object> ServerCore::decode(wire::Value::Reader value) {
+kj::Promise<Object> ServerCore::decode(wire::Value::Reader value, const std::shared_ptr<Budget>& budget) {
   auto root = kj::heap<Object>();
   ObjectDecoding d{{}, {}, options.max_nesting};  // on the stack: most values hold no handle
   decode_checked(value, *root, d);
   if (d.holes.empty()) return kj::mv(*root);
-  auto unwrapped = KJ_MAP(h, d.holes) { return unwrap(kj::mv(h.cap)); };
+  auto unwrapped = KJ_MAP(h, d.holes) { return unwrap(kj::mv(h.cap), budget); };
   auto slots = KJ_MAP(h, d.holes) { return h.slot; };
   return kj::joinPromises(kj::mv(unwrapped))
       .then([root = kj::mv(root), containers = std::move(d.containers), max_depth = d.limit, slots = kj::mv(slots)](kj::Array<std::pair<Object, std::shared_ptr<Actor>>> resolved) mutable {
@@ -105,10 +105,10 @@ kj::Promise<Object> ServerCore::decode(wire::Value::Reader value) {
       });
 }
 
-kj::Promise<std::vector<Object>> ServerCore::decode(capnp::List<wire::Value>::Reader values) {
+kj::Promise<std::vector<Object>> ServerCore::decode(capnp::List<wire::Value>::Reader values, const std::shared_ptr<Budget>& budget) {
   if (zero_sized_elements(values)) throw to_kj(zero_sized_error(values.size()));
   auto parts = kj::heapArrayBuilder<kj::Promise<Object>>(values.size());
-  for (auto v : values) parts.add(decode(v));
+  for (auto v : values) parts.add(decode(v, budget));
   return kj::joinPromises(parts.finish()).then([](kj::Array<Object> objects) {
     return std::vector<Object>(std::make_move_iterator(objects.begin()), std::make_move_iterator(objects.end()));
   });

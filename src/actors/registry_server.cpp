@@ -98,7 +98,7 @@ kj::Promise<void> RegistryServer::store(StoreContext context) {
   context.allowCancellation();
   CallSlot slot(core_, budget_);  // counted from here on: decoding may wait
   if (core_.log->should_log(spdlog::level::trace)) core_.log->trace("store");
-  return core_.decode(context.getParams().getValue()).then([this, context](Object value) mutable {
+  return core_.decode(context.getParams().getValue(), budget_).then([this, context](Object value) mutable {
     auto owner = core_.identities.owner(value);
     context.getResults(small_results).setHandle(core_.wrap(value, owner, budget_, owner == nullptr));
   }).attach(kj::mv(slot));
@@ -114,7 +114,7 @@ kj::Promise<void> RegistryServer::attach(AttachContext context) {
   if (!g.may_see(name)) require(g, false, ("attach under the name '" + name + "', which it cannot see").c_str());
   context.allowCancellation();  // (as store)
   CallSlot slot(core_, budget_);  // counted from here on: the handle may be a promise
-  return core_.unwrap(params.getHandle()).then([this, name](std::pair<Object, std::shared_ptr<Actor>> target) {
+  return core_.unwrap(params.getHandle(), budget_).then([this, name](std::pair<Object, std::shared_ptr<Actor>> target) {
     std::lock_guard lock(core_.exports_mutex);
     check_attach_limits();
     // Through a read-only handle: the object is read-only now (unwrap), and so is the name.

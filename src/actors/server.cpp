@@ -110,6 +110,7 @@ bool Server::same_actor(std::string_view a, std::string_view b) const {
 }
 
 std::size_t Server::live_handles() const { return core_->live_handles.load(); }
+std::size_t Server::peer_handles() const { return core_->peer_handles->load(); }
 std::size_t Server::connections() const { return core_->open_connections.load(); }
 std::size_t Server::calls_in_flight() const { return core_->calls_in_flight.load(); }
 std::size_t Server::peak_queued_bytes() const { return core_->peak_queued.load(); }

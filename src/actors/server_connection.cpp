@@ -1,5 +1,7 @@
 #include "actors/server_connection.hpp"
 
+#include "peer/detail/peer_connection.hpp"
+
 #include <capnp/message.h>
 #include <kj/debug.h>
 #include <spdlog/spdlog.h>
@@ -24,6 +26,7 @@ ServerConnection::ServerConnection(ServerCore& core, LaneTicket ticket, Connecte
   capnp::ReaderOptions options;
   options.traversalLimitInWords = core.options.max_message_words;
   options.nestingLimit = reader_nesting_limit(core.options.max_nesting);
+  set_peer_timeout(tcp_socket(connected), core.options.peer_timeout);
   budget_->peer = peer_;
   budget_->address = std::move(address);
   budget_->certificate = subject;
@@ -59,6 +62,9 @@ ServerConnection::ServerConnection(ServerCore& core, LaneTicket ticket, Connecte
 ServerConnection::~ServerConnection() {
   list_.erase(self_);
   note_peak();
+  // The handles server code holds to this peer's objects fail with disconnected from now on,
+  // and their capabilities go before the RPC system they came from.
+  if (budget_->peer_handles) budget_->peer_handles->close_hosted();
   rpc_ = nullptr;
   core_.open_connections.fetch_sub(1);
   core_.log->info("connection from {} closed", peer_);

@@ -15,11 +15,20 @@
 
 namespace remoteable::detail {
 
-void PeerConnection::defer(std::uint64_t id, std::shared_ptr<HandleState> parent, Step step) {
+void PeerConnection::defer(std::uint64_t id, std::weak_ptr<HandleState> self, std::shared_ptr<HandleState> parent,
+                           Step step) {
   // Closed: the handle gets no capability (its use reports disconnected), and nothing is held
   // back, which would keep the parent, and through it this connection, alive.
   if (!open_) return;
-  deferred_.push_back(Deferred{id, std::move(parent), std::move(step)});
+  // A peer that does not answer cannot make this side queue without bound: past the queue's
+  // limit the step fails (its handle reports overloaded), as the window would only grow.
+  if (window_full() && deferred_.size() >= 64 * options_.push_window) {
+    set_cap(id, wire::Handle::Client(capnp::newBrokenCap(to_kj(RemoteError(
+                    ErrorKind::overloaded, "too many steps wait for the peer to answer earlier ones (" +
+                                               std::to_string(deferred_.size()) + ")")))));
+    return;
+  }
+  deferred_.push_back(Deferred{id, std::move(self), std::move(parent), std::move(step)});
   if (deferred_posted_) return;
   deferred_posted_ = true;
   loop_->run_later([weak = weak_from_this()] {
@@ -33,12 +42,47 @@ void PeerConnection::defer(std::uint64_t id, std::shared_ptr<HandleState> parent
 void PeerConnection::send_deferred() {
   if (sending_deferred_) return;
   sending_deferred_ = true;
-  while (!deferred_.empty()) {
+  while (!deferred_.empty() && !window_full()) {
     auto d = std::move(deferred_.front());
     deferred_.pop_front();
     send_step(d, wire::Handle::Fetch::NONE);
   }
   sending_deferred_ = false;
+}
+
+void PeerConnection::ordered(kj::Function<void()> f) {
+  if (!open_ || !must_wait()) return f();
+  held_back_.push_back(kj::mv(f));
+}
+
+void PeerConnection::track(kj::Promise<void> answered) {
+  KJ_IF_MAYBE(tasks, tasks_) {
+    ++unanswered_;
+    // The task belongs to tasks_, a member: `this` outlives it.
+    tasks->add(answered.then([] {}, [](kj::Exception&&) {}).attach(kj::defer([this] {
+      --unanswered_;
+      if (open_ && (!deferred_.empty() || !held_back_.empty())) resume();
+    })));
+  }
+}
+
+void PeerConnection::resume() {
+  if (resume_posted_) return;
+  resume_posted_ = true;
+  loop_->run_later([weak = weak_from_this()] {
+    auto self = weak.lock();
+    if (!self) return;
+    self->resume_posted_ = false;
+    if (!self->open_) return;
+    self->send_deferred();
+    while (!self->held_back_.empty() && !(!self->deferred_.empty() &&
+                                         self->unanswered_ + self->deferred_.size() > self->options_.push_window)) {
+      auto f = kj::mv(self->held_back_.front());
+      self->held_back_.pop_front();
+      f();
+      self->send_deferred();
+    }
+  });
 }
 
 kj::Maybe<kj::Promise<Value>> PeerConnection::fetch_deferred(std::uint64_t id, wire::Handle::Fetch kind, bool keep) {
@@ -75,7 +119,12 @@ kj::Maybe<kj::Promise<Value>> PeerConnection::send_request(std::uint64_t id, Req
   request.setFetch(fetch);
   auto promise = request.send();
   if (keep) set_cap(id, promise.getResult());
-  if (fetch == wire::Handle::Fetch::NONE) return nullptr;
+  if (fetch == wire::Handle::Fetch::NONE) {
+    // Awaited even if nobody evaluates it: dropping the question would let the peer cancel the
+    // call (a push made without awaiting must run).
+    track(promise.ignoreResult());
+    return nullptr;
+  }
   return promise.then([conn = shared_from_this(), fetch](auto response) { return fetched_value(*conn, response, fetch); });
 }
 
@@ -88,7 +137,9 @@ kj::Maybe<kj::Promise<Value>> PeerConnection::send_step(Deferred& d, wire::Handl
   try {
     auto& parent = find_cap(d.parent->id);
     auto operand = [this](wire::Value::Builder out, const Value& v) { encode(out, v); };
-    return request_step(parent, d.step, operand, [&](auto& request) { return send_request(d.id, request, fetch); });
+    // A handle already dropped (a push): sent all the same, keeping no capability.
+    bool keep = fetch != wire::Handle::Fetch::NONE || !d.self.expired();
+    return request_step(parent, d.step, operand, [&](auto& request) { return send_request(d.id, request, fetch, keep); });
   } catch (RemoteError& e) {
     return broken(to_kj(e));
   } catch (kj::Exception& e) {

@@ -27,8 +27,8 @@ Handle derive(std::shared_ptr<detail::HandleState> parent, Step step) {
   if (!parent) return Handle{};
   auto c = parent->connection;
   auto state = c->new_handle();
-  c->loop()->run([c, parent = std::move(parent), id = state->id, step = std::move(step)]() mutable {
-    c->defer(id, std::move(parent), std::move(step));
+  c->submit([c, parent = std::move(parent), id = state->id, self = std::weak_ptr(state), step = std::move(step)]() mutable {
+    c->defer(id, std::move(self), std::move(parent), std::move(step));
   });
   return detail::access::handle(std::move(state));
 }

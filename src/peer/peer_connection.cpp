@@ -55,17 +55,76 @@ class ConnectionShutdown final : public asio::execution_context::service {
   std::vector<std::weak_ptr<PeerConnection>> connections_;
 };
 
+/// The KJ loops of the clients made on one execution context, one per executor: clients made
+/// with equal executors share a loop, so that a handle of one can be passed in a call on
+/// another (Cap'n Proto passes capabilities between connections of one loop).
+class SharedLoops final : public asio::execution_context::service {
+ public:
+  using key_type = SharedLoops;
+  static inline asio::execution_context::id id;
+  explicit SharedLoops(asio::execution_context& context) : service(context) {}
+
+  std::shared_ptr<KjLoop> loop_for(const asio::any_io_executor& executor) {
+    std::lock_guard lock(mutex_);
+    std::erase_if(loops_, [](const auto& e) { return e.second.expired(); });
+    for (auto& [e, weak] : loops_)
+      if (e == executor)
+        if (auto loop = weak.lock()) return loop;
+    auto loop = std::make_shared<KjLoop>(executor);
+    loops_.emplace_back(executor, loop);
+    return loop;
+  }
+
+ private:
+  void shutdown() override {
+    std::lock_guard lock(mutex_);
+    loops_.clear();
+  }
+  std::mutex mutex_;
+  std::vector<std::pair<asio::any_io_executor, std::weak_ptr<KjLoop>>> loops_;
+};
+
+std::shared_ptr<KjLoop> shared_loop(const asio::any_io_executor& executor) {
+  return asio::use_service<SharedLoops>(asio::query(executor, asio::execution::context)).loop_for(executor);
+}
+
 }  // namespace
 
 PeerConnection::PeerConnection(asio::any_io_executor executor, ClientOptions options)
-    : loop_(std::make_shared<KjLoop>(std::move(executor))),
+    : loop_(shared_loop(executor)),
       options_(std::move(options)),
       // connect_with_retries resolved the logger (and its level) once for all attempts: resolving
       // it again would re-apply REMOTEABLE_LOG to the shared registered logger per connection.
       log_(options_.logger ? options_.logger : make_logger(nullptr, "remoteable.client", options_.log_level)),
       counters_(std::make_shared<WireCounters>(options_.trace_wire)) {
+  if (options_.push_window < 1) throw std::invalid_argument("ClientOptions::push_window must be at least 1");
   if (options_.max_nesting < 1 || options_.max_nesting > max_nesting_limit)
     throw std::invalid_argument("ClientOptions::max_nesting must be between 1 and " + std::to_string(max_nesting_limit));
+}
+
+PeerConnection::PeerConnection(std::shared_ptr<KjLoop> loop, ClientOptions options, std::shared_ptr<spdlog::logger> log,
+                               std::shared_ptr<std::atomic<std::size_t>> live)
+    : loop_(std::move(loop)),
+      hosted_(true),
+      live_handles_(std::move(live)),
+      options_(std::move(options)),
+      log_(std::move(log)),
+      counters_(std::make_shared<WireCounters>(false)) {
+  tasks_.emplace(errors_);
+}
+
+void PeerConnection::close_hosted() {
+  if (!hosted_) return;
+  open_ = false;
+  auto live = std::move(live_);
+  live_.clear();
+  for (auto& [id, l] : live) l.completion->fail(disconnected_error("the peer's connection is closed"));
+  deferred_.clear();
+  run_held_back();  // each fails: the connection is closed
+  tasks_ = nullptr;
+  caps_.clear();
+  std::lock_guard lock(host_mutex_);
+  loop_.reset();  // this handler's own reference keeps the loop alive until it returns
 }
 
 PeerConnection::~PeerConnection() {
@@ -111,6 +170,7 @@ void PeerConnection::start(Connected connected) {
 }
 
 void PeerConnection::close() {
+  if (hosted_) return;  // its server connection closes it (close_hosted)
   if (!open_.exchange(false)) return;
   loop_->post([self = shared_from_this()] { self->close_now(); });
 }
@@ -139,6 +199,7 @@ void PeerConnection::close_now() {
   live_.clear();
   for (auto& [id, l] : live) l.completion->fail(closed_error("the connection was closed"));
   deferred_.clear();  // steps never sent: their handles have no capability, and report disconnected
+  run_held_back();    // each fails: the connection is closed
   tasks_ = nullptr;
   caps_.clear();
   registry_ = nullptr;
@@ -152,6 +213,7 @@ void PeerConnection::abandon() {
   auto live = std::move(live_);
   live_.clear();
   deferred_.clear();
+  held_back_.clear();  // destroys their handlers too
   tasks_ = nullptr;  // the evaluations' promises, each holding its completion
   live.clear();      // destroys the awaiting handlers without calling them, as Asio does
   caps_.clear();
@@ -166,6 +228,7 @@ void PeerConnection::cancel(std::uint64_t id) {
 }
 
 std::shared_ptr<HandleState> PeerConnection::new_handle() {
+  if (live_handles_) live_handles_->fetch_add(1, std::memory_order_relaxed);
   return std::make_shared<HandleState>(shared_from_this(), next_handle_.fetch_add(1));
 }
 
@@ -185,9 +248,10 @@ void PeerConnection::set_cap(std::uint64_t id, wire::Handle::Client c) {
 }
 
 void PeerConnection::release(std::uint64_t id) {
+  if (live_handles_) live_handles_->fetch_sub(1, std::memory_order_relaxed);
   if (!open_) return;
-  loop_->run([self = shared_from_this(), id] {
-    self->send_deferred();  // a step still held back for this handle is sent first, not leaked
+  submit([self = shared_from_this(), id] {
+    // A step still deferred for this handle is sent later without keeping a capability.
     self->caps_.erase(id);
   });
 }
@@ -201,9 +265,14 @@ wire::Registry::Client& PeerConnection::registry() {
 wire::Handle::Client& PeerConnection::cap_of(const Handle& handle) {
   auto& state = handle.state();
   if (!state) throw RemoteError(ErrorKind::type, "an empty handle cannot be sent");
-  if (state->connection.get() != this)
-    throw RemoteError(ErrorKind::type, "a handle from another connection cannot be sent on this one");
-  return cap(state->id);
+  if (state->connection.get() == this) return cap(state->id);
+  // Another connection's, on the same loop: Cap'n Proto passes the capability on (calls on it
+  // then go through this peer, which forwards them over the connection the handle came by).
+  if (state->connection->loop_ == loop_ && state->connection->open()) return state->connection->cap(state->id);
+  throw RemoteError(ErrorKind::type, hosted_ ? "a handle from another network thread or client connection cannot be sent "
+                                               "on this connection"
+                                             : "a handle of a client made on another executor cannot be sent on this "
+                                               "connection (clients made with the same executor can pass handles)");
 }
 
 }  // namespace remoteable::detail

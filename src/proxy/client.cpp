@@ -100,6 +100,7 @@ asio::awaitable<std::shared_ptr<detail::PeerConnection>> connect_once(asio::any_
   } catch (const std::system_error& e) {
     throw RemoteError(ErrorKind::disconnected, "cannot connect to " + endpoint.to_string() + ": " + e.code().message());
   }
+  detail::set_peer_timeout(socket, options.peer_timeout);
   auto connected = std::make_shared<detail::Connected>(std::move(socket));
   if (tls) connected = co_await tls_handshake(std::move(std::get<asio::ip::tcp::socket>(*connected)), endpoint, options, tls);
   auto connection = std::make_shared<detail::PeerConnection>(executor, options);
@@ -224,12 +225,14 @@ Handle Client::fetch(std::string_view name) const {
   auto c = owner_->connection();
   auto state = c->new_handle();
   c->loop()->run([c, id = state->id, name = std::string(name)] {
-    try {
-      auto request = c->registry().fetchRequest();
-      request.setName(name);
-      c->set_cap(id, request.send().getHandle());
-    } catch (...) {
-    }  // closed: the handle has no capability, and evaluating it reports disconnected
+    c->ordered([c, id, name] {
+      try {
+        auto request = c->registry().fetchRequest();
+        request.setName(name);
+        c->set_cap(id, request.send().getHandle());
+      } catch (...) {
+      }  // closed: the handle has no capability, and evaluating it reports disconnected
+    });
   });
   return Handle::from_state(std::move(state));
 }
@@ -248,14 +251,16 @@ Handle Client::store(Value value) const {
   auto c = owner_->connection();
   auto state = c->new_handle();
   c->loop()->run([c, id = state->id, value = std::move(value)] {
-    try {
-      auto request = c->registry().storeRequest();
-      c->encode(request.initValue(), value);
-      c->set_cap(id, request.send().getHandle());
-    } catch (RemoteError& e) {
-      c->set_cap(id, wire::Handle::Client(capnp::newBrokenCap(detail::to_kj(e))));
-    } catch (...) {
-    }
+    c->ordered([c, id, value] {
+      try {
+        auto request = c->registry().storeRequest();
+        c->encode(request.initValue(), value);
+        c->set_cap(id, request.send().getHandle());
+      } catch (RemoteError& e) {
+        c->set_cap(id, wire::Handle::Client(capnp::newBrokenCap(detail::to_kj(e))));
+      } catch (...) {
+      }
+    });
   });
   return Handle::from_state(std::move(state));
 }

@@ -1,4 +1,8 @@
 #include "rpc/tls.hpp"
+#include <limits>
+#include <algorithm>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <asio/ip/address.hpp>
 #include <asio/ssl/error.hpp>
@@ -70,6 +74,22 @@ bool not_tls(const std::error_code& error) {
 }
 
 }  // namespace
+
+void set_peer_timeout(asio::ip::tcp::socket& socket, std::chrono::milliseconds timeout) {
+  if (timeout.count() <= 0) return;
+  using user_timeout = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_USER_TIMEOUT>;
+  using keep_idle = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPIDLE>;
+  using keep_interval = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPINTVL>;
+  using keep_count = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPCNT>;
+  auto ms = std::min<std::chrono::milliseconds::rep>(timeout.count(), std::numeric_limits<int>::max());
+  auto seconds = static_cast<int>(std::max<std::chrono::milliseconds::rep>(1, ms / 1000));
+  std::error_code ignored;
+  socket.set_option(user_timeout(static_cast<int>(ms)), ignored);
+  socket.set_option(asio::socket_base::keep_alive(true), ignored);
+  socket.set_option(keep_idle(seconds), ignored);
+  socket.set_option(keep_interval(std::max(1, seconds / 3)), ignored);
+  socket.set_option(keep_count(3), ignored);
+}
 
 kj::Own<TransportStream> open_stream(std::shared_ptr<KjLoop> loop, Connected connected,
                                      std::shared_ptr<WireCounters> counters, std::shared_ptr<ByteCounts> bytes) {

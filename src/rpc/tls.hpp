@@ -7,6 +7,7 @@
 #include <asio/ssl/stream.hpp>
 #include <kj/memory.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -40,6 +41,13 @@ inline asio::ip::tcp::socket& tcp_socket(Connected& connected) {
   if (auto* plain = std::get_if<asio::ip::tcp::socket>(&connected)) return *plain;
   return std::get<std::unique_ptr<TlsConnection>>(connected)->stream.next_layer();
 }
+
+/// Bounds how long the peer may leave what was sent unacknowledged (TCP_USER_TIMEOUT), and
+/// probes an idle connection after `timeout` (keepalive, three probes `timeout`/3 apart, at
+/// least a second): a peer whose host or link is gone is noticed within about that, and the
+/// connection ends as lost. Zero: the system's defaults (minutes). Errors are ignored (a socket
+/// that cannot take them keeps the defaults).
+void set_peer_timeout(asio::ip::tcp::socket& socket, std::chrono::milliseconds timeout);
 
 /// The stream a connection reads and writes `connected` through, on `loop`.
 /// `bytes`, if given, counts the bytes through the socket (over TLS: the application's bytes, before encryption).

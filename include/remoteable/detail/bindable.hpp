@@ -16,6 +16,10 @@
 #include <remoteable/detail/object.hpp>
 #include <remoteable/detail/std_types.hpp>
 
+namespace remoteable {
+class Handle;
+}
+
 namespace remoteable::detail {
 
 template <class T> struct is_awaitable : std::false_type {};
@@ -29,6 +33,7 @@ template <class T>
 concept user_class = std::is_class_v<T> && !std::same_as<T, std::string> &&
                      !std::same_as<T, std::string_view> && !std::same_as<T, Bytes> &&
                      !std::same_as<T, None> && !std::same_as<T, Object> && !std::same_as<T, Plain> &&
+                     !std::same_as<T, Handle> &&
                      !is_vector<T>::value && !is_string_map<T>::value && !is_optional<T>::value &&
                      !is_shared_ptr<T>::value && !is_awaitable<T>::value && !std_value_type<T>;
 
@@ -61,7 +66,7 @@ constexpr BindProblem own_problem() {
   if constexpr (std::is_void_v<D>) return result ? none : other;
   else if constexpr (std::same_as<D, Object> || std::same_as<D, bool> || plain_integer<D> || std::floating_point<D> ||
                      std::same_as<D, std::string> || std::same_as<D, std::string_view> || std::same_as<D, Bytes> ||
-                     std::same_as<D, None> || std::same_as<D, const char*>)
+                     std::same_as<D, None> || std::same_as<D, const char*> || std::same_as<D, Handle>)
     return none;
   else if constexpr (result && (std::same_as<D, Plain> || std::is_convertible_v<D, std::string_view>)) return none;
   else if constexpr (character_type<D>) return character;
@@ -93,7 +98,7 @@ constexpr bool bindable() {
 
 #define REMOTEABLE_SUPPORTED_TYPES                                                                          \
   " Supported: bool, integers, floating point, std::string, std::string_view, const char*, remoteable::Bytes, " \
-  "remoteable::None, remoteable::Object; std::vector, std::array, std::pair, std::tuple, std::set, "           \
+  "remoteable::None, remoteable::Object, remoteable::Handle (a peer's object); std::vector, std::array, std::pair, std::tuple, std::set, "           \
   "std::unordered_set and std::optional of these; std::map and std::unordered_map with std::string keys, or "  \
   "integer or enum keys; std::chrono::duration; enums bound with Registry::enum_; classes registered with "    \
   "Registry::class_, as T, T&, const T&, T* or std::shared_ptr<T>."

@@ -1,7 +1,10 @@
 #pragma once
 // The built-in server-side types: boxed plain values, lists, maps, class objects and functions.
 
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <map>
 #include <string>
 #include <vector>
@@ -9,6 +12,10 @@
 #include <asio/awaitable.hpp>
 
 #include <remoteable/detail/object.hpp>
+
+namespace remoteable {
+class Handle;
+}
 
 namespace remoteable::detail::builtin {
 
@@ -40,6 +47,14 @@ const TypeInfo& list_type();
 const TypeInfo& map_type();
 const TypeInfo& class_type();
 const TypeInfo& function_type();
+
+/// A handle to a peer's object (a client's shared object, another server's object passed on
+/// by a client) that came in a value or an argument: it holds the Handle that calls it. Server
+/// code takes it as a remoteable::Handle parameter; sent back to a peer, it travels as the
+/// capability it came as. Immutable: any strand may use it.
+const TypeInfo& remote_type();
+Object remote(Handle handle);
+const Handle& remote_handle(const Object& o) noexcept;
 
 /// The result of a coroutine method that has not finished: the server runs it on the actor's
 /// strand and answers when it completes. Never reaches a client.

@@ -24,6 +24,7 @@
 #include <remoteable/detail/builtins.hpp>
 #include <remoteable/detail/object.hpp>
 #include <remoteable/detail/std_types.hpp>
+#include <remoteable/handle.hpp>
 
 namespace remoteable {
 
@@ -154,6 +155,21 @@ struct ArgConv<None> {
   static int match(const Registry&, const Object& o) { return o.is(builtin::none_type()) ? 0 : -1; }
   static Held from(const Registry&, const Object&) { return {}; }
   template <class P> static P pass(Held& h) { return h; }
+};
+
+/// A handle to a peer's object (builtin::remote_type): a client's shared object, or another
+/// server's object that a client passed on. The server's own objects are not handles here: a
+/// parameter takes them as their class (or Object).
+template <>
+struct ArgConv<Handle> {
+  using Held = Handle;
+  static constexpr std::string_view kind = "handle";
+  static int match(const Registry&, const Object& o) { return o.is(builtin::remote_type()) ? 0 : -1; }
+  static Held from(const Registry&, const Object& o) { return builtin::remote_handle(o); }
+  template <class P> static P pass(Held& h) {
+    if constexpr (std::is_lvalue_reference_v<P>) return h;
+    else return std::move(h);
+  }
 };
 
 /// A list or map argument becomes a C++ container as large as the value expands (an element
@@ -597,6 +613,9 @@ Object to_object(Ctx& ctx, V&& v, const Object& owner, bool borrowed) {
     return builtin::box(Bytes(v));
   } else if constexpr (std::same_as<D, None>) {
     return builtin::none();
+  } else if constexpr (std::same_as<D, Handle>) {
+    if (!static_cast<bool>(v)) return builtin::none();  // an empty handle (`!v` is the remote `not`)
+    return builtin::remote(v);
   } else if constexpr (is_vector<D>::value || is_std_array<D>::value || is_set<D>::value) {
     // A set's elements are copies: writing to one through a reference would break its order.
     const bool refs = borrowed && !is_set<D>::value;

@@ -29,7 +29,8 @@ namespace remoteable::detail {
 
 /// Objects that no strand needs to guard: immutable boxed values, classes and functions.
 inline bool immutable(const Object& o) {
-  return builtin::is_plain(o) || o.is(builtin::class_type()) || o.is(builtin::function_type());
+  return builtin::is_plain(o) || o.is(builtin::class_type()) || o.is(builtin::function_type()) ||
+         o.is(builtin::remote_type());
 }
 
 template <class Work>

@@ -44,6 +44,7 @@ namespace spdlog { class logger; }
 namespace remoteable::detail {
 
 struct Budget;
+class PeerConnection;
 
 struct Export {
   Object object;
@@ -72,6 +73,9 @@ struct Budget {
   std::shared_ptr<const Grant> principal;
   std::chrono::steady_clock::time_point connected_at = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_activity = std::chrono::steady_clock::now();
+  /// The handles the server holds to this peer's objects, made on the first one (unwrap);
+  /// closed by the connection before its RPC system goes. [loop]
+  std::shared_ptr<PeerConnection> peer_handles;
   void touch() { last_activity = std::chrono::steady_clock::now(); }
 };
 
@@ -173,6 +177,9 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   ReadOnlyObjects read_only_objects;  // (its own mutex)
 
   std::atomic<std::size_t> live_handles{0};
+  /// Handles to peers' objects alive (Server::peer_handles; each counts itself out when it
+  /// goes, maybe after the core: shared).
+  std::shared_ptr<std::atomic<std::size_t>> peer_handles = std::make_shared<std::atomic<std::size_t>>(0);
   std::atomic<std::size_t> open_connections{0};
   std::atomic<std::size_t> calls_in_flight{0};  ///< every connection's Budget::calls together
   std::atomic<std::size_t> peak_queued{0};      ///< the most bytes ever queued for one connection
@@ -193,20 +200,25 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
                                 wire::Handle::Fetch fetch = wire::Handle::Fetch::NONE);
 
   /// A capability for `object`, owned by `actor` (or a new actor when `fresh`), counted in the
-  /// connection's budget; `read_only` refuses setting attributes and items through it and the
+  /// connection's budget (a builtin::remote: the capability it came as, on its connection's
+  /// lane only); `read_only` refuses setting attributes and items through it and the
   /// handles derived from it (Server::set_read_only). [loop]
   wire::Handle::Client wrap(const Object& object, const std::shared_ptr<Actor>& actor,
                             const std::shared_ptr<Budget>& budget, bool fresh = false, bool read_only = false);
   /// The actor that owns `object` reached from `actor` (a new one when `fresh` or none): an
   /// object already owned keeps its owner, merged with `actor` (DESIGN §4 rules 1-2). [loop]
   std::shared_ptr<Actor> owner_for(const Object& object, const std::shared_ptr<Actor>& actor, bool fresh);
-  /// The object behind a capability that this server created; throws a type error for others.
-  /// An object that comes through a read-only handle joins read_only_objects. [loop]
-  kj::Promise<std::pair<Object, std::shared_ptr<Actor>>> unwrap(wire::Handle::Client cap);
+  /// The capability a Handle to a peer's object came as, to send on. [loop]
+  wire::Handle::Client remote_cap(const Handle& handle);
+  /// The object behind a capability that came over the connection of `budget`: this server's
+  /// own (an object that comes through a read-only handle joins read_only_objects), or else a
+  /// builtin::remote holding a Handle to the peer's object (no actor), counted against
+  /// max_remote_handles_per_connection. [loop]
+  kj::Promise<std::pair<Object, std::shared_ptr<Actor>>> unwrap(wire::Handle::Client cap, const std::shared_ptr<Budget>& budget);
 
-  /// Decodes wire values into objects; handles inside are resolved to this server's objects. [loop]
-  kj::Promise<std::vector<Object>> decode(capnp::List<wire::Value>::Reader values);
-  kj::Promise<Object> decode(wire::Value::Reader value);
+  /// Decodes wire values into objects; handles inside are resolved as unwrap() does. [loop]
+  kj::Promise<std::vector<Object>> decode(capnp::List<wire::Value>::Reader values, const std::shared_ptr<Budget>& budget);
+  kj::Promise<Object> decode(wire::Value::Reader value, const std::shared_ptr<Budget>& budget);
   /// The same at once, for values that hold no handle (most): null when one does, and the
   /// caller decodes it with decode() instead. Malformed values throw as decode() does. [loop]
   kj::Maybe<std::vector<Object>> decode_now(capnp::List<wire::Value>::Reader values);

@@ -1,5 +1,7 @@
 #pragma once
-// PeerConnection and HandleState: the Cap'n Proto side of a client. Internal.
+// PeerConnection and HandleState: the Cap'n Proto side of the handles of one connection: a
+// client's own connection, or (hosted) the handles a server holds that came over one of its
+// connections from the peer. Internal.
 
 #include <capnp/capability.h>
 #include <kj/async.h>
@@ -16,6 +18,7 @@
 #include <string>
 #include <vector>
 #include <memory>
+#include <mutex>
 #include <unordered_map>
 
 #include <spdlog/spdlog.h>
@@ -39,17 +42,50 @@ std::exception_ptr disconnected_error(const char* why);
 /// temporary stands in a co_await operand (GCC 12 destroys such temporaries twice).
 inline asio::awaitable<void> discard(asio::awaitable<None> aw) { co_await std::move(aw); }
 
-/// The client end of one connection.
+/// The handles of one connection, and the calls made on them.
 ///
-/// Ownership and threads: shared by Client (through its Owner) and every HandleState. All
-/// Cap'n Proto objects in it live on `loop`'s strand; members marked [loop] are touched only
-/// there. close() drops them all, in the order capabilities → RPC system → network → socket.
+/// A client's: made by the Client, which starts it on a socket (start()); it owns the RPC
+/// system, and its bootstrap is the server's registry. Hosted: made by a server connection on
+/// its network thread, for the capabilities that peer sent it (a client's shared object,
+/// another server's object passed on by a client); the server connection owns the RPC system
+/// and closes this before it goes (close_hosted()).
+///
+/// Ownership and threads: shared by its owner (Client::Owner, or the server connection) and
+/// every HandleState. All Cap'n Proto objects in it live on `loop`'s strand; members marked
+/// [loop] are touched only there. close() drops them all, in the order capabilities → RPC
+/// system → network → socket. Any thread hands work to the loop through submit(); a hosted
+/// connection, once closed, refuses it (its loop may be gone with its server).
 class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
  public:
   PeerConnection(asio::any_io_executor executor, ClientOptions options);
+  /// Hosted on `loop` (a server connection's), which outlives it while open. [loop]
+  /// `live`, if not null, counts its handles while they live.
+  PeerConnection(std::shared_ptr<KjLoop> loop, ClientOptions options, std::shared_ptr<spdlog::logger> log,
+                 std::shared_ptr<std::atomic<std::size_t>> live = nullptr);
   ~PeerConnection();
 
-  const std::shared_ptr<KjLoop>& loop() const { return loop_; }
+  const std::shared_ptr<KjLoop>& loop() const { return loop_; }  ///< a client's only (hosted: use submit)
+  bool hosted() const { return hosted_; }
+  /// Runs `f` on the loop, in the order of submission from each thread (KjLoop::run for a
+  /// client's; always queued for a hosted one, whose calls come from actors on several threads
+  /// and from inline calls on the loop itself). False, and `f` dropped, once a hosted one is
+  /// closed. Any thread.
+  template <class F>
+  bool submit(F&& f) {
+    if (!hosted_) {
+      loop_->run(std::forward<F>(f));
+      return true;
+    }
+    std::lock_guard lock(host_mutex_);
+    if (!loop_) return false;
+    loop_->post(std::forward<F>(f));
+    return true;
+  }
+  /// Closes a hosted connection: fails what is pending with disconnected, drops its
+  /// capabilities and lets go of the loop. Before the RPC system it came from goes. [loop]
+  void close_hosted();
+  /// Live capabilities it holds (handles the peer's objects have here). [loop]
+  std::size_t live_caps() const { return caps_.size(); }
   const std::shared_ptr<WireCounters>& counters() const { return counters_; }
   bool open() const { return open_.load(); }
   /// The server's library version, as it reported on connecting. Set once, before the
@@ -90,10 +126,17 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   /// Keeps the step making handle `id` back until the handlers already queued on the loop have
   /// run. If one of them evaluates that handle (`h.call(...).as<T>()`), fetch_deferred sends the
   /// step with `fetch` set: the value comes back in the step's own answer. Steps go out in the
-  /// order they were made; anything else that uses the connection sends them first. [loop]
-  void defer(std::uint64_t id, std::shared_ptr<HandleState> parent, Step step);
-  /// Sends every deferred step, in order. [loop]
+  /// order they were made; anything else that uses the connection sends them first. `self` is
+  /// the new handle's state: once it is gone, its step is still sent (a push: its answer is
+  /// awaited, so that the peer does not cancel it), but keeps no capability. [loop]
+  void defer(std::uint64_t id, std::weak_ptr<HandleState> self, std::shared_ptr<HandleState> parent, Step step);
+  /// Sends the deferred steps, in order, as long as the window has room: at most
+  /// ClientOptions::push_window steps sent without an evaluation wait for their answers at
+  /// once; the rest wait here, and so does every operation made after them (ordered()). [loop]
   void send_deferred();
+  /// Runs `f` now, or, while steps made before it wait for the window, after them, in order.
+  /// What uses the connection (an evaluation, a fetch, a store) goes through it. [loop]
+  void ordered(kj::Function<void()> f);
   /// If the last deferred step makes handle `id`: sends the others, then it with `fetch`, and
   /// returns its value. Else nothing. The steps before it that make handles nobody else holds
   /// (each held only by the step made on it) go with it in one Handle.chain call; so does the
@@ -118,7 +161,10 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
  private:
   void close_now();  // [loop]
 
-  std::shared_ptr<KjLoop> loop_;
+  std::shared_ptr<KjLoop> loop_;  // hosted: reset (under host_mutex_) when closed
+  const bool hosted_ = false;
+  const std::shared_ptr<std::atomic<std::size_t>> live_handles_;  // hosted: the server's count
+  std::mutex host_mutex_;
   ClientOptions options_;
   std::shared_ptr<spdlog::logger> log_;
   std::shared_ptr<WireCounters> counters_;
@@ -146,9 +192,27 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   std::unordered_map<std::uint64_t, Live> live_;                    // [loop]
   struct Deferred {
     std::uint64_t id;
+    std::weak_ptr<HandleState> self;
     std::shared_ptr<HandleState> parent;
     Step step;
   };
+  /// A step request sent without an evaluation, counted in the window until it is answered. [loop]
+  void track(kj::Promise<void> answered);
+  /// Sends what waited for the window once it has room (from a fresh handler). [loop]
+  void resume();
+  void run_held_back() {
+    auto held = kj::mv(held_back_);
+    held_back_.clear();
+    for (auto& f : held) f();
+  }
+  bool window_full() const { return unanswered_ >= options_.push_window; }
+  /// Whether an operation made now must wait behind steps that wait for the window. [loop]
+  bool must_wait() const {
+    return !held_back_.empty() || (!deferred_.empty() && unanswered_ + deferred_.size() > options_.push_window);
+  }
+  std::size_t unanswered_ = 0;                                       // [loop]
+  std::deque<kj::Function<void()>> held_back_;                       // [loop]
+  bool resume_posted_ = false;                                       // [loop]
   kj::Maybe<kj::Promise<Value>> send_step(Deferred& d, wire::Handle::Fetch fetch);  // [loop]
   /// Sends `run` (each step made on the one before) as one Handle.chain call. [loop]
   kj::Promise<Value> send_chain(std::vector<Deferred>& run, wire::Handle::Fetch fetch, bool keep);
@@ -169,7 +233,7 @@ class HandleState {
  public:
   HandleState(std::shared_ptr<PeerConnection> connection, std::uint64_t id)
       : connection(std::move(connection)), id(id) {}
-  ~HandleState() { connection->release(id); }
+  ~HandleState() { connection->release(id); }  // (release() counts it out)
   const std::shared_ptr<PeerConnection> connection;
   const std::uint64_t id;
 };
@@ -185,43 +249,47 @@ asio::awaitable<T> PeerConnection::evaluate(Build build) {
         if (slot.is_connected()) {
           // Cancelling the await (a timeout, a parallel group) cancels the call on the wire.
           slot.assign([weak = std::weak_ptr<PeerConnection>(self), id](asio::cancellation_type) {
-            if (auto c = weak.lock()) c->loop_->run([c, id] { c->cancel(id); });
+            if (auto c = weak.lock()) c->submit([c, id] { c->cancel(id); });
           });
         }
-        self->loop_->run([self, build = std::move(build), completion, id]() mutable {
-          if (!self->open_) return completion->fail(self->closed_error("the connection is closed"));
-          kj::Promise<T> promise = nullptr;
-          try {
-            promise = build(*self);
-          } catch (kj::Exception& e) {
-            return completion->fail(to_exception_ptr(e));
-          } catch (...) {
-            return completion->fail(std::current_exception());
-          }
-          auto stop = kj::newPromiseAndFulfiller<void>();
-          self->live_.emplace(id, Live{completion, kj::mv(stop.fulfiller)});
-          // The only evaluation in flight: its caller waits for nothing else, so what it wrote
-          // goes out at the end of this handler instead of after the handlers queued behind it.
-          if (self->live_.size() == 1) self->loop_->urgent();
-          KJ_IF_MAYBE(tasks, self->tasks_) {
-            // Whichever comes first: the answer, or a cancellation (which drops the call, and
-            // Cap'n Proto sends Finish so that the server can stop it).
-            auto cancelled = stop.promise.then([]() -> T {
-              throw to_kj(RemoteError(ErrorKind::cancelled, "the call was cancelled"));
-            });
-            tasks->add(promise.exclusiveJoin(kj::mv(cancelled))
-                           .then([completion, connection = self.get()](T&& value) {
-                                   completion->complete(nullptr, std::move(value));
-                                   connection->answered();
-                                 },
-                                 [completion, connection = self.get()](kj::Exception&& e) {
-                                   completion->fail(to_exception_ptr(e));
-                                   connection->answered();
-                                 })
-                           // The task belongs to tasks_, a member: `this` outlives it.
-                           .attach(kj::defer([connection = self.get(), id] { connection->live_.erase(id); })));
-          }
+        bool submitted = self->submit([self, build = std::move(build), completion, id]() mutable {
+          // Behind steps that wait for the window (pushes to a peer that answers slowly): after them.
+          self->ordered([self, build = kj::mv(build), completion, id]() mutable {
+            if (!self->open_) return completion->fail(self->closed_error("the connection is closed"));
+            kj::Promise<T> promise = nullptr;
+            try {
+              promise = build(*self);
+            } catch (kj::Exception& e) {
+              return completion->fail(to_exception_ptr(e));
+            } catch (...) {
+              return completion->fail(std::current_exception());
+            }
+            auto stop = kj::newPromiseAndFulfiller<void>();
+            self->live_.emplace(id, Live{completion, kj::mv(stop.fulfiller)});
+            // The only evaluation in flight: its caller waits for nothing else, so what it wrote
+            // goes out at the end of this handler instead of after the handlers queued behind it.
+            if (self->live_.size() == 1) self->loop_->urgent();
+            KJ_IF_MAYBE(tasks, self->tasks_) {
+              // Whichever comes first: the answer, or a cancellation (which drops the call, and
+              // Cap'n Proto sends Finish so that the server can stop it).
+              auto cancelled = stop.promise.then([]() -> T {
+                throw to_kj(RemoteError(ErrorKind::cancelled, "the call was cancelled"));
+              });
+              tasks->add(promise.exclusiveJoin(kj::mv(cancelled))
+                             .then([completion, connection = self.get()](T&& value) {
+                                     completion->complete(nullptr, std::move(value));
+                                     connection->answered();
+                                   },
+                                   [completion, connection = self.get()](kj::Exception&& e) {
+                                     completion->fail(to_exception_ptr(e));
+                                     connection->answered();
+                                   })
+                             // The task belongs to tasks_, a member: `this` outlives it.
+                             .attach(kj::defer([connection = self.get(), id] { connection->live_.erase(id); })));
+            }
+          });
         });
+        if (!submitted) completion->fail(disconnected_error("the peer's connection is closed"));
       },
       asio::use_awaitable);
 }
