@@ -6,9 +6,12 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <optional>
 #include <stdexcept>
@@ -93,6 +96,23 @@ class Process {
     int status = 0;
     if (pid_ > 0 && waitpid(pid_, &status, 0) == pid_) pid_ = -1;
     return status;
+  }
+  /// Waits at most `limit` for it to exit (on a pidfd, no sleep); its wait status, or nullopt
+  /// if it still runs.
+  std::optional<int> wait_for(std::chrono::milliseconds limit) {
+    if (pid_ <= 0) return std::nullopt;
+    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+    if (pidfd < 0) return std::nullopt;
+    pollfd p{pidfd, POLLIN, 0};
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    int ready = 0;
+    do {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      ready = poll(&p, 1, static_cast<int>(std::max<long long>(left.count(), 0)));
+    } while (ready < 0 && errno == EINTR);
+    close(pidfd);
+    if (ready <= 0) return std::nullopt;
+    return wait();
   }
 
  private:

@@ -18,6 +18,7 @@
 #include <catch2/catch.hpp>
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -211,6 +212,11 @@ TEST_CASE("a handle from server A held by server B through a client fails discon
   CHECK(next() == "b saw: disconnected");
   CHECK(next() == "a connected: false");
   CHECK(next() == "done");
+  // And it ends cleanly (under the sanitizers: with no leak report).
+  const auto status = client.wait_for(20s);
+  REQUIRE(status);
+  CHECK(WIFEXITED(*status));
+  CHECK(WEXITSTATUS(*status) == 0);
 }
 
 int main(int argc, char** argv) {
