@@ -11,6 +11,7 @@
 #include <remoteable/client_options.hpp>
 #include <remoteable/handle.hpp>
 #include <remoteable/endpoint.hpp>
+#include <remoteable/registry.hpp>
 #include <remoteable/version.hpp>
 
 namespace remoteable {
@@ -45,6 +46,20 @@ class Client {
   /// Removes the export `name`.
   [[nodiscard]] asio::awaitable<void> detach(std::string_view name) const;
 
+  /// Shares `object`, of a type registered in ClientOptions::registry, with the server: a Handle
+  /// to it, which can be passed in calls like any handle (a callback, a subscriber). The
+  /// server's calls on it run on this client's actors, one at a time per object, while the
+  /// server holds it: dropping every handle to it on both sides, or the end of the connection,
+  /// releases it. Throws std::logic_error without a registry, std::invalid_argument for null.
+  /// Any thread.
+  template <class T>
+  [[nodiscard]] Handle share(std::shared_ptr<T> object) const {
+    if (!object) throw std::invalid_argument("Client::share: the object is null");
+    return share_object(shared_registry().make_ref(std::move(object)));
+  }
+  /// Objects this client shares that its server holds handles to (for leak checks).
+  std::size_t shared_handles() const;
+
   /// Closes the connection now. Pending awaits end with a disconnected error. Idempotent.
   void close() const;
   /// Connects again to the same endpoint, with the same options, replacing a closed or lost
@@ -68,6 +83,8 @@ class Client {
                                                std::shared_ptr<const ClientOptions> options);
   struct Owner;
   explicit Client(std::shared_ptr<Owner> owner);
+  const Registry& shared_registry() const;  // throws std::logic_error without one
+  Handle share_object(Object object) const;
   static asio::awaitable<void> reconnect_owner(std::shared_ptr<Owner> owner);
   std::shared_ptr<Owner> owner_;
 };

@@ -15,6 +15,8 @@ namespace spdlog { class logger; }
 
 namespace remoteable {
 
+class Registry;
+
 struct ClientOptions {
   /// Record every message in `Client::wire_trace()`. Off by default: it costs an allocation
   /// per message.
@@ -69,6 +71,14 @@ struct ClientOptions {
   /// with a security error saying so, which is not retried. Unset (the default): none is sent,
   /// and such a server answers every operation with a security error ("authenticate first").
   std::optional<std::string> token;
+  /// The types of the objects this client shares with its server (Client::share): set, the
+  /// client serves the calls its server makes on them, on actors as a server does (one
+  /// operation at a time each, on a pool of `actor_threads` threads), without the application
+  /// polling anything. The registry must outlive the client's connections. Null (the default):
+  /// the client shares nothing and links no server code.
+  std::shared_ptr<const Registry> registry;
+  /// Threads that run the calls on the objects this client shares (at least 1).
+  unsigned actor_threads = 1;
 };
 
 }  // namespace remoteable

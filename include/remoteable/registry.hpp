@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <remoteable/detail/builtins.hpp>
+#include <remoteable/client_options.hpp>
 #include <remoteable/detail/convert.hpp>
 #include <remoteable/detail/object.hpp>
 
@@ -68,6 +69,16 @@ struct Blocking {
 };
 inline constexpr Blocking blocking{};
 
+namespace detail {
+class PeerHost;
+class KjLoop;
+/// Serves `registry`'s objects to the peer of a client's connection on `loop` (defined by the
+/// server library, which a program that registers types links).
+std::shared_ptr<PeerHost> make_peer_host(const Registry& registry, std::shared_ptr<KjLoop> loop,
+                                         const ClientOptions& options);
+using PeerHostFactory = std::shared_ptr<PeerHost> (*)(const Registry&, std::shared_ptr<KjLoop>, const ClientOptions&);
+}  // namespace detail
+
 /// The set of registered types.
 ///
 /// Ownership and threads: register every type before constructing a Server with the registry,
@@ -100,6 +111,9 @@ class Registry {
     return it == types_.end() ? nullptr : it->second.get();
   }
   template <class T> const detail::TypeInfo& info() const { return detail::info_of<T>(*this); }
+  /// How a client with this registry serves its shared objects (a client links it through here,
+  /// not by name).
+  detail::PeerHostFactory host_factory() const noexcept { return host_factory_; }
 
   /// A reference to a live object of registered type T.
   template <class T>
@@ -143,6 +157,7 @@ class Registry {
   template <class T> friend class ClassBuilder;
   template <class E> friend class EnumBuilder;
   friend const detail::EnumInfo* detail::registry_enum(const Registry&, std::type_index) noexcept;
+  detail::PeerHostFactory host_factory_ = &detail::make_peer_host;
   std::map<std::type_index, std::unique_ptr<detail::TypeInfo>> types_;
   std::map<std::type_index, std::unique_ptr<detail::EnumInfo>> enums_;
   std::map<std::type_index, std::shared_ptr<detail::builtin::ClassObject>> classes_;

@@ -33,7 +33,24 @@ std::vector<std::unique_ptr<Lane>> make_lanes(unsigned threads) {
 }  // namespace
 
 Lane::Lane(std::size_t i) : index(i), loop(std::make_shared<KjLoop>(io.get_executor())) {}
+Lane::Lane(std::size_t i, std::shared_ptr<KjLoop> on) : index(i), loop(std::move(on)) {}
 Lane::~Lane() = default;
+
+ServerCore::ServerCore(const Registry& types, ServerOptions opts, std::shared_ptr<KjLoop> loop)
+    : registry(types),
+      options(std::move(opts)),
+      log(make_logger(options.logger, "remoteable.client", options.log_level)),
+      lanes([&] {
+        std::vector<std::unique_ptr<Lane>> one;
+        one.push_back(std::make_unique<Lane>(0, std::move(loop)));
+        return one;
+      }()),
+      io(lanes.front()->io),
+      pool(std::max(1u, options.actor_threads)),
+      acceptor(io) {
+  if (options.max_nesting < 1 || options.max_nesting > max_nesting_limit)
+    throw std::invalid_argument("ClientOptions::max_nesting must be between 1 and " + std::to_string(max_nesting_limit));
+}
 
 ServerCore::ServerCore(Endpoint endpoint, const Registry& types, ServerOptions opts)
     : registry(types),

@@ -2,6 +2,8 @@
 
 #include "peer/detail/peer_connection.hpp"
 
+#include <remoteable/registry.hpp>
+
 #include <asio/execution_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <spdlog/spdlog.h>
@@ -124,6 +126,8 @@ void PeerConnection::close_hosted() {
   tasks_ = nullptr;
   caps_.clear();
   std::lock_guard lock(host_mutex_);
+  if (live_handles_) live_handles_->fetch_sub(counted_, std::memory_order_relaxed);  // dead now, wherever they are held
+  counted_ = 0;
   loop_.reset();  // this handler's own reference keeps the loop alive until it returns
 }
 
@@ -144,6 +148,7 @@ void PeerConnection::start(Connected connected) {
   auto peer = tcp_socket(connected).remote_endpoint(ignored);
   log_->info("connected to {}:{}{}", peer.address().to_string(), peer.port(),
              std::holds_alternative<asio::ip::tcp::socket>(connected) ? "" : " (TLS)");
+  if (options_.registry) host_ = options_.registry->host_factory()(*options_.registry, loop_, options_);
   rpc_.emplace(loop_, open_stream(loop_, std::move(connected), counters_), capnp::rpc::twoparty::Side::CLIENT, nullptr,
                reader, counters_);
   asio::use_service<ConnectionShutdown>(asio::query(loop_->strand().get_inner_executor(), asio::execution::context))
@@ -202,6 +207,7 @@ void PeerConnection::close_now() {
   run_held_back();    // each fails: the connection is closed
   tasks_ = nullptr;
   caps_.clear();
+  if (host_) host_->close();
   registry_ = nullptr;
   rpc_ = nullptr;
 }
@@ -217,6 +223,7 @@ void PeerConnection::abandon() {
   tasks_ = nullptr;  // the evaluations' promises, each holding its completion
   live.clear();      // destroys the awaiting handlers without calling them, as Asio does
   caps_.clear();
+  if (host_) host_->close();
   registry_ = nullptr;
   rpc_ = nullptr;
   loop_->drain();
@@ -228,7 +235,13 @@ void PeerConnection::cancel(std::uint64_t id) {
 }
 
 std::shared_ptr<HandleState> PeerConnection::new_handle() {
-  if (live_handles_) live_handles_->fetch_add(1, std::memory_order_relaxed);
+  if (live_handles_) {
+    std::lock_guard lock(host_mutex_);
+    if (loop_) {
+      ++counted_;
+      live_handles_->fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   return std::make_shared<HandleState>(shared_from_this(), next_handle_.fetch_add(1));
 }
 
@@ -248,7 +261,13 @@ void PeerConnection::set_cap(std::uint64_t id, wire::Handle::Client c) {
 }
 
 void PeerConnection::release(std::uint64_t id) {
-  if (live_handles_) live_handles_->fetch_sub(1, std::memory_order_relaxed);
+  if (live_handles_) {
+    std::lock_guard lock(host_mutex_);
+    if (loop_) {  // (once closed, none counts)
+      --counted_;
+      live_handles_->fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
   if (!open_) return;
   submit([self = shared_from_this(), id] {
     // A step still deferred for this handle is sent later without keeping a capability.
@@ -261,6 +280,22 @@ wire::Registry::Client& PeerConnection::registry() {
   KJ_IF_MAYBE(r, registry_) { return *r; }
   std::rethrow_exception(closed_error("the connection is closed"));
 }
+
+std::shared_ptr<HandleState> PeerConnection::share(Object object) {
+  if (!host_) throw std::logic_error("Client::share needs ClientOptions::registry");
+  auto state = new_handle();
+  submit([self = shared_from_this(), id = state->id, object = std::move(object)] {
+    if (!self->open_) return;  // no capability: the handle reports disconnected
+    try {
+      self->set_cap(id, self->host_->share(object));
+    } catch (kj::Exception& e) {
+      self->set_cap(id, wire::Handle::Client(capnp::newBrokenCap(kj::mv(e))));
+    }
+  });
+  return state;
+}
+
+std::size_t PeerConnection::shared_handles() const { return host_ ? host_->live_handles() : 0; }
 
 wire::Handle::Client& PeerConnection::cap_of(const Handle& handle) {
   auto& state = handle.state();

@@ -237,6 +237,15 @@ Handle Client::fetch(std::string_view name) const {
   return Handle::from_state(std::move(state));
 }
 
+const Registry& Client::shared_registry() const {
+  if (!owner_->options.registry) throw std::logic_error("Client::share needs ClientOptions::registry");
+  return *owner_->options.registry;
+}
+
+Handle Client::share_object(Object object) const { return Handle::from_state(owner_->connection()->share(std::move(object))); }
+
+std::size_t Client::shared_handles() const { return owner_->connection()->shared_handles(); }
+
 asio::awaitable<std::vector<std::string>> Client::browse() const {
   return owner_->connection()->evaluate<std::vector<std::string>>([](detail::PeerConnection& c) {
     return c.registry().browseRequest().send().then([](auto response) {

@@ -113,6 +113,9 @@ struct CallStats {
 /// are touched only on its loop's strand; `assigned` from any thread.
 struct Lane {
   explicit Lane(std::size_t i);  // (both where Kj is complete)
+  /// A lane on someone else's loop (a client's, which serves its shared objects): its io is
+  /// never run.
+  Lane(std::size_t i, std::shared_ptr<KjLoop> on);
   ~Lane();
   const std::size_t index;
   asio::io_context io{1};
@@ -157,6 +160,9 @@ class LaneTicket {
 class ServerCore : public std::enable_shared_from_this<ServerCore> {
  public:
   ServerCore(Endpoint endpoint, const Registry& registry, ServerOptions options);
+  /// A core that listens nowhere: one lane on `loop` (a client's), for the objects a client
+  /// shares with its server (PeerHost).
+  ServerCore(const Registry& registry, ServerOptions options, std::shared_ptr<KjLoop> loop);
   ~ServerCore();
 
   const Registry& registry;

@@ -26,6 +26,7 @@
 #include <remoteable/client_options.hpp>
 #include <remoteable/handle.hpp>
 #include "peer/detail/completion.hpp"
+#include "peer/detail/host.hpp"
 #include "rpc/connection.hpp"
 #include "rpc/tls.hpp"
 #include "rpc/event_port.hpp"
@@ -84,6 +85,11 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   /// Closes a hosted connection: fails what is pending with disconnected, drops its
   /// capabilities and lets go of the loop. Before the RPC system it came from goes. [loop]
   void close_hosted();
+  /// A new handle to `object`, served to the peer by this connection's host (ClientOptions::
+  /// registry); throws std::logic_error without one. Any thread.
+  std::shared_ptr<HandleState> share(Object object);
+  /// This side's objects the peer holds handles to (zero without a host). Any thread.
+  std::size_t shared_handles() const;
   /// Live capabilities it holds (handles the peer's objects have here). [loop]
   std::size_t live_caps() const { return caps_.size(); }
   const std::shared_ptr<WireCounters>& counters() const { return counters_; }
@@ -164,6 +170,7 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   std::shared_ptr<KjLoop> loop_;  // hosted: reset (under host_mutex_) when closed
   const bool hosted_ = false;
   const std::shared_ptr<std::atomic<std::size_t>> live_handles_;  // hosted: the server's count
+  std::size_t counted_ = 0;  // its handles in live_handles_ [host_mutex_]
   std::mutex host_mutex_;
   ClientOptions options_;
   std::shared_ptr<spdlog::logger> log_;
@@ -182,6 +189,10 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   struct Errors final : kj::TaskSet::ErrorHandler {
     void taskFailed(kj::Exception&&) override {}  // evaluation tasks catch everything themselves
   } errors_;
+  /// Serves the objects this side shares (ClientOptions::registry); kept until the connection
+  /// goes, after its RPC system (the capabilities the peer holds refer to it). Set once, before
+  /// the connection is handed out.
+  std::shared_ptr<PeerHost> host_;
   kj::Maybe<RpcConnection> rpc_;                                    // [loop]
   kj::Maybe<wire::Registry::Client> registry_;                      // [loop]
   std::unordered_map<std::uint64_t, wire::Handle::Client> caps_;    // [loop]

@@ -1,0 +1,203 @@
+// Client-side objects (issue 10): a client given a registry shares objects with its server
+// (Client::share); server code calls them back, keeps them as subscribers and pushes to them.
+// Calls run on the client's actors without the application polling; lifetime and limits hold
+// both ways. Over real sockets.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "counted.hpp"
+#include "support.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using remoteable::ErrorKind;
+using remoteable::Handle;
+
+/// On the client: what the server calls. Its calls run on the client's actor pool while the
+/// test thread reads it: a mutex.
+struct Listener {
+  mutable std::mutex mutex;
+  std::vector<std::int64_t> got;
+  std::atomic<int> calls{0};
+  static inline std::atomic<int> live{0};
+  Listener() { ++live; }
+  ~Listener() { --live; }
+  void on_event(std::int64_t x) {
+    std::lock_guard lock(mutex);
+    got.push_back(x);
+  }
+  std::int64_t count() const {
+    std::lock_guard lock(mutex);
+    return static_cast<std::int64_t>(got.size());
+  }
+  std::int64_t triple(std::int64_t x) {
+    ++calls;
+    return 3 * x;
+  }
+  std::vector<std::int64_t> events() const {
+    std::lock_guard lock(mutex);
+    return got;
+  }
+};
+
+/// On the server: subscribers and callbacks.
+struct Room {
+  std::vector<Handle> members;
+  std::optional<Handle> kept;
+  std::size_t join(Handle h) {
+    members.push_back(std::move(h));
+    return members.size();
+  }
+  void keep(Handle h) { kept = std::move(h); }
+  void forget() { kept.reset(); }
+  /// Calls the client back once and answers with a value made from its answer.
+  asio::awaitable<std::int64_t> ask(Handle h, std::int64_t x) {
+    std::int64_t y = co_await h.call("triple", x).as<std::int64_t>();
+    co_return y + 1;
+  }
+  /// Pushes 0..n-1 to every member without awaiting, then evaluates each one's count; members
+  /// that fail are dropped. Answers with how many are left.
+  asio::awaitable<std::int64_t> publish(std::int64_t n) {
+    auto to = members;
+    for (std::int64_t i = 0; i < n; ++i)
+      for (auto& m : to) (void)m.call("on_event", i);
+    std::vector<Handle> alive;
+    for (auto& m : to) {
+      try {
+        (void)co_await m.call("count").as<std::int64_t>();
+        alive.push_back(m);
+      } catch (const remoteable::RemoteError& e) {
+        failures.push_back(std::string(remoteable::to_string(e.kind())));
+      }
+    }
+    members = alive;
+    co_return static_cast<std::int64_t>(alive.size());
+  }
+  std::vector<std::string> failures;
+  std::vector<std::string> failed() const { return failures; }
+};
+
+struct Fixture {
+  Fixture() {
+    server_types.class_<Room>("Room")
+        .method("join", &Room::join)
+        .method("keep", &Room::keep)
+        .method("forget", &Room::forget)
+        .method("ask", &Room::ask)
+        .method("publish", &Room::publish)
+        .method("failed", &Room::failed);
+    server.emplace(remoteable::Endpoint{"127.0.0.1", 0}, server_types);
+    server->server().export_object(std::make_shared<Room>(), "room");
+    client_types = std::make_shared<remoteable::Registry>();
+    client_types->class_<Listener>("Listener")
+        .method("on_event", &Listener::on_event)
+        .method("count", &Listener::count)
+        .method("triple", &Listener::triple);
+  }
+  ~Fixture() {
+    for (auto& c : clients) c.close();
+    context.restart();
+    context.poll();
+  }
+  remoteable::Client& connect() {
+    remoteable::ClientOptions options;
+    options.registry = client_types;
+    clients.push_back(test::connect(context, {"127.0.0.1", server->port()}, options));
+    return clients.back();
+  }
+  template <class T> T run(asio::awaitable<T> aw) { return test::await(context, std::move(aw), 60s); }
+  bool eventually(auto pred) { return test::eventually(context, pred); }
+
+  remoteable::Registry server_types;
+  std::optional<remoteable::ThreadedServer> server;
+  std::shared_ptr<remoteable::Registry> client_types;
+  asio::io_context context;
+  std::deque<remoteable::Client> clients;  // connect() hands out references: they stay put
+};
+
+}  // namespace
+
+TEST_CASE("a coroutine method calls back a client object and answers with a value made from its answer") {
+  Fixture f;
+  auto& client = f.connect();
+  auto listener = std::make_shared<Listener>();
+  auto room = client.fetch("room");
+  CHECK(f.run(room.call("ask", client.share(listener), 5).as<std::int64_t>()) == 16);
+  CHECK(listener->calls == 1);
+  // The shared handle works on the client too (a local call, no round trip to the server).
+  auto mine = client.share(listener);
+  CHECK(f.run(mine.call("triple", 2).as<std::int64_t>()) == 6);
+}
+
+TEST_CASE("a subscription: another client's call makes the server push 10,000 events, all in order, none twice") {
+  Fixture f;
+  auto& subscriber = f.connect();
+  auto& publisher = f.connect();
+  auto listener = std::make_shared<Listener>();
+  CHECK(f.run(subscriber.fetch("room").call("join", subscriber.share(listener)).as<std::int64_t>()) == 1);
+  constexpr std::int64_t n = 10'000;
+  CHECK(f.run(publisher.fetch("room").call("publish", n).as<std::int64_t>()) == 1);
+  auto got = listener->events();
+  REQUIRE(got.size() == static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) REQUIRE(got[static_cast<std::size_t>(i)] == i);
+}
+
+TEST_CASE("a subscriber that disconnects: pushes to it fail disconnected, the others keep receiving") {
+  Fixture f;
+  auto& stays = f.connect();
+  auto& leaves = f.connect();
+  auto& publisher = f.connect();
+  auto a = std::make_shared<Listener>();
+  auto b = std::make_shared<Listener>();
+  f.run(stays.fetch("room").call("join", stays.share(a)).get());
+  f.run(leaves.fetch("room").call("join", leaves.share(b)).get());
+  CHECK(f.run(publisher.fetch("room").call("publish", 100).as<std::int64_t>()) == 2);
+  CHECK(b->count() == 100);
+  leaves.close();
+  REQUIRE(f.eventually([&] { return f.server->server().connections() == 2; }));
+  CHECK(f.run(publisher.fetch("room").call("publish", 100).as<std::int64_t>()) == 1);
+  CHECK(a->count() == 200);
+  CHECK(b->count() == 100);
+  CHECK(f.run(publisher.fetch("room").call("failed").as<std::vector<std::string>>()) == std::vector<std::string>{"disconnected"});
+  // The server let go of what the gone subscriber shared.
+  CHECK(f.eventually([&] { return f.server->server().peer_handles() == 1; }));
+}
+
+TEST_CASE("a handle the server keeps keeps the client object alive; dropping it, or the connection's end, releases it") {
+  Fixture f;
+  auto& client = f.connect();
+  auto room = client.fetch("room");
+  auto before = Listener::live.load();
+  f.run(room.call("keep", client.share(std::make_shared<Listener>())).get());
+  CHECK(Listener::live == before + 1);
+  CHECK(f.eventually([&] { return client.shared_handles() == 1; }));
+  f.run(room.call("forget").get());
+  CHECK(f.eventually([&] { return Listener::live == before && client.shared_handles() == 0; }));
+  CHECK(f.eventually([&] { return f.server->server().peer_handles() == 0; }));
+
+  // A cycle: the server holds the client's object, and the client holds the server's room
+  // (and the object holds nothing). The connection's end releases both.
+  f.run(room.call("keep", client.share(std::make_shared<Listener>())).get());
+  CHECK(Listener::live == before + 1);
+  client.close();
+  CHECK(f.eventually([&] { return f.server->server().peer_handles() == 0; }));
+  CHECK(f.eventually([&] { return Listener::live == before; }));
+}
+
+TEST_CASE("share needs a registry, and a registered type") {
+  Fixture f;
+  auto plain = test::connect(f.context, {"127.0.0.1", f.server->port()});
+  CHECK_THROWS_AS(plain.share(std::make_shared<Listener>()), std::logic_error);
+  auto& client = f.connect();
+  CHECK_THROWS_AS(client.share(std::shared_ptr<Listener>()), std::invalid_argument);
+  plain.close();
+}
