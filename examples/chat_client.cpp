@@ -16,7 +16,7 @@
 #include <asio/io_context.hpp>
 #include <asio/posix/stream_descriptor.hpp>
 #include <asio/read_until.hpp>
-#include <asio/as_tuple.hpp>
+#include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
 #include <iostream>
 #include <memory>
@@ -46,8 +46,9 @@ asio::awaitable<void> chat(remoteable::Endpoint endpoint, std::string name) {
   asio::posix::stream_descriptor input(executor, ::dup(STDIN_FILENO));
   std::string buffer;
   for (;;) {
-    auto [error, n] = co_await asio::async_read_until(input, asio::dynamic_buffer(buffer), '\n',
-                                                      asio::as_tuple(asio::use_awaitable));
+    std::error_code error;
+    std::size_t n = co_await asio::async_read_until(input, asio::dynamic_buffer(buffer), '\n',
+                                                    asio::redirect_error(asio::use_awaitable, error));
     if (error && buffer.empty()) break;   // end of input (or a read error)
     if (error) n = buffer.size();         // a last line without a line break
     std::string line = buffer.substr(0, n);

@@ -117,6 +117,9 @@ TEST_CASE("chat: messages reach every member in order; a killed member is droppe
   // A client whose input ends right after its messages exits 0, and only once they were
   // delivered: by then alice already has them (nothing more to wait for).
   REQUIRE(bob->write("bye 1\nbye 2\n"));
+  bob->close_stdin();
+  CHECK(next(*bob) == "bob: bye 1");
+  CHECK(next(*bob) == "bob: bye 2");
   close_and_expect_exit_0(*bob);
   CHECK(next(*alice, 0ms) == "bob: bye 1");
   CHECK(next(*alice, 0ms) == "bob: bye 2");
