@@ -20,7 +20,8 @@ namespace {
 using namespace std::chrono_literals;
 using test::Process;
 
-// Generous: the machine may be loaded, and these are Debug (perhaps sanitized) builds.
+// Generous: the machine may be loaded, and these are Debug (perhaps sanitized) builds. The line
+// checks REQUIRE: the first wrong or missing line ends the case, so a failing run waits once.
 constexpr auto line_limit = 30s;
 
 /// Its next line, or "(no line)" once `line_limit` has passed or its output has ended.
@@ -40,7 +41,7 @@ std::unique_ptr<Process> join(const std::string& address, const std::string& nam
 /// Ends `p`'s input and checks that it exits 0 (its output ends first), within the limit.
 void close_and_expect_exit_0(Process& p) {
   p.close_stdin();
-  CHECK(next(p) == "(no line)");
+  REQUIRE(next(p) == "(no line)");
   auto status = p.wait_for(line_limit);
   REQUIRE(status);
   REQUIRE(WIFEXITED(*status));
@@ -53,10 +54,7 @@ std::string numbered(int i) { return "message " + std::to_string(i); }
 void expect_bobs(Process& p, int from, int count) {
   for (int i = from; i < from + count; ++i) {
     auto line = next(p);
-    if (line != "bob: " + numbered(i)) {
-      FAIL_CHECK("expected bob's " << numbered(i) << ", got '" << line << "'");
-      return;
-    }
+    if (line != "bob: " + numbered(i)) FAIL("expected bob's " << numbered(i) << ", got '" << line << "'");
   }
 }
 
@@ -74,18 +72,18 @@ TEST_CASE("chat: messages reach every member in order; a killed member is droppe
   // Each joins once the one before has (it hears its own greeting), so everyone's lines are known.
   auto alice = join(address, "alice");
   auto bob = join(address, "bob");
-  CHECK(next(*alice) == "bob: bob here");
+  REQUIRE(next(*alice) == "bob: bob here");
   auto carol = join(address, "carol");
-  CHECK(next(*alice) == "carol: carol here");
-  CHECK(next(*bob) == "carol: carol here");
+  REQUIRE(next(*alice) == "carol: carol here");
+  REQUIRE(next(*bob) == "carol: carol here");
 
   // One message from alice reaches all three, hers included.
   REQUIRE(alice->write("hello, room\n"));
-  for (auto* p : {alice.get(), bob.get(), carol.get()}) CHECK(next(*p) == "alice: hello, room");
+  for (auto* p : {alice.get(), bob.get(), carol.get()}) REQUIRE(next(*p) == "alice: hello, room");
 
   // The room refuses a message over its limit (a value error, on alice's stderr) and goes on.
   REQUIRE(alice->write(std::string(1001, 'x') + "\nafter the long one\n"));
-  for (auto* p : {alice.get(), bob.get(), carol.get()}) CHECK(next(*p) == "alice: after the long one");
+  for (auto* p : {alice.get(), bob.get(), carol.get()}) REQUIRE(next(*p) == "alice: after the long one");
 
   // bob streams 1,000 messages. Once alice has 250 of the first 500, carol is killed: the rest
   // (at least the second 500, written only after the kill) goes on without her.
@@ -106,42 +104,42 @@ TEST_CASE("chat: messages reach every member in order; a killed member is droppe
 
   // The server is still up and the room still works.
   REQUIRE(alice->write("still here\n"));
-  CHECK(next(*alice) == "alice: still here");
-  CHECK(next(*bob) == "alice: still here");
+  REQUIRE(next(*alice) == "alice: still here");
+  REQUIRE(next(*bob) == "alice: still here");
 
   // A newcomer may take the name of the member who was dropped.
   auto carol2 = join(address, "carol");
-  CHECK(next(*alice) == "carol: carol here");
-  CHECK(next(*bob) == "carol: carol here");
+  REQUIRE(next(*alice) == "carol: carol here");
+  REQUIRE(next(*bob) == "carol: carol here");
 
   // A client whose input ends right after its messages exits 0, and only once they were
   // delivered: by then alice already has them (nothing more to wait for).
   REQUIRE(bob->write("bye 1\nbye 2\n"));
   bob->close_stdin();
-  CHECK(next(*bob) == "bob: bye 1");
-  CHECK(next(*bob) == "bob: bye 2");
+  REQUIRE(next(*bob) == "bob: bye 1");
+  REQUIRE(next(*bob) == "bob: bye 2");
   close_and_expect_exit_0(*bob);
-  CHECK(next(*alice, 0ms) == "bob: bye 1");
-  CHECK(next(*alice, 0ms) == "bob: bye 2");
-  CHECK(next(*carol2) == "bob: bye 1");
-  CHECK(next(*carol2) == "bob: bye 2");
+  REQUIRE(next(*alice, 0ms) == "bob: bye 1");
+  REQUIRE(next(*alice, 0ms) == "bob: bye 2");
+  REQUIRE(next(*carol2) == "bob: bye 1");
+  REQUIRE(next(*carol2) == "bob: bye 2");
 
   // bob has left: alice's next message reaches alice and carol only, and both can leave.
   REQUIRE(alice->write("bob left\n"));
-  CHECK(next(*alice) == "alice: bob left");
-  CHECK(next(*carol2) == "alice: bob left");
+  REQUIRE(next(*alice) == "alice: bob left");
+  REQUIRE(next(*carol2) == "alice: bob left");
   close_and_expect_exit_0(*carol2);
   close_and_expect_exit_0(*alice);
 
   server.kill(SIGTERM);
-  CHECK(next(server) == "(no line)");
+  REQUIRE(next(server) == "(no line)");
   auto server_status = server.wait_for(line_limit);
   REQUIRE(server_status);
   REQUIRE(WIFEXITED(*server_status));
   CHECK(WEXITSTATUS(*server_status) == 0);
 }
 
-TEST_CASE("chat: a client whose input is empty joins, leaves and exits 0; a name in use is refused") {
+TEST_CASE("chat: a client whose input is empty joins, leaves and exits 0; a name in use, too long or empty is refused") {
   Process server({CHAT_SERVER_PATH, "127.0.0.1:0"});
   auto serving = next(server);
   REQUIRE(serving.rfind("serving room on 127.0.0.1:", 0) == 0);
@@ -152,18 +150,19 @@ TEST_CASE("chat: a client whose input is empty joins, leaves and exits 0; a name
     Process quiet({CHAT_CLIENT_PATH, address, "quiet"}, Process::Stdin::pipe);
     close_and_expect_exit_0(quiet);
   }
-  {
-    Process twin({CHAT_CLIENT_PATH, address, "alice"}, Process::Stdin::pipe);
-    REQUIRE(twin.write("I am alice too\n"));
-    CHECK(next(twin) == "(no line)");  // refused at joining: the error goes to stderr
-    auto status = twin.wait_for(line_limit);
+  // Refused at joining (the error goes to its stderr): it prints nothing and exits 1.
+  for (std::string name : {std::string("alice"), std::string(33, 'n'), std::string()}) {
+    Process refused({CHAT_CLIENT_PATH, address, name}, Process::Stdin::pipe);
+    REQUIRE(refused.write("I am " + name + " too\n"));
+    REQUIRE(next(refused) == "(no line)");
+    auto status = refused.wait_for(line_limit);
     REQUIRE(status);
     REQUIRE(WIFEXITED(*status));
     CHECK(WEXITSTATUS(*status) == 1);
   }
-  // Neither spoke in the room.
+  // None of them spoke in the room.
   REQUIRE(alice->write("anyone?\n"));
-  CHECK(next(*alice) == "alice: anyone?");
+  REQUIRE(next(*alice) == "alice: anyone?");
 
   server.kill(SIGINT);
   auto server_status = server.wait_for(line_limit);
