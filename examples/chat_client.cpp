@@ -53,7 +53,7 @@ asio::awaitable<void> chat(remoteable::Endpoint endpoint, std::string name) {
     if (error) n = buffer.size();         // a last line without a line break
     std::string line = buffer.substr(0, n);
     buffer.erase(0, n);
-    if (!line.empty() && line.back() == '\n') line.pop_back();
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
     try {
       co_await me.call("say", line).get();
     } catch (const remoteable::RemoteError& e) {

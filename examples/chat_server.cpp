@@ -56,7 +56,7 @@ class Room : public std::enable_shared_from_this<Room> {
   /// before the next message's, so every member hears them in the same order.
   asio::awaitable<void> broadcast(std::string from, std::string text) {
     std::vector<std::pair<std::uint64_t, Handle>> pushes;
-    for (auto& [id, member] : members_) pushes.emplace_back(id, member.second.call("hear", from, text));
+    for (auto& [id, member] : members_) pushes.emplace_back(id, member.object.call("hear", from, text));
     for (auto& [id, push] : pushes) {
       try {
         auto delivered = std::move(push).get();
@@ -72,12 +72,16 @@ class Room : public std::enable_shared_from_this<Room> {
  private:
   void drop(std::uint64_t id, const std::string& why) {
     if (auto it = members_.find(id); it != members_.end()) {
-      std::cerr << "chat_server: dropped " << it->second.first << " (" << why << ")" << std::endl;
+      std::cerr << "chat_server: dropped " << it->second.name << " (" << why << ")" << std::endl;
       members_.erase(it);
     }
   }
 
-  std::map<std::uint64_t, std::pair<std::string, Handle>> members_;  // by join number: name, object
+  struct Member {
+    std::string name;
+    Handle object;  // on the member's client
+  };
+  std::map<std::uint64_t, Member> members_;  // by join number
   std::uint64_t joined_ = 0;
 };
 
@@ -110,11 +114,11 @@ std::shared_ptr<Membership> Room::join(std::string name, Handle member) {
   if (name.empty()) throw std::invalid_argument("a name is needed");
   check_text("the name", name, max_name);
   for (auto& [id, m] : members_)
-    if (m.first == name) throw std::invalid_argument("the name " + name + " is taken");
+    if (m.name == name) throw std::invalid_argument("the name " + name + " is taken");
   if (members_.size() >= max_members)
     throw remoteable::RemoteError(remoteable::ErrorKind::overloaded,
                                   "the room is full (" + std::to_string(max_members) + " members)");
-  members_.emplace(++joined_, std::pair{name, std::move(member)});
+  members_.emplace(++joined_, Member{name, std::move(member)});
   return std::make_shared<Membership>(shared_from_this(), std::move(name), joined_);
 }
 
