@@ -5,6 +5,7 @@
 
 #include <sys/wait.h>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <memory>
@@ -169,4 +170,41 @@ TEST_CASE("chat: a client whose input is empty joins, leaves and exits 0; a name
   REQUIRE(server_status);
   REQUIRE(WIFEXITED(*server_status));
   CHECK(WEXITSTATUS(*server_status) == 0);
+}
+
+namespace {
+/// A member for in-process clients of the chat server: it only counts what it hears.
+struct Counter {
+  std::atomic<int> heard{0};
+  void hear(std::string, std::string) { ++heard; }
+};
+}  // namespace
+
+TEST_CASE("chat: the room holds 64 members at most; the 65th is refused as overloaded") {
+  Process server({CHAT_SERVER_PATH, "127.0.0.1:0"});
+  auto serving = next(server);
+  REQUIRE(serving.rfind("serving room on 127.0.0.1:", 0) == 0);
+  const auto endpoint = remoteable::Endpoint::parse(serving.substr(std::string("serving room on ").size()));
+
+  auto types = std::make_shared<remoteable::Registry>();
+  types->class_<Counter>("Counter").method("hear", &Counter::hear);
+  remoteable::ClientOptions options;
+  options.registry = types;
+  asio::io_context context;
+  std::vector<remoteable::Client> clients;
+  std::vector<remoteable::Handle> memberships;
+  auto counter = std::make_shared<Counter>();
+  for (int i = 0; i < 65; ++i) {
+    clients.push_back(test::connect(context, endpoint, options));
+    memberships.push_back(clients.back().fetch("room").call("join", "m" + std::to_string(i), clients.back().share(counter)));
+  }
+  for (int i = 0; i < 64; ++i) (void)test::await(context, memberships[static_cast<std::size_t>(i)].describe(), 30s);
+  CHECK(test::message_of(context, memberships[64].describe()).find("the room is full") != std::string::npos);
+  CHECK(test::error_of(context, memberships[64].describe()) == remoteable::ErrorKind::overloaded);
+  // Every one of the 64 hears a message.
+  test::await(context, memberships[0].call("say", "hello").get(), 30s);
+  CHECK(counter->heard == 64);
+  for (auto& c : clients) c.close();
+  context.restart();
+  context.poll();
 }
