@@ -153,7 +153,7 @@ struct Hosts {
 /// Starts the peer `args` in namespace `ns`.
 test::Process peer_in(const Namespace& ns, std::vector<std::string> args) {
   args.insert(args.begin(), {ip_path(), "netns", "exec", ns.name, MULTIHOST_PEER_PATH});
-  return test::Process(std::move(args));
+  return test::Process(std::move(args), test::Process::Stdin::pipe);
 }
 
 /// Waits (bounded) for a server's "serving HOST:PORT" and returns "HOST:PORT".
