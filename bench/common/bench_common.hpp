@@ -135,7 +135,7 @@ enum class Workload { w1, w2, w3, w4, mem, conn, w6, w7, w8 };
 ///                    [--events N]
 /// Defaults follow issue 5: W1 2,000 + 20,000 calls; W2 one connection, 128 in flight, 0.5 s +
 /// 5 s; W3 1,000 + 10,000 chains; W4 depth 1, 5 + 40 chains. W7 (issue 10) 2,000 + 20,000
-/// calls; W8 1 + 5 publishes of 50,000 events.
+/// calls; W8 1 + 5 publishes of 20,000 events.
 struct Options {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;
@@ -152,7 +152,7 @@ struct Options {
   int actors = 0;              // W2: 0 calls `add`; N >= 1 reads a value from N server objects, one actor each
   int handles = 10'000;        // MEM: live handles to hold
   int spin_us = 200;           // W6: CPU time each call uses on the server
-  int events = 50'000;         // W8: events pushed per publish
+  int events = 20'000;         // W8: events pushed per publish
 
   int iterations_or(int fallback) const { return iterations >= 0 ? iterations : fallback; }
   int warmup_or(int fallback) const { return warmup >= 0 ? warmup : fallback; }
