@@ -27,8 +27,10 @@ awk '
     }
     if ("actors" in f) { m = m " over " f["actors"] " actor(s)"; key = key sprintf(" A%05d", f["actors"]) }
     if ("handles" in f) { m = "live handles, " f["handles"]; key = key sprintf(" %08d", f["handles"]) }
-    split("median_us p99_us mean_us calls_per_s median_ms round_trips bytes_per_handle bytes_per_connection", metrics, " ")
-    for (j = 1; j <= 8; j++)
+    if (m == "W7") m = "W7 callback round trip"
+    if ("events" in f) m = m " push, " f["events"] " events per publish"
+    split("median_us p99_us mean_us calls_per_s median_ms round_trips bytes_per_handle bytes_per_connection events_per_s", metrics, " ")
+    for (j = 1; j <= 9; j++)
       if (metrics[j] in f) printf "%s %d\t%s\t%s\t%s\t%s\n", key, j, m, metrics[j], f["peer"], f[metrics[j]]
   }' "$jsonl" | sort -t$'\t' -k1,1 >"$work/rows.tsv"
 
@@ -50,7 +52,8 @@ rounds=$(awk -F'\t' '$3 == "median_us" && $2 == "W1" { n[$4]++ } END { m = 0; fo
   echo
   echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), commit $(git -C "$results" rev-parse --short HEAD 2>/dev/null || echo unknown), 1-minute load average before the run ${BENCH_LOAD_BEFORE:-unknown}."
   echo "W4 runs through a proxy holding each chunk 5 ms each way; round_trips = median / measured proxy ping."
-  echo "Ratios are remoteable / baseline. W1, W2 and W3 are the median of ${rounds:-1} interleaved rounds."
+  echo "Ratios are remoteable / baseline. W1, W2 and W3 (W7 and W8 too) are the median of ${rounds:-1} interleaved rounds."
+  echo "W7: a call whose server calls back a client object once (targets: remoteable / raw_capnp at most 1.0 in latency); W8: server-to-client pushes, events_per_s (at least 1.0)."
   echo
   echo "remoteable_tls is remoteable over TLS (1.3, P-256 certificate); its last column is remoteable_tls / remoteable."
   echo

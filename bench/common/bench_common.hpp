@@ -124,13 +124,18 @@ class JsonLine {
 /// MEM and CONN are remoteable's memory measurements (server RSS per live handle and per idle
 /// connection), W6 its compute-bound throughput (a method that uses --spin-us of CPU, 200 µs by
 /// default, on --actors actors); the baselines do not implement them.
-enum class Workload { w1, w2, w3, w4, mem, conn, w6 };
+/// W7 and W8 are the callbacks of issue 10 (raw Cap'n Proto and remoteable): W7 a call whose
+/// server calls back a client object once before it answers, W8 events pushed by the server to
+/// a client object (--events per publish, --iterations publishes).
+enum class Workload { w1, w2, w3, w4, mem, conn, w6, w7, w8 };
 
 /// The command line every `<peer>_bench_client` accepts:
-///   PORT W1|W2|W3|W4 [--iterations N] [--warmup N] [--seconds S] [--warmup-seconds S]
+///   PORT W1|W2|W3|W4|W7|W8 [--iterations N] [--warmup N] [--seconds S] [--warmup-seconds S]
 ///                    [--in-flight N] [--connections N] [--depth K] [--rtt-port P] [--host H]
+///                    [--events N]
 /// Defaults follow issue 5: W1 2,000 + 20,000 calls; W2 one connection, 128 in flight, 0.5 s +
-/// 5 s; W3 1,000 + 10,000 chains; W4 depth 1, 5 + 40 chains.
+/// 5 s; W3 1,000 + 10,000 chains; W4 depth 1, 5 + 40 chains. W7 (issue 10) 2,000 + 20,000
+/// calls; W8 1 + 5 publishes of 20,000 events.
 struct Options {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;
@@ -147,6 +152,7 @@ struct Options {
   int actors = 0;              // W2: 0 calls `add`; N >= 1 reads a value from N server objects, one actor each
   int handles = 10'000;        // MEM: live handles to hold
   int spin_us = 200;           // W6: CPU time each call uses on the server
+  int events = 20'000;         // W8: events pushed per publish
 
   int iterations_or(int fallback) const { return iterations >= 0 ? iterations : fallback; }
   int warmup_or(int fallback) const { return warmup >= 0 ? warmup : fallback; }
@@ -166,9 +172,10 @@ T parse_number(std::string_view text, std::string_view what) {
 inline Options parse_options(int argc, char** argv) {
   auto usage = [&] {
     fail(std::string("usage: ") + argv[0] +
-         " PORT W1|W2|W3|W4 [--iterations N] [--warmup N] [--seconds S] [--warmup-seconds S]"
+         " PORT W1|W2|W3|W4|W7|W8 [--iterations N] [--warmup N] [--seconds S] [--warmup-seconds S]"
          " [--in-flight N] [--connections N] [--depth K] [--rtt-port P] [--host H] [--actors N] [--handles N]"
-         " (remoteable also: MEM --handles N, CONN --connections N, W6 [--actors N] [--spin-us US])");
+         " (remoteable also: MEM --handles N, CONN --connections N, W6 [--actors N] [--spin-us US];"
+         " raw Cap'n Proto and remoteable also: W7, W8 [--events N])");
   };
   if (argc < 3) usage();
   Options o;
@@ -181,6 +188,8 @@ inline Options parse_options(int argc, char** argv) {
   else if (o.workload_name == "MEM") o.workload = Workload::mem;
   else if (o.workload_name == "CONN") o.workload = Workload::conn, o.connections = 1000;
   else if (o.workload_name == "W6") o.workload = Workload::w6, o.in_flight = 2, o.actors = 1;
+  else if (o.workload_name == "W7") o.workload = Workload::w7;
+  else if (o.workload_name == "W8") o.workload = Workload::w8;
   else usage();
   for (int i = 3; i < argc; ++i) {
     std::string_view flag = argv[i];
@@ -198,9 +207,10 @@ inline Options parse_options(int argc, char** argv) {
     else if (flag == "--actors") o.actors = detail::parse_number<int>(v, "actors");
     else if (flag == "--handles") o.handles = detail::parse_number<int>(v, "handles");
     else if (flag == "--spin-us") o.spin_us = detail::parse_number<int>(v, "spin-us");
+    else if (flag == "--events") o.events = detail::parse_number<int>(v, "events");
     else usage();
   }
-  if (o.in_flight < 1 || o.connections < 1 || o.depth < 1) usage();
+  if (o.in_flight < 1 || o.connections < 1 || o.depth < 1 || o.events < 1) usage();
   return o;
 }
 
@@ -247,8 +257,23 @@ inline void print_latency(std::string_view peer, std::string_view workload, cons
   auto sum = s.summarize();
   JsonLine line(peer, workload);
   line.field("median_us", sum.median_us).field("p99_us", sum.p99_us);
-  if (workload == "W1") line.field("mean_us", sum.mean_us);
+  if (workload == "W1" || workload == "W7") line.field("mean_us", sum.mean_us);
   line.field("samples", static_cast<std::int64_t>(s.size())).print();
+}
+
+/// Prints the W8 line: the median over the timed publishes of events / publish's wall time.
+inline void print_push(std::string_view peer, const Options& o, std::vector<double> events_per_s) {
+  if (events_per_s.empty()) fail("no publishes timed");
+  std::sort(events_per_s.begin(), events_per_s.end());
+  const auto n = events_per_s.size();
+  const double median = n % 2 ? events_per_s[n / 2] : (events_per_s[n / 2 - 1] + events_per_s[n / 2]) / 2;
+  JsonLine(peer, "W8")
+      .field("events", o.events)
+      .field("events_per_s", median)
+      .field("min_events_per_s", events_per_s.front())
+      .field("max_events_per_s", events_per_s.back())
+      .field("publishes", static_cast<std::int64_t>(n))
+      .print();
 }
 
 /// Prints the W4 line. `rtt_ms` is the proxy's raw round trip, 0 when not measured.

@@ -15,4 +15,17 @@ interface Bench {
   # function add(a, b).
   root @0 () -> (node :Node);
   add @1 (a :Int64, b :Int64) -> (sum :Int64);
+  # W7 (issue 10): calls sink.triple(x) once and answers with its y.
+  ask @2 (sink :Sink, x :Int64) -> (y :Int64);
+  # W8 (issue 10): sends sink.onEvent(0) ... onEvent(n - 1) with at most 1,000 unanswered at a
+  # time, then awaits sink.count() and answers with it.
+  publish @3 (sink :Sink, n :Int64) -> (count :UInt64);
+}
+
+interface Sink {
+  # A client's object, passed to the server as a parameter (W7, W8).
+  onEvent @0 (i :Int64) -> ();
+  triple @1 (x :Int64) -> (y :Int64);
+  # Events received since the client last reset it.
+  count @2 () -> (n :UInt64);
 }

@@ -1,4 +1,4 @@
-// raw_capnp_bench_client PORT W1|W2|W3|W4 [options]: the raw Cap'n Proto baseline.
+// raw_capnp_bench_client PORT W1|W2|W3|W4|W7|W8 [options]: the raw Cap'n Proto baseline.
 //
 // W1: sequential Bench.add calls. W2: closed loop, --in-flight calls per connection over
 // --connections EzRpcClients sharing this thread's event loop. W3/W4: the chain
@@ -6,10 +6,17 @@
 // promised capability, so the whole chain is one round trip. Cap'n Proto cannot pipeline on
 // an Int64 result, so the final `+ 4` is done here on the client after the round trip; the
 // sum must be 42.
+// W7: sequential Bench.ask(sink, i), where the server calls sink.triple(i) back once before it
+// answers; the answer must be 3i. W8: Bench.publish(sink, n): the server sends n
+// sink.onEvent(i) calls (at most 1,000 unanswered), then awaits sink.count(); events/s over
+// the publish, which must have delivered all n in order. The sink is one capability made once
+// and passed as a parameter to every call; this thread's event loop serves its calls while it
+// waits for the answer.
 
 #include <capnp/ez-rpc.h>
 #include <kj/async.h>
 #include <string>
+#include <vector>
 
 #include "bench.capnp.h"
 #include "bench_common.hpp"
@@ -106,6 +113,77 @@ void chain_latency(const bench::Options& o) {
   else bench::print_latency(peer, "W3", samples);
 }
 
+/// The client's object the server calls back (W7, W8). Runs on this thread's event loop.
+class SinkImpl final : public Sink::Server {
+ public:
+  void reset() { received = 0, next = 0, in_order = true; }
+  std::uint64_t received = 0;
+  std::int64_t next = 0;
+  bool in_order = true;
+
+ protected:
+  kj::Promise<void> onEvent(OnEventContext context) override {
+    auto i = context.getParams().getI();
+    if (i != next) in_order = false;
+    next = i + 1;
+    ++received;
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> triple(TripleContext context) override {
+    context.getResults().setY(3 * context.getParams().getX());
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> count(CountContext context) override {
+    context.getResults().setN(received);
+    return kj::READY_NOW;
+  }
+};
+
+void callback_latency(const bench::Options& o) {
+  capnp::EzRpcClient client(address(o));
+  auto& ws = client.getWaitScope();
+  auto bench_cap = client.getMain<Bench>();
+  Sink::Client sink = kj::heap<SinkImpl>();
+  const int warmup = o.warmup_or(2'000), timed = o.iterations_or(20'000);
+  bench::Samples samples(timed);
+  for (int i = 0; i < warmup + timed; ++i) {
+    auto t0 = bench::clock::now();
+    auto request = bench_cap.askRequest();
+    request.setSink(sink);
+    request.setX(i);
+    auto y = request.send().wait(ws).getY();
+    auto t1 = bench::clock::now();
+    bench::expect_value(y, 3 * static_cast<std::int64_t>(i), "ask(sink, i)");
+    if (i >= warmup) samples.add(t1 - t0);
+  }
+  bench::print_latency(peer, "W7", samples);
+}
+
+void push_throughput(const bench::Options& o) {
+  capnp::EzRpcClient client(address(o));
+  auto& ws = client.getWaitScope();
+  auto bench_cap = client.getMain<Bench>();
+  auto owned = kj::heap<SinkImpl>();
+  SinkImpl& impl = *owned;
+  Sink::Client sink = kj::mv(owned);
+  const int warmup = o.warmup_or(1), timed = o.iterations_or(5);
+  std::vector<double> rates;
+  for (int r = 0; r < warmup + timed; ++r) {
+    impl.reset();
+    auto t0 = bench::clock::now();
+    auto request = bench_cap.publishRequest();
+    request.setSink(sink);
+    request.setN(o.events);
+    auto count = request.send().wait(ws).getCount();
+    auto t1 = bench::clock::now();
+    bench::expect_value(static_cast<std::int64_t>(count), o.events, "publish(sink, n): sink.count()");
+    bench::expect_value(static_cast<std::int64_t>(impl.received), o.events, "events received");
+    bench::expect_value(impl.in_order ? 1 : 0, 1, "events in order");
+    if (r >= warmup) rates.push_back(o.events / bench::seconds_between(t0, t1));
+  }
+  bench::print_push(peer, o, rates);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -115,5 +193,8 @@ int main(int argc, char** argv) {
     case bench::Workload::w2: throughput(o); break;
     case bench::Workload::w3:
     case bench::Workload::w4: chain_latency(o); break;
+    case bench::Workload::w7: callback_latency(o); break;
+    case bench::Workload::w8: push_throughput(o); break;
+    default: bench::fail("raw_capnp_bench_client: W1-W4, W7 and W8 only");
   }
 }

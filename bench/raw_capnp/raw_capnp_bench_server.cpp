@@ -1,8 +1,9 @@
 // raw_capnp_bench_server PORT: the object model of bench.capnp served by capnp::EzRpcServer on
-// one thread. Prints "READY <port>" once listening.
+// one thread, and W7/W8's calls back to the client's Sink. Prints "READY <port>" once listening.
 
 #include <capnp/ez-rpc.h>
 #include <kj/debug.h>
+#include <algorithm>
 #include <iostream>
 #include <map>
 
@@ -39,6 +40,26 @@ class NodeImpl final : public Node::Server {
   std::map<std::int64_t, Node::Client> children_;
 };
 
+/// The pushes of one publish (W8): `window` lanes, each sending the next event when its last
+/// one is answered, so that at most `window` are unanswered. Events are sent in index order
+/// (each lane takes `next` when it sends) on one capability, which Cap'n Proto delivers in order.
+struct Push {
+  Push(Sink::Client s, std::int64_t count) : sink(kj::mv(s)), n(count) {}
+  Sink::Client sink;
+  std::int64_t n;
+  std::int64_t next = 0;
+};
+
+/// The raw server's push window: the same bound as remoteable's ServerOptions::push_window.
+constexpr std::int64_t push_window = 1000;
+
+kj::Promise<void> push_lane(Push& push) {
+  if (push.next >= push.n) return kj::READY_NOW;
+  auto request = push.sink.onEventRequest();
+  request.setI(push.next++);
+  return request.send().then([&push](capnp::Response<Sink::OnEventResults>&&) { return push_lane(push); });
+}
+
 class BenchImpl final : public Bench::Server {
  protected:
   kj::Promise<void> root(RootContext context) override {
@@ -50,6 +71,28 @@ class BenchImpl final : public Bench::Server {
     auto params = context.getParams();
     context.getResults().setSum(params.getA() + params.getB());
     return kj::READY_NOW;
+  }
+
+  kj::Promise<void> ask(AskContext context) override {
+    auto params = context.getParams();
+    auto request = params.getSink().tripleRequest();
+    request.setX(params.getX());
+    return request.send().then([context](capnp::Response<Sink::TripleResults>&& r) mutable {
+      context.getResults().setY(r.getY());
+    });
+  }
+
+  kj::Promise<void> publish(PublishContext context) override {
+    auto params = context.getParams();
+    auto push = kj::heap<Push>(params.getSink(), params.getN());
+    const auto lanes = std::min(push_window, push->n);
+    auto sending = kj::heapArrayBuilder<kj::Promise<void>>(static_cast<std::size_t>(std::max<std::int64_t>(lanes, 0)));
+    for (std::int64_t k = 0; k < lanes; ++k) sending.add(push_lane(*push));
+    return kj::joinPromises(sending.finish()).then([context, push = kj::mv(push)]() mutable {
+      return push->sink.countRequest().send().then([context](capnp::Response<Sink::CountResults>&& r) mutable {
+        context.getResults().setCount(r.getN());
+      });
+    });
   }
 
  private:

@@ -1,4 +1,4 @@
-// remoteable_bench_client PORT W1|W2|W3|W4|W6|MEM|CONN [options]: the remoteable peer, through
+// remoteable_bench_client PORT W1|W2|W3|W4|W6|W7|W8|MEM|CONN [options]: the remoteable peer, through
 // the public client API only.
 //
 // W1: sequential `add(i, 2)`. W2: closed loop, --in-flight coroutines per connection each
@@ -7,6 +7,12 @@
 // nobody holds the handles in between, so the steps travel as one Handle.chain call (the raw
 // Cap'n Proto peer pipelines one call per step, and adds the 4 locally). The result must be 42.
 // W6: compute-bound throughput, spin(200 µs of CPU) over 1 to 1,000 actors (see compute()).
+// W7/W8 (issue 10): the client shares a Sink (ClientOptions::registry, Client::share) once and
+// passes the same handle to every call. W7: sequential hub.ask(sink, i), where the server awaits
+// sink.triple(i) before it answers; the answer must be 3i. W8: hub.publish(sink, n): the server
+// pushes n sink.on_event(i) without awaiting them, then awaits sink.count(); events/s over the
+// publish, which must have delivered all n in order. The sink's calls run on the client's actor
+// pool (ClientOptions::actor_threads, 1), not on the main thread.
 //
 // Everything runs on one io_context driven by the main thread, so evaluations complete there and
 // the shared counters need no lock.
@@ -19,9 +25,11 @@
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
+#include <atomic>
 #include <cstdint>
 #include <exception>
 #include <iostream>
+#include <memory>
 #include <vector>
 
 #include <cstdlib>
@@ -37,12 +45,14 @@ namespace {
 const char* const tls_ca = std::getenv("BENCH_TLS_CA");
 const std::string_view peer = tls_ca != nullptr && *tls_ca != '\0' ? "remoteable_tls" : "remoteable";
 
-asio::awaitable<remoteable::Client> connect(const bench::Options& o) {
+asio::awaitable<remoteable::Client> connect(const bench::Options& o,
+                                            std::shared_ptr<const remoteable::Registry> registry = nullptr) {
   // Named locals, not temporaries inside the co_await expression: with g++ 12,
   // `co_await connect(co_await this_coro::executor, {host, port})` frees an invalid pointer.
   auto executor = co_await asio::this_coro::executor;
   remoteable::Endpoint endpoint{o.host, o.port};
   remoteable::ClientOptions options;
+  options.registry = std::move(registry);
   if (peer == "remoteable_tls") {
     options.tls.enabled = true;
     options.tls.ca_file = tls_ca;
@@ -227,6 +237,64 @@ asio::awaitable<void> compute(bench::Options o) {
   bench::print_throughput(peer, o, window.calls_per_s());
 }
 
+/// W7 and W8's client object. Its calls run on the client's actor pool, one at a time; the main
+/// thread resets and reads it between publishes, when none is running: atomics, no lock.
+struct Sink {
+  void on_event(std::int64_t i) {
+    if (i != next.load(std::memory_order_relaxed)) in_order.store(false, std::memory_order_relaxed);
+    next.store(i + 1, std::memory_order_relaxed);
+    received.fetch_add(1, std::memory_order_release);
+  }
+  std::int64_t triple(std::int64_t x) { return 3 * x; }
+  std::int64_t count() const { return received.load(std::memory_order_acquire); }
+  void reset() { received = 0, next = 0, in_order = true; }
+
+  std::atomic<std::int64_t> received{0}, next{0};
+  std::atomic<bool> in_order{true};
+};
+
+std::shared_ptr<const remoteable::Registry> sink_types() {
+  auto types = std::make_shared<remoteable::Registry>();
+  types->class_<Sink>("Sink").method("on_event", &Sink::on_event).method("triple", &Sink::triple).method("count", &Sink::count);
+  return types;
+}
+
+asio::awaitable<void> callback_latency(bench::Options o) {
+  auto client = co_await connect(o, sink_types());
+  auto sink = client.share(std::make_shared<Sink>());
+  auto hub = client.fetch("hub");
+  const int warmup = o.warmup_or(2'000), timed = o.iterations_or(20'000);
+  bench::Samples samples(timed);
+  for (int i = 0; i < warmup + timed; ++i) {
+    auto t0 = bench::clock::now();
+    auto y = co_await hub.call("ask", sink, i).as<std::int64_t>();
+    auto t1 = bench::clock::now();
+    bench::expect_value(y, 3 * static_cast<std::int64_t>(i), "hub.ask(sink, i)");
+    if (i >= warmup) samples.add(t1 - t0);
+  }
+  bench::print_latency(peer, "W7", samples);
+}
+
+asio::awaitable<void> push_throughput(bench::Options o) {
+  auto client = co_await connect(o, sink_types());
+  auto impl = std::make_shared<Sink>();
+  auto sink = client.share(impl);
+  auto hub = client.fetch("hub");
+  const int warmup = o.warmup_or(1), timed = o.iterations_or(5);
+  std::vector<double> rates;
+  for (int r = 0; r < warmup + timed; ++r) {
+    impl->reset();
+    auto t0 = bench::clock::now();
+    auto count = co_await hub.call("publish", sink, o.events).as<std::int64_t>();
+    auto t1 = bench::clock::now();
+    bench::expect_value(count, o.events, "hub.publish(sink, n): sink.count()");
+    bench::expect_value(impl->count(), o.events, "events received");
+    bench::expect_value(impl->in_order ? 1 : 0, 1, "events in order");
+    if (r >= warmup) rates.push_back(o.events / bench::seconds_between(t0, t1));
+  }
+  bench::print_push(peer, o, rates);
+}
+
 remoteable::Handle chain(const remoteable::Handle& root, int depth) {
   auto node = root;
   for (int d = 0; d < depth; ++d) node = node.call("child", 0);
@@ -268,6 +336,8 @@ int main(int argc, char** argv) {
       case bench::Workload::mem: return memory_per_handle(o);
       case bench::Workload::conn: return memory_per_connection(o);
       case bench::Workload::w6: return compute(o);
+      case bench::Workload::w7: return callback_latency(o);
+      case bench::Workload::w8: return push_throughput(o);
       default: return chain_latency(o);
     }
   };

@@ -1,6 +1,6 @@
 // remoteable_bench_server PORT [ADVERTISED_PORT] [--metrics HOST:PORT]: the benchmark's object
 // model served by remoteable. Exports "root" (a Node whose value is 38), "add" (a free
-// function) and W6's "spin0" to "spin999" (Spinner objects, one actor each). Prints "READY
+// function), "hub" (W7 and W8's calls back to a client's object) and W6's "spin0" to "spin999" (Spinner objects, one actor each). Prints "READY
 // <port>" once listening. --metrics turns ServerOptions::metrics on (scripts/bench-ab
 // --metrics-b measures what that costs). --tls-cert and --tls-key serve TLS (scripts/bench's
 // remoteable_tls peer).
@@ -66,6 +66,22 @@ struct Spinner {
 /// W6 exports this many spinners, "spin0" to "spin999", each its own actor.
 constexpr int spinners = 1000;
 
+/// W7 and W8 (issue 10): calls back the client object the caller passes ("hub"). ask calls
+/// cb.triple(x) once and answers with its answer. publish pushes sink.on_event(0) ...
+/// on_event(n - 1) without awaiting them (dropped handles: pushes, sent in order and bounded by
+/// ServerOptions::push_window, 1,000 unanswered by default), then awaits sink.count() and
+/// answers with it. Too many queued (documented: 64 windows) and a push fails, unseen, and so
+/// does the final count (seen at 200,000 events, not at 100,000): W8 pushes 20,000 per publish.
+struct Hub {
+  asio::awaitable<std::int64_t> ask(remoteable::Handle cb, std::int64_t x) {
+    co_return co_await cb.call("triple", x).as<std::int64_t>();
+  }
+  asio::awaitable<std::int64_t> publish(remoteable::Handle sink, std::int64_t n) {
+    for (std::int64_t i = 0; i < n; ++i) (void)sink.call("on_event", i);
+    co_return co_await sink.call("count").as<std::int64_t>();
+  }
+};
+
 /// This process's resident set size in bytes: the MEM and CONN measurements read it remotely.
 std::int64_t rss_bytes() {
   std::ifstream statm("/proc/self/statm");
@@ -117,6 +133,7 @@ int main(int argc, char** argv) {
   remoteable::Registry types;
   types.class_<Node>("Node").constructor<std::int64_t>().field("value", &Node::value).method("child", &Node::child);
   types.class_<Spinner>("Spinner").method("spin", &Spinner::spin);
+  types.class_<Hub>("Hub").method("ask", &Hub::ask).method("publish", &Hub::publish);
 
   raise_fd_limit();
   // MEM holds up to a million handles on one connection, CONN a thousand connections.
@@ -136,6 +153,7 @@ int main(int argc, char** argv) {
   export_add(server, types);
   server.export_function("rss_bytes", &rss_bytes);
   server.export_class<Node>("Node");  // W2 --actors N constructs N nodes: one actor each
+  server.export_object(std::make_shared<Hub>(), "hub");  // W7, W8
   for (int i = 0; i < spinners; ++i) server.export_object(std::make_shared<Spinner>(), "spin" + std::to_string(i));
   std::cout << "READY " << (args.size() == 2 ? args[1] : std::to_string(server.port())) << std::endl;
   server.run();
