@@ -71,7 +71,9 @@ struct ServerOptions {
   /// connection ends.
   std::size_t max_remote_handles_per_connection = 10'000;
   /// For server code's calls on handles to a peer's objects: as ClientOptions::push_window, per
-  /// connection.
+  /// connection, except that every step server code sends is awaited (never cancelled by
+  /// dropping its handle), and at most 64 windows of steps wait whether or not the window is
+  /// full: past that, server code's new steps fail at once (overloaded).
   std::size_t push_window = 1000;
   /// Calls one connection may have in flight, counted from the moment each is received (while
   /// its arguments are decoded and wait for the handles in them, too) until it ends however it

@@ -22,7 +22,9 @@ void PeerConnection::defer(std::uint64_t id, std::weak_ptr<HandleState> self, st
   if (!open_) return;
   // A peer that does not answer cannot make this side queue without bound: past the queue's
   // limit the step fails (its handle reports overloaded), as the window would only grow.
-  if (window_full() && deferred_.size() >= 64 * options_.push_window) {
+  // (A client's burst of steps is sent at the next turn, so only a full window counts there;
+  // server code's pushes come from other threads faster than the loop may turn.)
+  if ((window_full() || hosted_) && deferred_.size() >= 64 * options_.push_window) {
     set_cap(id, wire::Handle::Client(capnp::newBrokenCap(to_kj(RemoteError(
                     ErrorKind::overloaded, "too many steps wait for the peer to answer earlier ones (" +
                                                std::to_string(deferred_.size()) + ")")))));
@@ -130,9 +132,11 @@ kj::Maybe<kj::Promise<Value>> PeerConnection::send_request(std::uint64_t id, Req
   if (keep) set_cap(id, promise.getResult());
   if (fetch == wire::Handle::Fetch::NONE) {
     // A push (its handle was dropped before it went out): its answer is awaited all the same,
-    // or dropping the question would let the peer cancel the call. (A step whose handle is
-    // still held is not: dropping that handle later cancels it, as it always has.)
-    if (!keep) track(promise.ignoreResult());
+    // or dropping the question would let the peer cancel the call. A client's step whose handle
+    // is still held is not: dropping that handle later cancels it, as it always has. Server code
+    // (hosted) runs on other threads than the loop, which may send a step before the thread
+    // that made it has dropped its handle: there every step is awaited.
+    if (!keep || hosted_) track(promise.ignoreResult());
     return nullptr;
   }
   return promise.then([conn = shared_from_this(), fetch](auto response) { return fetched_value(*conn, response, fetch); });
