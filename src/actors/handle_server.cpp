@@ -427,6 +427,7 @@ wire::Handle::Client ServerCore::remote_cap(const Handle& handle) {
   auto& state = access::state(handle);
   if (!state) throw to_kj(RemoteError(ErrorKind::disconnected, "empty handle"));
   auto& peer = *state->connection;
+  if (!peer.open()) throw to_kj(RemoteError(ErrorKind::disconnected, "the peer's connection is closed"));
   // Cap'n Proto passes a capability on over any connection of the same loop (calls on it then
   // go through this server to the peer). A handle of another loop (another network thread's
   // connection, a Client this server's code made) would need a relay.

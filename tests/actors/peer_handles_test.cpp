@@ -233,3 +233,24 @@ TEST_CASE("a Handle parameter takes a peer's object; the server's own objects ar
   CHECK(test::error_of(f.context, relay.call("hold", 5).get()) == ErrorKind::type);
 }
 
+
+TEST_CASE("a held handle sent to another connection: through the server on the same network thread, refused across") {
+  for (unsigned threads : {1u, 2u}) {
+    remoteable::ServerOptions options;
+    options.network_threads = threads;
+    Fixture f(options);
+    auto relay = f.to_b->fetch("relay");
+    f.run(relay.call("hold", f.to_a->fetch("sink")).get());
+    // A second connection to B: with one network thread it shares the first one's; with two it
+    // gets the other thread (a new connection goes where there are fewest).
+    auto other = test::connect(f.context, {"127.0.0.1", f.b->port()});
+    REQUIRE(f.eventually([&] { return f.b->server().connections() == 2; }));
+    auto held = other.fetch("relay").attr("held");
+    if (threads == 1) {
+      CHECK(f.run(held.call("next").as<std::int64_t>()) == 1);  // other -> B -> to_b's client -> A
+    } else {
+      CHECK(test::error_of(f.context, held.call("next").as<std::int64_t>()) == ErrorKind::type);
+    }
+    other.close();
+  }
+}
