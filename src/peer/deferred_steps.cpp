@@ -61,9 +61,9 @@ void PeerConnection::send_deferred(bool windowed) {
   sending_deferred_ = false;
 }
 
-void PeerConnection::ordered(kj::Function<void()> f) {
+void PeerConnection::ordered(kj::Function<void()> f, std::uint64_t id, std::shared_ptr<CompletionBase> completion) {
   if (!open_ || !must_wait()) return f();
-  held_back_.push_back(kj::mv(f));
+  held_back_.push_back(HeldBack{kj::mv(f), id, kj::mv(completion)});
 }
 
 void PeerConnection::track(kj::Promise<void> answered) {
@@ -88,9 +88,9 @@ void PeerConnection::resume() {
     self->send_deferred(true);
     // Each waiting operation goes, in order, once the pushes before it fit in the window.
     while (!self->held_back_.empty() && !self->pushes_wait()) {
-      auto f = kj::mv(self->held_back_.front());
+      auto h = kj::mv(self->held_back_.front());
       self->held_back_.pop_front();
-      f();
+      h.run();
       self->send_deferred(true);
     }
   });

@@ -231,7 +231,15 @@ void PeerConnection::abandon() {
 
 void PeerConnection::cancel(std::uint64_t id) {
   auto it = live_.find(id);
-  if (it != live_.end()) it->second.cancel->fulfill();
+  if (it != live_.end()) return it->second.cancel->fulfill();
+  // Still waiting behind pushes (a peer that does not answer them): it ends now.
+  for (auto h = held_back_.begin(); h != held_back_.end(); ++h) {
+    if (h->id != id || !h->completion) continue;
+    auto completion = std::move(h->completion);
+    held_back_.erase(h);
+    completion->fail(std::make_exception_ptr(RemoteError(ErrorKind::cancelled, "the call was cancelled")));
+    return;
+  }
 }
 
 std::shared_ptr<HandleState> PeerConnection::new_handle() {

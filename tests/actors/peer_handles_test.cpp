@@ -74,6 +74,13 @@ struct Relay {
     Handle h = *held;
     co_return co_await remoteable::with_timeout(h.call("wait").as<bool>(), std::chrono::milliseconds(ms));
   }
+  /// Pushes `n` calls of wait() to the held gate, then waits at most `ms` for one more: behind
+  /// pushes that a peer does not answer, the deadline still ends the wait.
+  asio::awaitable<bool> flood_then_wait(std::int64_t n, std::int64_t ms) {
+    Handle h = *held;
+    for (std::int64_t i = 0; i < n; ++i) (void)h.call("wait");
+    co_return co_await remoteable::with_timeout(h.call("wait").as<bool>(), std::chrono::milliseconds(ms));
+  }
   /// Pushes 0..n-1 to every subscriber without awaiting each, then evaluates each one's count:
   /// the subscribers that answered (a subscriber that fails is dropped).
   asio::awaitable<std::int64_t> push(std::int64_t n) {
@@ -110,6 +117,7 @@ struct Fixture {
         .method("subscribe", &Relay::subscribe)
         .method("ping", &Relay::ping)
         .method("wait_within", &Relay::wait_within)
+        .method("flood_then_wait", &Relay::flood_then_wait)
         .method("push", &Relay::push)
         .method("last_error_kind", &Relay::last_error_kind)
         .property("held", &Relay::get_held);
@@ -212,6 +220,16 @@ TEST_CASE("with_timeout bounds server code waiting on a peer that does not answe
   f.run(relay.call("hold", f.to_a->fetch("gate")).get());
   CHECK(test::error_of(f.context, relay.call("wait_within", 200).as<bool>()) == ErrorKind::timeout);
   f.gate->release();
+  CHECK(f.run(relay.call("wait_within", 20'000).as<bool>()));
+}
+
+TEST_CASE("with_timeout ends a wait queued behind pushes that the peer does not answer") {
+  Fixture f;
+  auto relay = f.to_b->fetch("relay");
+  f.run(relay.call("hold", f.to_a->fetch("gate")).get());
+  // 2,000 pushes fill the window (1,000): the last evaluation waits behind them.
+  CHECK(test::error_of(f.context, relay.call("flood_then_wait", 2'000, 300).as<bool>()) == ErrorKind::timeout);
+  f.gate->release();  // A answers them all now
   CHECK(f.run(relay.call("wait_within", 20'000).as<bool>()));
 }
 

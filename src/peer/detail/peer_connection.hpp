@@ -142,8 +142,9 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   /// connection sends them all (ordered() has made it wait until the pushes among them fit). [loop]
   void send_deferred(bool windowed = false);
   /// Runs `f` now, or, while steps made before it wait for the window, after them, in order.
-  /// What uses the connection (an evaluation, a fetch, a store) goes through it. [loop]
-  void ordered(kj::Function<void()> f);
+  /// What uses the connection (an evaluation, a fetch, a store) goes through it. An evaluation
+  /// passes its id and completion: cancelled while it waits (cancel(id)), it fails at once. [loop]
+  void ordered(kj::Function<void()> f, std::uint64_t id = 0, std::shared_ptr<CompletionBase> completion = nullptr);
   /// If the last deferred step makes handle `id`: sends the others, then it with `fetch`, and
   /// returns its value. Else nothing. The steps before it that make handles nobody else holds
   /// (each held only by the step made on it) go with it in one Handle.chain call; so does the
@@ -215,7 +216,7 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   void run_held_back() {
     auto held = kj::mv(held_back_);
     held_back_.clear();
-    for (auto& f : held) f();
+    for (auto& h : held) h.run();
   }
   bool window_full() const { return unanswered_ >= options_.push_window; }
   /// Whether an operation made now must wait behind steps that wait for the window: the pushes
@@ -224,7 +225,12 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   bool must_wait() const { return !held_back_.empty() || pushes_wait(); }
   bool pushes_wait() const;  ///< the deferred part of must_wait()
   std::size_t unanswered_ = 0;                                       // [loop]
-  std::deque<kj::Function<void()>> held_back_;                       // [loop]
+  struct HeldBack {
+    kj::Function<void()> run;
+    std::uint64_t id;                          ///< an evaluation's, else 0
+    std::shared_ptr<CompletionBase> completion;  ///< an evaluation's, else null
+  };
+  std::deque<HeldBack> held_back_;                                   // [loop]
   bool resume_posted_ = false;                                       // [loop]
   kj::Maybe<kj::Promise<Value>> send_step(Deferred& d, wire::Handle::Fetch fetch);  // [loop]
   /// Sends `run` (each step made on the one before) as one Handle.chain call. [loop]
@@ -267,6 +273,7 @@ asio::awaitable<T> PeerConnection::evaluate(Build build) {
         }
         bool submitted = self->submit([self, build = std::move(build), completion, id]() mutable {
           // Behind steps that wait for the window (pushes to a peer that answers slowly): after them.
+          auto done = std::static_pointer_cast<CompletionBase>(completion);
           self->ordered([self, build = kj::mv(build), completion, id]() mutable {
             if (!self->open_) return completion->fail(self->closed_error("the connection is closed"));
             kj::Promise<T> promise = nullptr;
@@ -300,7 +307,7 @@ asio::awaitable<T> PeerConnection::evaluate(Build build) {
                              // The task belongs to tasks_, a member: `this` outlives it.
                              .attach(kj::defer([connection = self.get(), id] { connection->live_.erase(id); })));
             }
-          });
+          }, id, kj::mv(done));
         });
         if (!submitted) completion->fail(disconnected_error("the peer's connection is closed"));
       },
