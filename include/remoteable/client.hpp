@@ -57,7 +57,8 @@ class Client {
     if (!object) throw std::invalid_argument("Client::share: the object is null");
     return share_object(shared_registry().make_ref(std::move(object)));
   }
-  /// Objects this client shares that its server holds handles to (for leak checks).
+  /// Capabilities to the objects this client shares that are alive: held by its server, or by
+  /// this client's own handles from share() (for leak checks).
   std::size_t shared_handles() const;
 
   /// Closes the connection now. Pending awaits end with a disconnected error. Idempotent.

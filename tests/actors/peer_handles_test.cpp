@@ -192,7 +192,6 @@ TEST_CASE("a held handle keeps the peer's object alive until the server drops it
   REQUIRE(f.eventually([&] { return test::Counted::live.load() == before + 1; }));
   f.to_b->close();
   CHECK(f.eventually([&] { return test::Counted::live.load() == before; }));
-  CHECK(f.eventually([&] { return f.a->server().live_handles() == 0 || f.a->server().connections() == 1; }));
 }
 
 TEST_CASE("a call on a held handle whose connection is gone fails with disconnected, and the server goes on") {

@@ -1,10 +1,7 @@
 #pragma once
 // The built-in server-side types: boxed plain values, lists, maps, class objects and functions.
 
-#include <atomic>
-#include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <map>
 #include <string>
 #include <vector>

@@ -22,7 +22,8 @@ class PeerHost {
   /// Drops every capability and call of the connection; calls still running on actors find
   /// nothing to answer. [loop]
   virtual void close() = 0;
-  /// Objects of this side that the peer holds handles to (for leak checks). Any thread.
+  /// Capabilities to this side's shared objects alive (held by the peer, or by this side's own
+  /// handles from share()), for leak checks. Any thread.
   virtual std::size_t live_handles() const = 0;
 };
 

@@ -65,7 +65,9 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
                  std::shared_ptr<std::atomic<std::size_t>> live = nullptr);
   ~PeerConnection();
 
-  const std::shared_ptr<KjLoop>& loop() const { return loop_; }  ///< a client's only (hosted: use submit)
+  /// The loop. A hosted one's is reset when it closes: read it only on the loop (off it, use
+  /// submit()).
+  const std::shared_ptr<KjLoop>& loop() const { return loop_; }
   bool hosted() const { return hosted_; }
   /// Runs `f` on the loop, in the order of submission from each thread (KjLoop::run for a
   /// client's; always queued for a hosted one, whose calls come from actors on several threads
