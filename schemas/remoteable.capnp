@@ -83,6 +83,12 @@ interface Handle {
     # handle. A failing step fails the chain. The client sends a chain for steps whose
     # intermediate handles nobody holds: one call instead of one per step.
 
+  iterate  @14 () -> ();  # placeholder, so that @16 compiles: iteration's own definition replaces it
+  slice    @15 () -> ();  # placeholder, as above
+  openStream @16 (method :Text) -> (stream :Stream);
+    # A stream of calls to this object's method `method`: each Stream.write runs it with its
+    # arguments, one at a time, in order.
+
   struct Step {
     union {
       attr   @0 :Text;
@@ -103,6 +109,18 @@ interface Handle {
     operand   @1 :Value;
     reflected @2 :Bool;
   }
+}
+
+interface Stream {
+  # The receiving end of a stream (Handle.openStream), on the sink object's actor. A writer keeps
+  # a bounded number of bytes of writes unanswered (its window); a write is answered once the
+  # sink's method has run for it. Once one write fails, every later call fails with its error
+  # and runs nothing.
+  write @0 (args :List(Value)) -> stream;
+  end   @1 (method :Text) -> ();
+    # After every write: runs `method` (no arguments) unless empty, and ends the stream.
+  fail  @2 (method :Text, kind :Text, message :Text) -> ();
+    # The writer ends the stream with an error: runs `method` (kind, message) unless empty.
 }
 
 interface Registry {

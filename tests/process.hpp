@@ -113,6 +113,7 @@ class Process {
     in_ = -1;
   }
 
+  pid_t pid() const { return pid_; }
   void kill(int signal) {
     if (pid_ > 0) ::kill(pid_, signal);
   }

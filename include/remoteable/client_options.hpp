@@ -78,6 +78,11 @@ struct ClientOptions {
   /// polling anything. The registry must outlive the client's connections. Null (the default):
   /// the client shares nothing and links no server code.
   std::shared_ptr<const Registry> registry;
+  /// Bytes of call messages the server may have in flight to this client's shared objects
+  /// (received, not yet answered: a stream's writes to a client sink among them). Past it the
+  /// client stops reading from the connection until calls end: back-pressure, not an error
+  /// (Cap'n Proto's flow limit), as ServerOptions::max_inflight_call_bytes. Zero turns it off.
+  std::size_t max_inflight_call_bytes = 64 * 1024 * 1024;
   /// Threads that run the calls on the objects this client shares (at least 1).
   unsigned actor_threads = 1;
 };

@@ -4,6 +4,7 @@
 #include <kj/debug.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -151,6 +152,8 @@ class HandleServer final : public wire::Handle::Server {
     return core_.on_actor(budget_, actor_, metered(CallOp::truthy, object_), [self = object_](Ctx&) -> Outcome { return ops::truthy(self); })
         .then([context](Outcome o) mutable { context.getResults().setValue(take<bool>(o)); }).attach(kj::mv(slot));
   }
+
+  kj::Promise<void> openStream(OpenStreamContext context) override;
 
   kj::Promise<void> describe(DescribeContext context) override {
     context.allowCancellation();
@@ -411,6 +414,89 @@ class HandleServer final : public wire::Handle::Server {
   std::shared_ptr<Budget> budget_;
   const bool read_only_;
 };
+
+/// The receiving end of one stream (Handle.openStream): each write runs the sink's method on
+/// its actor, as a call would. Cap'n Proto dispatches a `-> stream` method one call at a time and,
+/// once one throws, fails every later call on the capability with the same error; `failed_`
+/// holds to that on the actor too (a write already handed to the actor when the one before it
+/// fails runs nothing).
+///
+/// Lives on the loop, held by the writer's capability; holds the core by reference, as
+/// HandleServer does. The bytes of writes it holds are bounded by the writer's window, and
+/// against a writer that ignores it by ServerOptions::max_inflight_call_bytes (Cap'n Proto's flow
+/// limit: past it the connection is not read) and max_calls_per_connection.
+class StreamServer final : public wire::Stream::Server {
+ public:
+  StreamServer(ServerCore& core, Object object, std::shared_ptr<Actor> actor, std::shared_ptr<Budget> budget, std::string method)
+      : core_(core), object_(std::move(object)), actor_(std::move(actor)), budget_(std::move(budget)), method_(std::move(method)) {}
+
+ protected:
+  kj::Promise<void> write(WriteContext context) override {
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
+    auto args = context.getParams().getArgs();
+    if (zero_sized_elements(args)) throw to_kj(zero_sized_error(args.size()));
+    KJ_IF_MAYBE(objects, core_.decode_now(args)) { return run(method_, std::move(*objects)).attach(kj::mv(slot)); }
+    return core_.decode(args, budget_).then([this](std::vector<Object> objects) { return run(method_, std::move(objects)); })
+        .attach(kj::mv(slot));
+  }
+
+  kj::Promise<void> end(EndContext context) override {
+    CallSlot slot(core_, budget_);
+    auto method = text(context.getParams().getMethod());
+    if (method.empty()) return kj::READY_NOW;
+    return run(method, {}).attach(kj::mv(slot));
+  }
+
+  kj::Promise<void> fail(FailContext context) override {
+    CallSlot slot(core_, budget_);
+    auto params = context.getParams();
+    auto method = text(params.getMethod());
+    if (method.empty()) return kj::READY_NOW;
+    std::vector<Object> args{builtin::box(text(params.getKind())), builtin::box(text(params.getMessage()))};
+    return run(method, std::move(args)).attach(kj::mv(slot));
+  }
+
+ private:
+  /// Calls the sink's method `name` with `args` on its actor; the result is dropped. [loop]
+  kj::Promise<void> run(const std::string& name, std::vector<Object> args) {
+    if (core_.log->should_log(spdlog::level::trace))
+      core_.log->trace("stream '{}' on {} ({})", name, builtin::type_name(object_), budget_->peer);
+    bool blocking = ops::blocking(object_, name);
+    auto* stats = blocking ? nullptr : core_.call_stats(method_key(object_, name));
+    blocking = blocking || core_.off_loop(stats) || expansive(object_) || any_expansive(args);
+    auto* series = core_.metrics ? core_.metrics->series(CallOp::call, object_, name) : nullptr;
+    auto touched = args;
+    return core_.on_actor(budget_, actor_, series, [core = &core_, stats, failed = failed_, self = object_, name, args = std::move(args)](Ctx& ctx) -> Outcome {
+      if (failed->load()) throw RemoteError(ErrorKind::cancelled, "an earlier write to this stream failed");
+      CallMeter meter(*core, stats, self, name);
+      try {
+        return ops::call(ctx, self, name, args);
+      } catch (...) {
+        failed->store(true);
+        core->log_user_error(self, name, std::current_exception());
+        throw;
+      }
+    }, std::move(touched), blocking).then([](Outcome) {}, [failed = failed_](kj::Exception&& e) {
+      failed->store(true);
+      kj::throwFatalException(kj::mv(e));
+    });
+  }
+
+  ServerCore& core_;
+  Object object_;
+  std::shared_ptr<Actor> actor_;
+  std::shared_ptr<Budget> budget_;
+  const std::string method_;
+  const std::shared_ptr<std::atomic<bool>> failed_ = std::make_shared<std::atomic<bool>>(false);
+};
+
+kj::Promise<void> HandleServer::openStream(OpenStreamContext context) {
+  auto method = text(context.getParams().getMethod());
+  trace("open stream", method);
+  if (method.empty()) throw to_kj(RemoteError(ErrorKind::attribute, "a stream needs a method name"));
+  context.getResults().setStream(kj::heap<StreamServer>(core_, object_, actor_, budget_, std::move(method)));
+  return kj::READY_NOW;
+}
 
 wire::Handle::Client ServerCore::wrap(const Object& object, const std::shared_ptr<Actor>& actor,
                                       const std::shared_ptr<Budget>& budget, bool fresh, bool read_only) {

@@ -8,6 +8,7 @@
 #include <asio/ip/tcp.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -155,6 +156,7 @@ void PeerConnection::start(Connected connected) {
       .add(weak_from_this());
   tasks_.emplace(errors_);
   KJ_IF_MAYBE(rpc, rpc_) {
+    if (options_.max_inflight_call_bytes > 0) rpc->set_flow_limit(std::max<std::size_t>(1, options_.max_inflight_call_bytes / 8));
     registry_ = rpc->bootstrap().castAs<wire::Registry>();
     open_ = true;
     // The peer went away: pending calls fail with disconnected on their own; free the rest

@@ -163,6 +163,11 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
     if (live_.size() == 1) loop_->run_later([] {});
   }
 
+  /// Keeps `task` running until it ends or the connection closes (then it is dropped). [loop]
+  void add_task(kj::Promise<void> task) {
+    KJ_IF_MAYBE(tasks, tasks_) { tasks->add(kj::mv(task)); }
+  }
+
   /// Runs `build(*this) -> kj::Promise<T>` on the loop and awaits its result. Cancelling the
   /// await (Asio per-operation cancellation) cancels the call.
   template <class T, class Build>
