@@ -29,8 +29,9 @@ awk '
     if ("handles" in f) { m = "live handles, " f["handles"]; key = key sprintf(" %08d", f["handles"]) }
     if (m == "W7") m = "W7 callback round trip"
     if ("events" in f) m = m " push, " f["events"] " events per publish"
-    split("median_us p99_us mean_us calls_per_s median_ms round_trips bytes_per_handle bytes_per_connection events_per_s", metrics, " ")
-    for (j = 1; j <= 9; j++)
+    if (m == "STREAM") m = m " " f["bytes"] / 1048576 " MiB in " f["chunk_bytes"] / 1024 " KiB writes, " f["window_bytes"] / 1024 " KiB window"
+    split("median_us p99_us mean_us calls_per_s median_ms round_trips bytes_per_handle bytes_per_connection events_per_s mb_per_s", metrics, " ")
+    for (j = 1; j <= 10; j++)
       if (metrics[j] in f) printf "%s %d\t%s\t%s\t%s\t%s\n", key, j, m, metrics[j], f["peer"], f[metrics[j]]
   }' "$jsonl" | sort -t$'\t' -k1,1 >"$work/rows.tsv"
 
@@ -54,6 +55,7 @@ rounds=$(awk -F'\t' '$3 == "median_us" && $2 == "W1" { n[$4]++ } END { m = 0; fo
   echo "W4 runs through a proxy holding each chunk 5 ms each way; round_trips = median / measured proxy ping."
   echo "Ratios are remoteable / baseline. W1, W2 and W3 (W7 and W8 too) are the median of ${rounds:-1} interleaved rounds."
   echo "W7: a call whose server calls back a client object once (targets: remoteable / raw_capnp at most 1.0 in latency); W8: server-to-client pushes, events_per_s (at least 1.0)."
+  echo "STREAM: a client writes to a server's sink with a window of bytes unanswered, mb_per_s (target: remoteable / raw_capnp at least 1.0)."
   echo
   echo "remoteable_tls is remoteable over TLS (1.3, P-256 certificate); its last column is remoteable_tls / remoteable."
   echo

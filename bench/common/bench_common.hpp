@@ -127,7 +127,9 @@ class JsonLine {
 /// W7 and W8 are the callbacks of issue 10 (raw Cap'n Proto and remoteable): W7 a call whose
 /// server calls back a client object once before it answers, W8 events pushed by the server to
 /// a client object (--events per publish, --iterations publishes).
-enum class Workload { w1, w2, w3, w4, mem, conn, w6, w7, w8 };
+/// STREAM (issue 13, raw Cap'n Proto and remoteable): --mib MiB written to a server's sink in
+/// --chunk-kib chunks with at most --window-kib bytes of writes unanswered; MB/s.
+enum class Workload { w1, w2, w3, w4, mem, conn, w6, w7, w8, stream };
 
 /// The command line every `<peer>_bench_client` accepts:
 ///   PORT W1|W2|W3|W4|W7|W8 [--iterations N] [--warmup N] [--seconds S] [--warmup-seconds S]
@@ -153,6 +155,9 @@ struct Options {
   int handles = 10'000;        // MEM: live handles to hold
   int spin_us = 200;           // W6: CPU time each call uses on the server
   int events = 20'000;         // W8: events pushed per publish
+  int mib = 256;               // STREAM: MiB written per run
+  int chunk_kib = 64;          // STREAM: the size of each write's data
+  int window_kib = 1024;       // STREAM: bytes of writes unanswered, at most
 
   int iterations_or(int fallback) const { return iterations >= 0 ? iterations : fallback; }
   int warmup_or(int fallback) const { return warmup >= 0 ? warmup : fallback; }
@@ -175,7 +180,7 @@ inline Options parse_options(int argc, char** argv) {
          " PORT W1|W2|W3|W4|W7|W8 [--iterations N] [--warmup N] [--seconds S] [--warmup-seconds S]"
          " [--in-flight N] [--connections N] [--depth K] [--rtt-port P] [--host H] [--actors N] [--handles N]"
          " (remoteable also: MEM --handles N, CONN --connections N, W6 [--actors N] [--spin-us US];"
-         " raw Cap'n Proto and remoteable also: W7, W8 [--events N])");
+         " raw Cap'n Proto and remoteable also: W7, W8 [--events N], STREAM [--mib N] [--chunk-kib N] [--window-kib N])");
   };
   if (argc < 3) usage();
   Options o;
@@ -190,6 +195,7 @@ inline Options parse_options(int argc, char** argv) {
   else if (o.workload_name == "W6") o.workload = Workload::w6, o.in_flight = 2, o.actors = 1;
   else if (o.workload_name == "W7") o.workload = Workload::w7;
   else if (o.workload_name == "W8") o.workload = Workload::w8;
+  else if (o.workload_name == "STREAM") o.workload = Workload::stream;
   else usage();
   for (int i = 3; i < argc; ++i) {
     std::string_view flag = argv[i];
@@ -208,9 +214,14 @@ inline Options parse_options(int argc, char** argv) {
     else if (flag == "--handles") o.handles = detail::parse_number<int>(v, "handles");
     else if (flag == "--spin-us") o.spin_us = detail::parse_number<int>(v, "spin-us");
     else if (flag == "--events") o.events = detail::parse_number<int>(v, "events");
+    else if (flag == "--mib") o.mib = detail::parse_number<int>(v, "mib");
+    else if (flag == "--chunk-kib") o.chunk_kib = detail::parse_number<int>(v, "chunk-kib");
+    else if (flag == "--window-kib") o.window_kib = detail::parse_number<int>(v, "window-kib");
     else usage();
   }
-  if (o.in_flight < 1 || o.connections < 1 || o.depth < 1 || o.events < 1) usage();
+  if (o.in_flight < 1 || o.connections < 1 || o.depth < 1 || o.events < 1 || o.mib < 1 || o.chunk_kib < 1 ||
+      o.window_kib < 1)
+    usage();
   return o;
 }
 
@@ -273,6 +284,24 @@ inline void print_push(std::string_view peer, const Options& o, std::vector<doub
       .field("min_events_per_s", events_per_s.front())
       .field("max_events_per_s", events_per_s.back())
       .field("publishes", static_cast<std::int64_t>(n))
+      .print();
+}
+
+/// Prints the STREAM line: the median over the timed runs of MB (10^6 bytes) written per second,
+/// from the first write to the last one's answer.
+inline void print_stream(std::string_view peer, const Options& o, std::vector<double> mb_per_s) {
+  if (mb_per_s.empty()) fail("no runs timed");
+  std::sort(mb_per_s.begin(), mb_per_s.end());
+  const auto n = mb_per_s.size();
+  const double median = n % 2 ? mb_per_s[n / 2] : (mb_per_s[n / 2 - 1] + mb_per_s[n / 2]) / 2;
+  JsonLine(peer, "STREAM")
+      .field("bytes", static_cast<std::int64_t>(o.mib) * 1024 * 1024)
+      .field("chunk_bytes", static_cast<std::int64_t>(o.chunk_kib) * 1024)
+      .field("window_bytes", static_cast<std::int64_t>(o.window_kib) * 1024)
+      .field("mb_per_s", median)
+      .field("min_mb_per_s", mb_per_s.front())
+      .field("max_mb_per_s", mb_per_s.back())
+      .field("runs", static_cast<std::int64_t>(n))
       .print();
 }
 

@@ -20,6 +20,15 @@ interface Bench {
   # W8 (issue 10): sends sink.onEvent(0) ... onEvent(n - 1) with at most 1,000 unanswered at a
   # time, then awaits sink.count() and answers with it.
   publish @3 (sink :Sink, n :Int64) -> (count :UInt64);
+  # STREAM (issue 13): the server's byte sink (one object, kept).
+  byteSink @4 () -> (sink :ByteSink);
+}
+
+interface ByteSink {
+  # STREAM: the client writes chunks; take() answers with the bytes received since the last
+  # take() (after every write before it: calls after a streaming call wait for it).
+  write @0 (data :Data) -> stream;
+  take @1 () -> (bytes :UInt64);
 }
 
 interface Sink {

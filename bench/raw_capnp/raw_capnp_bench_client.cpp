@@ -1,4 +1,4 @@
-// raw_capnp_bench_client PORT W1|W2|W3|W4|W7|W8 [options]: the raw Cap'n Proto baseline.
+// raw_capnp_bench_client PORT W1|W2|W3|W4|W7|W8|STREAM [options]: the raw Cap'n Proto baseline.
 //
 // W1: sequential Bench.add calls. W2: closed loop, --in-flight calls per connection over
 // --connections EzRpcClients sharing this thread's event loop. W3/W4: the chain
@@ -12,8 +12,16 @@
 // the publish, which must have delivered all n in order. The sink is one capability made once
 // and passed as a parameter to every call; this thread's event loop serves its calls while it
 // waits for the answer.
+// STREAM: --mib MiB (256) written to the server's ByteSink in --chunk-kib chunks (64 KiB) with
+// at most --window-kib (1 MiB) of writes unanswered, counted here as remoteable's writer counts
+// them (each write's message size, released by its answer): ByteSink.write is `-> stream`, sent
+// as a plain request so that its answer can be counted (Cap'n Proto's own streaming window is
+// the socket's send buffer, which cannot be set to 1 MiB). 1 + 5 runs; MB/s from the first
+// write to the last answer; take() must match. --native-flow 1 instead uses Cap'n Proto's
+// StreamingRequest and its own window (printed as peer raw_capnp_native).
 
 #include <capnp/ez-rpc.h>
+#include <cstring>
 #include <kj/async.h>
 #include <string>
 #include <vector>
@@ -184,9 +192,75 @@ void push_throughput(const bench::Options& o) {
   bench::print_push(peer, o, rates);
 }
 
+void stream_throughput(const bench::Options& o, bool native) {
+  capnp::EzRpcClient client(address(o));
+  auto& ws = client.getWaitScope();
+  ByteSink::Client sink = client.getMain<Bench>().byteSinkRequest().send().getSink();
+  const auto chunk = static_cast<std::size_t>(o.chunk_kib) * 1024;
+  const auto window = static_cast<std::size_t>(o.window_kib) * 1024;
+  const auto writes = static_cast<std::int64_t>(o.mib) * 1024 * 1024 / static_cast<std::int64_t>(chunk);
+  std::vector<kj::byte> data(chunk);
+  for (std::size_t i = 0; i < chunk; ++i) data[i] = static_cast<kj::byte>(i * 131);
+  sink.takeRequest().send().wait(ws);
+  const int warmup = o.warmup_or(1), timed = o.iterations_or(5);
+  std::vector<double> rates;
+  struct Flight {
+    std::size_t bytes = 0;
+    kj::Maybe<kj::Own<kj::PromiseFulfiller<void>>> room;
+  } flight;
+  struct Errors final : kj::TaskSet::ErrorHandler {
+    void taskFailed(kj::Exception&& e) override { bench::fail(e.getDescription().cStr()); }
+  } errors;
+  kj::TaskSet answers(errors);
+  for (int r = 0; r < warmup + timed; ++r) {
+    auto t0 = bench::clock::now();
+    for (std::int64_t i = 0; i < writes; ++i) {
+      if (native) {
+        auto request = sink.writeRequest();
+        std::memcpy(request.initData(static_cast<unsigned>(chunk)).begin(), data.data(), chunk);
+        request.send().wait(ws);
+        continue;
+      }
+      auto request = sink.typelessRequest(capnp::typeId<ByteSink>(), 0, nullptr);
+      auto params = request.initAs<ByteSink::WriteParams>();
+      std::memcpy(params.initData(static_cast<unsigned>(chunk)).begin(), data.data(), chunk);
+      auto bytes = params.asReader().totalSize().wordCount * sizeof(capnp::word);
+      while (flight.bytes != 0 && flight.bytes + bytes > window) {
+        auto paf = kj::newPromiseAndFulfiller<void>();
+        flight.room = kj::mv(paf.fulfiller);
+        paf.promise.wait(ws);
+      }
+      flight.bytes += bytes;
+      answers.add(request.send().then([&flight, bytes](auto&&) {
+        flight.bytes -= bytes;
+        KJ_IF_MAYBE(room, flight.room) {
+          (*room)->fulfill();
+          flight.room = nullptr;
+        }
+      }));
+    }
+    answers.onEmpty().wait(ws);
+    auto taken = sink.takeRequest().send().wait(ws).getBytes();  // (native: after every write)
+    auto t1 = bench::clock::now();
+    bench::expect_value(static_cast<std::int64_t>(taken), writes * static_cast<std::int64_t>(chunk), "ByteSink.take()");
+    if (r >= warmup) rates.push_back(static_cast<double>(writes * static_cast<std::int64_t>(chunk)) / 1e6 / bench::seconds_between(t0, t1));
+  }
+  bench::print_stream(native ? "raw_capnp_native" : peer, o, rates);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  // --native-flow 1 (STREAM only): Cap'n Proto's own streaming flow control. Taken out before
+  // the common options are parsed.
+  bool native = false;
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--native-flow" && i + 1 < argc) native = std::string_view(argv[++i]) == "1";
+    else args.push_back(argv[i]);
+  }
+  argc = static_cast<int>(args.size());
+  argv = args.data();
   auto o = bench::parse_options(argc, argv);
   switch (o.workload) {
     case bench::Workload::w1: latency(o); break;
@@ -195,6 +269,7 @@ int main(int argc, char** argv) {
     case bench::Workload::w4: chain_latency(o); break;
     case bench::Workload::w7: callback_latency(o); break;
     case bench::Workload::w8: push_throughput(o); break;
-    default: bench::fail("raw_capnp_bench_client: W1-W4, W7 and W8 only");
+    case bench::Workload::stream: stream_throughput(o, native); break;
+    default: bench::fail("raw_capnp_bench_client: W1-W4, W7, W8 and STREAM only");
   }
 }

@@ -1,5 +1,5 @@
 // raw_capnp_bench_server PORT: the object model of bench.capnp served by capnp::EzRpcServer on
-// one thread, and W7/W8's calls back to the client's Sink. Prints "READY <port>" once listening.
+// one thread, W7/W8's calls back to the client's Sink, and STREAM's ByteSink. Prints "READY <port>" once listening.
 
 #include <capnp/ez-rpc.h>
 #include <kj/debug.h>
@@ -60,6 +60,23 @@ kj::Promise<void> push_lane(Push& push) {
   return request.send().then([&push](capnp::Response<Sink::OnEventResults>&&) { return push_lane(push); });
 }
 
+/// STREAM's sink: counts the bytes written to it.
+class ByteSinkImpl final : public ByteSink::Server {
+ protected:
+  kj::Promise<void> write(WriteContext context) override {
+    received_ += context.getParams().getData().size();
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> take(TakeContext context) override {
+    context.getResults().setBytes(received_);
+    received_ = 0;
+    return kj::READY_NOW;
+  }
+
+ private:
+  std::uint64_t received_ = 0;
+};
+
 class BenchImpl final : public Bench::Server {
  protected:
   kj::Promise<void> root(RootContext context) override {
@@ -96,7 +113,13 @@ class BenchImpl final : public Bench::Server {
   }
 
  private:
+  kj::Promise<void> byteSink(ByteSinkContext context) override {
+    context.getResults().setSink(sink_);
+    return kj::READY_NOW;
+  }
+
   Node::Client root_ = kj::heap<NodeImpl>(38);
+  ByteSink::Client sink_ = kj::heap<ByteSinkImpl>();
 };
 
 }  // namespace

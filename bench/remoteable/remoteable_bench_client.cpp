@@ -1,4 +1,4 @@
-// remoteable_bench_client PORT W1|W2|W3|W4|W6|W7|W8|MEM|CONN [options]: the remoteable peer, through
+// remoteable_bench_client PORT W1|W2|W3|W4|W6|W7|W8|STREAM|MEM|CONN [options]: the remoteable peer, through
 // the public client API only.
 //
 // W1: sequential `add(i, 2)`. W2: closed loop, --in-flight coroutines per connection each
@@ -13,6 +13,9 @@
 // pushes n sink.on_event(i) without awaiting them, then awaits sink.count(); events/s over the
 // publish, which must have delivered all n in order. The sink's calls run on the client's actor
 // pool (ClientOptions::actor_threads, 1), not on the main thread.
+// STREAM (issue 13): remoteable::stream(bytes_sink, "write") with a --window-kib window (1 MiB),
+// --mib MiB (256) in --chunk-kib chunks (64 KiB), 1 + 5 runs; MB/s from the first write to
+// close() (every write answered); the sink's byte count must match.
 //
 // Everything runs on one io_context driven by the main thread, so evaluations complete there and
 // the shared counters need no lock.
@@ -37,6 +40,7 @@
 #include "bench_common.hpp"
 #include "ping_protocol.hpp"
 #include <remoteable/remoteable.hpp>
+#include <remoteable/stream.hpp>
 
 namespace {
 
@@ -295,6 +299,31 @@ asio::awaitable<void> push_throughput(bench::Options o) {
   bench::print_push(peer, o, rates);
 }
 
+asio::awaitable<void> stream_throughput(bench::Options o) {
+  auto client = co_await connect(o);
+  auto sink = client.fetch("bytes_sink");
+  const auto chunk = static_cast<std::size_t>(o.chunk_kib) * 1024;
+  const auto total = static_cast<std::int64_t>(o.mib) * 1024 * 1024;
+  const auto writes = total / static_cast<std::int64_t>(chunk);
+  remoteable::Bytes data(chunk);
+  for (std::size_t i = 0; i < chunk; ++i) data[i] = static_cast<std::byte>(i * 131);
+  (void)co_await sink.call("take").as<std::int64_t>();
+  const int warmup = o.warmup_or(1), timed = o.iterations_or(5);
+  std::vector<double> rates;
+  for (int r = 0; r < warmup + timed; ++r) {
+    auto t0 = bench::clock::now();
+    remoteable::StreamOptions options;
+    options.window_bytes = static_cast<std::size_t>(o.window_kib) * 1024;
+    auto w = remoteable::stream(sink, "write", options);
+    for (std::int64_t i = 0; i < writes; ++i) co_await w.write(data);
+    co_await w.close();
+    auto t1 = bench::clock::now();
+    bench::expect_value(co_await sink.call("take").as<std::int64_t>(), writes * static_cast<std::int64_t>(chunk), "bytes_sink.take()");
+    if (r >= warmup) rates.push_back(static_cast<double>(writes * static_cast<std::int64_t>(chunk)) / 1e6 / bench::seconds_between(t0, t1));
+  }
+  bench::print_stream(peer, o, rates);
+}
+
 remoteable::Handle chain(const remoteable::Handle& root, int depth) {
   auto node = root;
   for (int d = 0; d < depth; ++d) node = node.call("child", 0);
@@ -338,6 +367,7 @@ int main(int argc, char** argv) {
       case bench::Workload::w6: return compute(o);
       case bench::Workload::w7: return callback_latency(o);
       case bench::Workload::w8: return push_throughput(o);
+      case bench::Workload::stream: return stream_throughput(o);
       default: return chain_latency(o);
     }
   };

@@ -1,6 +1,6 @@
 // remoteable_bench_server PORT [ADVERTISED_PORT] [--metrics HOST:PORT]: the benchmark's object
 // model served by remoteable. Exports "root" (a Node whose value is 38), "add" (a free
-// function), "hub" (W7 and W8's calls back to a client's object) and W6's "spin0" to "spin999" (Spinner objects, one actor each). Prints "READY
+// function), "hub" (W7 and W8's calls back to a client's object), "bytes_sink" (STREAM's sink) and W6's "spin0" to "spin999" (Spinner objects, one actor each). Prints "READY
 // <port>" once listening. --metrics turns ServerOptions::metrics on (scripts/bench-ab
 // --metrics-b measures what that costs). --tls-cert and --tls-key serve TLS (scripts/bench's
 // remoteable_tls peer).
@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench_common.hpp"
@@ -82,6 +83,14 @@ struct Hub {
   }
 };
 
+/// STREAM (issue 13): the sink a client streams chunks to ("bytes_sink"). take() answers with the
+/// bytes received since the last take() and starts again from zero.
+struct ByteSink {
+  void write(const remoteable::Bytes& data) { received += static_cast<std::int64_t>(data.size()); }
+  std::int64_t take() { return std::exchange(received, 0); }
+  std::int64_t received = 0;
+};
+
 /// This process's resident set size in bytes: the MEM and CONN measurements read it remotely.
 std::int64_t rss_bytes() {
   std::ifstream statm("/proc/self/statm");
@@ -134,6 +143,7 @@ int main(int argc, char** argv) {
   types.class_<Node>("Node").constructor<std::int64_t>().field("value", &Node::value).method("child", &Node::child);
   types.class_<Spinner>("Spinner").method("spin", &Spinner::spin);
   types.class_<Hub>("Hub").method("ask", &Hub::ask).method("publish", &Hub::publish);
+  types.class_<ByteSink>("ByteSink").method("write", &ByteSink::write).method("take", &ByteSink::take);
 
   raise_fd_limit();
   // MEM holds up to a million handles on one connection, CONN a thousand connections.
@@ -154,6 +164,7 @@ int main(int argc, char** argv) {
   server.export_function("rss_bytes", &rss_bytes);
   server.export_class<Node>("Node");  // W2 --actors N constructs N nodes: one actor each
   server.export_object(std::make_shared<Hub>(), "hub");  // W7, W8
+  server.export_object(std::make_shared<ByteSink>(), "bytes_sink");  // STREAM
   for (int i = 0; i < spinners; ++i) server.export_object(std::make_shared<Spinner>(), "spin" + std::to_string(i));
   std::cout << "READY " << (args.size() == 2 ? args[1] : std::to_string(server.port())) << std::endl;
   server.run();
