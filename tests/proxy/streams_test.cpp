@@ -324,3 +324,57 @@ TEST_CASE("a writer that ignores the window cannot make the server hold more tha
   context.restart();
   context.poll();
 }
+
+TEST_CASE("server code that ignores the window cannot make a client hold more than its max_inflight_call_bytes") {
+  // The client stops reading once 4 MiB of the server's calls to its objects are unanswered; the
+  // server streams 48 MiB (under its own max_outbound_bytes) with a 1 GiB window to the
+  // client's sink, stuck in its first call.
+  SinkProcess server;
+  asio::io_context context;
+  auto types = std::make_shared<remoteable::Registry>();
+  Sink::register_type(*types);
+  remoteable::ClientOptions options;
+  options.registry = types;
+  options.max_inflight_call_bytes = 4 * 1024 * 1024;
+  auto client = test::connect(context, {"127.0.0.1", server.port}, options);
+  // Over its limit the client reads nothing on that connection, answers included: the test
+  // asks how far the server got over another.
+  auto observer = test::connect(context, {"127.0.0.1", server.port});
+  auto mine = std::make_shared<Sink>();
+  constexpr std::int64_t total = 48 * 16;
+  CHECK(test::await(context, observer.fetch("pumped")().as<std::int64_t>()) == 0);
+  std::size_t before = rss_of();
+  std::optional<std::int64_t> answer;
+  std::exception_ptr error;
+  asio::co_spawn(context, client.fetch("pump").call("flood", client.share(mine), total).as<std::int64_t>(),
+                 [&](std::exception_ptr e, std::int64_t n) {
+                   error = e;
+                   answer = n;
+                 });
+  // The server's writer hands every write to its connection at once (asked round trip by round
+  // trip: a bounded wait on an event, no sleep)...
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (test::await(context, observer.fetch("pumped")().as<std::int64_t>()) != total)
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+  // ...and the client, its sink stuck, reads a few MiB of them and no more.
+  std::size_t peak = before;
+  auto until = std::chrono::steady_clock::now() + 500ms;
+  while (std::chrono::steady_clock::now() < until) {
+    context.restart();
+    context.run_for(20ms);
+    peak = std::max(peak, rss_of());
+  }
+  INFO("client RSS before " << before / 1024 << " KiB, peak " << peak / 1024 << " KiB");
+  CHECK(peak - before < 24u * 1024 * 1024);
+  CHECK(mine->valve->entered() == 1);
+  // Released, every write arrives.
+  mine->valve->open();
+  REQUIRE(test::eventually(context, [&] { return answer.has_value(); }, 60s));
+  CHECK_FALSE(error);
+  CHECK(*answer == total);
+  CHECK(mine->bytes() == total * 64 * 1024);
+  client.close();
+  observer.close();
+  context.restart();
+  context.poll();
+}
