@@ -68,7 +68,8 @@ class StreamWriter {
   [[nodiscard]] asio::awaitable<void> close();
   /// Ends the stream with an error: no more writes are sent (later writes throw it); after the
   /// writes in flight, the sink's fail_method (if set) is called with (kind, message). If the
-  /// sink failed first, nothing is sent; throws only if the sink's fail_method fails.
+  /// sink failed first, nothing is sent. Throws if a write still in flight fails (that error)
+  /// or the sink's fail_method does.
   [[nodiscard]] asio::awaitable<void> fail(ErrorKind kind, std::string message);
 
   /// Bytes sent and not yet answered. Any thread.
