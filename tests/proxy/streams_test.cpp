@@ -2,6 +2,7 @@
 // (a client writing to a server's object, server code writing to an object a client shared), with
 // a bounded window of bytes in flight; errors end the stream on both ends. Over real sockets.
 
+#include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -89,9 +90,21 @@ std::size_t rss_of(const std::string& pid = "self") {
 
 std::string tool(const char* name) { return std::string(REMOTEABLE_TEST_TOOLS) + "/" + name; }
 
+/// Under AddressSanitizer, freed memory waits in a quarantine (256 MiB by default) before it is
+/// reused, and stays resident meanwhile: a child started after this runs without one, so that
+/// its RSS measures what it holds. (Harmless without ASan.)
+void without_asan_quarantine() {
+  const char* env = std::getenv("ASAN_OPTIONS");
+  std::string options = env ? env : "";
+  if (options.find("quarantine_size_mb") != std::string::npos) return;
+  options += options.empty() ? "quarantine_size_mb=0" : ":quarantine_size_mb=0";
+  ::setenv("ASAN_OPTIONS", options.c_str(), 1);
+}
+
 /// A sink_server process (tools/sink_server.cpp), and the port it listens on.
 struct SinkProcess {
   explicit SinkProcess(std::vector<std::string> args = {}) : process([&] {
+      without_asan_quarantine();
       args.insert(args.begin(), tool("sink_server"));
       return test::Process(args);
     }()) {
