@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <exception>
+#include <type_traits>
 #include <utility>
 
 #include "peer/detail/inline_offer.hpp"
@@ -50,7 +51,7 @@ class CompletionImpl final : public Completion<T> {
       inline_offer = false;  // not for whatever the coroutine does next
       std::move(h)(error, std::move(value));
     };
-    if (!near) return asio::post(executor, std::move(resume));
+    if (!near || same(executor, *near)) return asio::post(executor, std::move(resume));
     // On the loop's thread, after this KJ callback: dispatched with the inline offer, the
     // coroutine resumes right there when its executor runs on this thread or is an idle actor
     // strand (a server coroutine method awaiting a call to a peer), instead of crossing to the
@@ -62,6 +63,13 @@ class CompletionImpl final : public Completion<T> {
   }
 
  private:
+  // The coroutine runs on the loop's own executor (a client's usual case): posting to it is
+  // all it takes.
+  template <class Executor>
+  static bool same(const Executor& a, const asio::any_io_executor& b) {
+    if constexpr (std::is_same_v<Executor, asio::any_io_executor>) return a == b;
+    else return false;
+  }
   Handler handler_;
   asio::executor_work_guard<asio::associated_executor_t<Handler>> work_;
   std::atomic<bool> done_{false};
