@@ -11,7 +11,9 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "counted.hpp"
@@ -244,4 +246,51 @@ TEST_CASE("a coroutine method waiting on a peer that goes away ends with disconn
   REQUIRE(f.eventually([&] { return kind.has_value(); }));
   CHECK(*kind == ErrorKind::disconnected);
   listener->release();  // the holder's pool thread, still in hang(), ends
+}
+
+namespace {
+/// Which thread a call ran on, and where a coroutine method resumed after awaiting the client.
+std::int64_t thread_tag() { return static_cast<std::int64_t>(std::hash<std::thread::id>{}(std::this_thread::get_id())); }
+struct Where {
+  std::int64_t here() { return thread_tag(); }
+  asio::awaitable<std::int64_t> after_callback(Handle h) {
+    (void)co_await h.call("triple", 1).as<std::int64_t>();
+    co_return thread_tag();
+  }
+};
+}  // namespace
+
+TEST_CASE("a quick coroutine method resumes on the network thread after a callback; a blocking one stays on the pool") {
+  remoteable::Registry types;
+  types.class_<Where>("Where")
+      .method("here", &Where::here)
+      .method("after_callback", &Where::after_callback)
+      .method("after_callback_blocking", &Where::after_callback, remoteable::blocking);
+  remoteable::ServerOptions options;
+  options.network_threads = 1;
+  // Nothing the machine's load does may make these calls look slow: they are measured quick.
+  options.inline_limit = std::chrono::seconds(60);
+  options.slow_call = std::chrono::seconds(60);
+  remoteable::ThreadedServer server({"127.0.0.1", 0}, types, options);
+  server.server().export_object(std::make_shared<Where>(), "where");
+  auto client_types = std::make_shared<remoteable::Registry>();
+  client_types->class_<Listener>("Listener").method("triple", &Listener::triple);
+  asio::io_context context;
+  remoteable::ClientOptions client_options;
+  client_options.registry = client_types;
+  auto client = test::connect(context, {"127.0.0.1", server.port()}, client_options);
+  auto run = [&](asio::awaitable<std::int64_t> aw) { return test::await(context, std::move(aw), 60s); };
+  auto where = client.fetch("where");
+  auto listener = client.share(std::make_shared<Listener>());
+  // A method's first call runs on the pool, where it is measured; the next ones inline.
+  auto pool = run(where.call("here").as<std::int64_t>());
+  auto network = run(where.call("here").as<std::int64_t>());
+  REQUIRE(network != pool);
+  (void)run(where.call("after_callback", listener).as<std::int64_t>());
+  CHECK(run(where.call("after_callback", listener).as<std::int64_t>()) == network);
+  CHECK(run(where.call("after_callback_blocking", listener).as<std::int64_t>()) != network);
+  CHECK(run(where.call("after_callback_blocking", listener).as<std::int64_t>()) != network);
+  client.close();
+  context.restart();
+  context.poll();
 }

@@ -70,18 +70,35 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   const std::shared_ptr<KjLoop>& loop() const { return loop_; }
   bool hosted() const { return hosted_; }
   /// Runs `f` on the loop, in the order of submission from each thread (KjLoop::run for a
-  /// client's; always queued for a hosted one, whose calls come from actors on several threads
-  /// and from inline calls on the loop itself). False, and `f` dropped, once a hosted one is
-  /// closed. Any thread.
+  /// client's). A hosted one's calls come from actors on several threads and from inline calls
+  /// on the loop itself: queued, except on the loop inside one of its handlers (a coroutine
+  /// method running inline, calling back its caller) with none of its own still queued, where
+  /// running at once overtakes nothing. False, and `f` dropped, once a hosted one is closed.
+  /// Any thread.
   template <class F>
   bool submit(F&& f) {
     if (!hosted_) {
       loop_->run(std::forward<F>(f));
       return true;
     }
-    std::lock_guard lock(host_mutex_);
-    if (!loop_) return false;
-    loop_->post(std::forward<F>(f));
+    {
+      std::lock_guard lock(host_mutex_);
+      if (!loop_) return false;
+      if (queued_submits_ > 0 || !loop_->in_loop()) {
+        ++queued_submits_;
+        loop_->post([this, keep = shared_from_this(), f = std::forward<F>(f)]() mutable {
+          {
+            std::lock_guard lock(host_mutex_);
+            --queued_submits_;
+          }
+          f();
+        });
+        return true;
+      }
+    }
+    // On the loop: close_hosted() cannot run meanwhile (it runs on the loop too), unless `f`
+    // calls it, which leaves `f` what it holds.
+    f();
     return true;
   }
   /// Closes a hosted connection: fails what is pending with disconnected, drops its
@@ -181,6 +198,7 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   const std::shared_ptr<std::atomic<std::size_t>> live_handles_;  // hosted: the server's count
   std::size_t counted_ = 0;  // its handles in live_handles_ [host_mutex_]
   std::mutex host_mutex_;
+  std::size_t queued_submits_ = 0;  // hosted: submit()s posted and not yet run [host_mutex_]
   ClientOptions options_;
   std::shared_ptr<spdlog::logger> log_;
   std::shared_ptr<WireCounters> counters_;
@@ -304,11 +322,13 @@ asio::awaitable<T> PeerConnection::evaluate(Build build) {
               });
               tasks->add(promise.exclusiveJoin(kj::mv(cancelled))
                              .then([completion, connection = self.get()](T&& value) {
-                                     completion->complete(nullptr, std::move(value));
+                                     auto near = connection->loop_->strand().get_inner_executor();
+                                     completion->complete(nullptr, std::move(value), &near);
                                      connection->answered();
                                    },
                                    [completion, connection = self.get()](kj::Exception&& e) {
-                                     completion->fail(to_exception_ptr(e));
+                                     auto near = connection->loop_->strand().get_inner_executor();
+                                     completion->complete(to_exception_ptr(e), T{}, &near);
                                      connection->answered();
                                    })
                              // The task belongs to tasks_, a member: `this` outlives it.
