@@ -83,6 +83,16 @@ interface Handle {
     # handle. A failing step fails the chain. The client sends a chain for steps whose
     # intermediate handles nobody holds: one call instead of one per step.
 
+  iterate  @14 (batch :UInt32) -> (cursor :Cursor, values :List(Value), done :Bool);
+    # Starts reading the object's elements (a list, a map's keys, a registered type with
+    # begin()/end(), a generator) and answers with the first batch: at most `batch` elements
+    # (the server clamps it to its limit), `done` once there are no more. `cursor` reads the
+    # rest. A container is read from a snapshot taken when this runs; a generator runs only as
+    # far as the batches asked for, and stops when the cursor is released.
+  slice    @15 (start :Int64, stop :Int64, fetch :Fetch) -> (result :Handle, value :Value, text :Text, truth :Bool);
+    # A copy of the elements from `start` to `stop` (exclusive) as a list; negative indices
+    # count from the end, and both are clamped to the size (as Python's `x[a:b]`).
+
   struct Step {
     union {
       attr   @0 :Text;
@@ -92,17 +102,29 @@ interface Handle {
       len    @4 :Void;
       binary @5 :BinaryStep;
       unary  @6 :UnaryOp;
+      slice  @7 :SliceStep;
     }
   }
   struct CallStep {
     name @0 :Text;
     args @1 :List(Value);
   }
+  struct SliceStep {
+    start @0 :Int64;
+    stop  @1 :Int64;
+  }
   struct BinaryStep {
     op        @0 :BinaryOp;
     operand   @1 :Value;
     reflected @2 :Bool;
   }
+}
+
+interface Cursor {
+  # The rest of an iteration (Handle.iterate). Each call runs on the object's actor, one at a
+  # time, in order. Releasing the cursor ends the iteration (and stops a generator).
+  next @0 (max :UInt32) -> (values :List(Value), done :Bool);
+    # At most `max` elements (clamped as Handle.iterate's batch); `done` once there are no more.
 }
 
 interface Registry {

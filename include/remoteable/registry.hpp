@@ -6,6 +6,7 @@
 
 #include <concepts>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <ostream>
@@ -532,6 +533,34 @@ void user_set_item(Ctx& ctx, const Object& self, const Object& key, const Object
                                    std::string(builtin::type_name(key)));
 }
 
+// ---- iteration: begin() and end() -------------------------------------------------------------
+
+/// A type a client can iterate: begin()/end() whose elements convert as results do.
+template <class T>
+concept iterable = requires(T& t) {
+  { std::begin(t) != std::end(t) } -> std::convertible_to<bool>;
+  { *std::begin(t) } -> sendable;
+};
+
+/// The snapshot a client's iteration of a registered container reads: its elements converted
+/// as item() converts them (values copied, registered objects as references to the live
+/// elements), taken at once on the actor and charged to the expansion budget as get() is.
+template <class T>
+std::unique_ptr<Sequence> user_snapshot(Ctx& ctx, const Object& self) {
+  T& t = self.as<T>();
+  constexpr bool borrowed = std::is_lvalue_reference_v<decltype(*std::begin(t))>;
+  ops::ExpansionBudget budget;
+  builtin::ObjectList elements;
+  if constexpr (sized<T>) elements.reserve(static_cast<std::size_t>(t.size()));
+  for (auto it = std::begin(t), end = std::end(t); it != end; ++it) {
+    ops::charge_expansion(sizeof(Object) + sizeof(Plain));
+    Object e = to_object(ctx, *it, self, borrowed);
+    ops::charge_expansion(builtin::shape(e).expansion);
+    elements.push_back(std::move(e));
+  }
+  return builtin::snapshot(std::move(elements));
+}
+
 // ---- the protocol of a registered class ---------------------------------------------------------
 
 template <class T>
@@ -571,6 +600,9 @@ void fill_protocol(TypeInfo& t) {
   }
   if constexpr (subscriptable<T, std::int64_t> || subscriptable<T, std::string>) {
     t.item = [](Ctx& ctx, const Object& self, const Object& key) { return user_item<T>(ctx, self, key); };
+  }
+  if constexpr (iterable<T>) {
+    t.iterate = [](Ctx& ctx, const Object& self) { return user_snapshot<T>(ctx, self); };
   }
   if constexpr (item_assignable<T, std::int64_t> || item_assignable<T, std::string>) {
     t.set_item = [](Ctx& ctx, const Object& self, const Object& key, const Object& value) {

@@ -27,6 +27,98 @@
 
 namespace remoteable::detail {
 
+// ---- iteration ------------------------------------------------------------------------------
+
+/// A batch ends early once its elements expand to this many bytes (it always carries one).
+constexpr std::uint64_t max_batch_bytes = 8u << 20;
+
+/// The elements one batch may carry: what the peer asked for, within [1, max_iterate_batch].
+std::size_t batch_size(std::uint32_t asked, const ServerOptions& options) {
+  return std::clamp<std::uint32_t>(asked, 1, std::max<std::uint32_t>(options.max_iterate_batch, 1));
+}
+
+/// One iteration's elements, shared by its cursor (on the loop) and the operations that read
+/// it (on the object's actor, one at a time).
+struct CursorState {
+  std::unique_ptr<Sequence> sequence;  ///< [actor]; dropped once read to the end
+  std::atomic<bool> done{false};       ///< set on the actor, read on the loop after each batch
+};
+
+/// Reads at most `max` elements of the iteration as plain values (registered objects stay
+/// objects, and go back as handles), charged as get() is. [actor]
+Plain read_batch(Ctx& ctx, CursorState& state, std::size_t max) {
+  Plain::List out;
+  if (!state.sequence) return out;
+  ops::ExpansionBudget budget;
+  out.reserve(std::min<std::size_t>(max, 4096));
+  std::uint64_t bytes = 0;
+  while (out.size() < max && bytes < max_batch_bytes) {
+    Object e = state.sequence->next(ctx);
+    if (!e) {
+      state.sequence.reset();  // a generator's frame goes now, on its actor
+      state.done = true;
+      break;
+    }
+    auto cost = sizeof(Plain) + builtin::shape(e).expansion;
+    ops::charge_expansion(cost);  // (get() inside an open budget charges nothing more)
+    out.push_back(ops::get(e));
+    bytes += cost;
+  }
+  return out;
+}
+
+/// The capability server of one iteration (wire::Cursor): its batches run on the actor of the
+/// object iterated. Counted in the connection's budget (max_cursors_per_connection) while it
+/// lives; releasing it drops the snapshot, or destroys the generator, on that actor.
+class CursorServer final : public wire::Cursor::Server {
+ public:
+  CursorServer(ServerCore& core, Object object, std::shared_ptr<Actor> actor, std::shared_ptr<Budget> budget, bool read_only)
+      : core_(core), object_(std::move(object)), actor_(std::move(actor)), budget_(std::move(budget)), read_only_(read_only) {
+    ++budget_->cursors;
+  }
+  ~CursorServer() noexcept(false) {
+    --budget_->cursors;
+    // The last reference may be a suspended generator: its frame (user code) goes on its actor,
+    // counted for stop() as any user code is.
+    if (state_.use_count() > 0) {
+      actor_->post([state = std::move(state_), job = ServerCore::UserJob(core_.shared_from_this())]() mutable { state.reset(); });
+    }
+  }
+
+  const std::shared_ptr<CursorState>& state() const { return state_; }
+  const std::shared_ptr<Actor>& actor() const { return actor_; }
+  const std::shared_ptr<Budget>& budget() const { return budget_; }
+
+  /// Writes a batch read on the actor into `values`. [loop]
+  void encode(capnp::List<wire::Value>::Builder values, const Plain::List& batch) {
+    for (unsigned i = 0; i < values.size(); ++i) core_.encode(values[i], batch[i], actor_, budget_, read_only_);
+  }
+
+ protected:
+  kj::Promise<void> next(NextContext context) override {
+    context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
+    auto max = batch_size(context.getParams().getMax(), core_.options);
+    auto* series = core_.metrics ? core_.metrics->series(CallOp::next, object_) : nullptr;
+    return core_.on_actor(budget_, actor_, series, [state = state_, max](Ctx& ctx) -> Outcome { return read_batch(ctx, *state, max); })
+        .then([this, context](Outcome o) mutable {
+          auto batch = take<Plain>(o);
+          auto& list = std::get<Plain::List>(batch.storage());
+          auto results = context.getResults();
+          encode(results.initValues(static_cast<unsigned>(list.size())), list);
+          results.setDone(state_->done);
+        }).attach(kj::mv(slot));
+  }
+
+ private:
+  ServerCore& core_;
+  Object object_;  ///< what is iterated (for the metrics' type label)
+  std::shared_ptr<Actor> actor_;
+  std::shared_ptr<Budget> budget_;
+  const bool read_only_;
+  std::shared_ptr<CursorState> state_ = std::make_shared<CursorState>();
+};
+
 /// The capability server of one handle: an object and the actor that owns it.
 ///
 /// Lives on the loop; created by ServerCore::wrap. Holds the core by reference: the core
@@ -59,6 +151,35 @@ class HandleServer final : public wire::Handle::Server {
   kj::Promise<void> len(LenContext context) override { return read_and_answer(StepKind::len, context); }
   kj::Promise<void> binary(BinaryContext context) override { return read_and_answer(StepKind::binary, context); }
   kj::Promise<void> unary(UnaryContext context) override { return read_and_answer(StepKind::unary, context); }
+  kj::Promise<void> slice(SliceContext context) override { return read_and_answer(StepKind::slice, context); }
+
+  kj::Promise<void> iterate(IterateContext context) override {
+    context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
+    trace("iterate");
+    if (budget_->cursors >= core_.options.max_cursors_per_connection) {
+      if (core_.metrics) core_.metrics->breach(Limit::max_cursors_per_connection);
+      throw to_kj(RemoteError(ErrorKind::overloaded, "too many iterations open on this connection (limit max_cursors_per_connection = " +
+                                                         std::to_string(core_.options.max_cursors_per_connection) + ")"));
+    }
+    auto max = batch_size(context.getParams().getBatch(), core_.options);
+    // Counted from now: iterations in flight count against the limit too.
+    auto cursor = kj::heap<CursorServer>(core_, object_, actor_, budget_, read_only());
+    auto state = cursor->state();
+    return core_.on_actor(budget_, actor_, metered(CallOp::iterate, object_), [self = object_, state, max](Ctx& ctx) -> Outcome {
+             state->sequence = ops::iterate(ctx, self);
+             return read_batch(ctx, *state, max);
+           }, {}, expansive(object_))
+        .then([context, cursor = kj::mv(cursor)](Outcome o) mutable {
+          auto batch = take<Plain>(o);
+          auto& list = std::get<Plain::List>(batch.storage());
+          auto results = context.getResults();
+          cursor->encode(results.initValues(static_cast<unsigned>(list.size())), list);
+          bool done = cursor->state()->done;
+          results.setDone(done);
+          if (!done) results.setCursor(kj::mv(cursor));  // else it goes now, and its count
+        }).attach(kj::mv(slot));
+  }
 
   kj::Promise<void> setAttr(SetAttrContext context) override {
     context.allowCancellation();
@@ -207,6 +328,7 @@ class HandleServer final : public wire::Handle::Server {
       case StepKind::len: return CallOp::len;
       case StepKind::binary: return CallOp::binary;
       case StepKind::unary: return CallOp::unary;
+      case StepKind::slice: return CallOp::slice;
     }
     return CallOp::call;
   }
@@ -330,6 +452,9 @@ class HandleServer final : public wire::Handle::Server {
       case StepKind::unary:
         trace("unary", self, spelling(step.unary_op));
         return on([self, op = step.unary_op](Ctx& ctx) -> Outcome { return ops::unary(ctx, op, self); });
+      case StepKind::slice:
+        trace("slice", self);
+        return on([self, start = step.start, stop = step.stop](Ctx& ctx) -> Outcome { return ops::slice(ctx, self, start, stop); });
     }
     throw to_kj(RemoteError(ErrorKind::value, "unknown step"));
   }
