@@ -127,7 +127,7 @@ class JsonLine {
 /// W7 and W8 are the callbacks of issue 10 (raw Cap'n Proto and remoteable): W7 a call whose
 /// server calls back a client object once before it answers, W8 events pushed by the server to
 /// a client object (--events per publish, --iterations publishes).
-enum class Workload { w1, w2, w3, w4, mem, conn, w6, w7, w8 };
+enum class Workload { w1, w2, w3, w4, mem, conn, w6, w7, w8, iter };
 
 /// The command line every `<peer>_bench_client` accepts:
 ///   PORT W1|W2|W3|W4|W7|W8 [--iterations N] [--warmup N] [--seconds S] [--warmup-seconds S]
@@ -153,6 +153,8 @@ struct Options {
   int handles = 10'000;        // MEM: live handles to hold
   int spin_us = 200;           // W6: CPU time each call uses on the server
   int events = 20'000;         // W8: events pushed per publish
+  int batch = 0;               // ITER: elements per batch (0: ClientOptions::iterate_batch)
+  int item_prefix = 10'000;    // ITER: elements of the item(i) baseline
 
   int iterations_or(int fallback) const { return iterations >= 0 ? iterations : fallback; }
   int warmup_or(int fallback) const { return warmup >= 0 ? warmup : fallback; }
@@ -175,7 +177,7 @@ inline Options parse_options(int argc, char** argv) {
          " PORT W1|W2|W3|W4|W7|W8 [--iterations N] [--warmup N] [--seconds S] [--warmup-seconds S]"
          " [--in-flight N] [--connections N] [--depth K] [--rtt-port P] [--host H] [--actors N] [--handles N]"
          " (remoteable also: MEM --handles N, CONN --connections N, W6 [--actors N] [--spin-us US];"
-         " raw Cap'n Proto and remoteable also: W7, W8 [--events N])");
+         " raw Cap'n Proto and remoteable also: W7, W8 [--events N]; remoteable also: ITER [--batch N] [--item-prefix N])");
   };
   if (argc < 3) usage();
   Options o;
@@ -190,6 +192,7 @@ inline Options parse_options(int argc, char** argv) {
   else if (o.workload_name == "W6") o.workload = Workload::w6, o.in_flight = 2, o.actors = 1;
   else if (o.workload_name == "W7") o.workload = Workload::w7;
   else if (o.workload_name == "W8") o.workload = Workload::w8;
+  else if (o.workload_name == "ITER") o.workload = Workload::iter;
   else usage();
   for (int i = 3; i < argc; ++i) {
     std::string_view flag = argv[i];
@@ -208,9 +211,11 @@ inline Options parse_options(int argc, char** argv) {
     else if (flag == "--handles") o.handles = detail::parse_number<int>(v, "handles");
     else if (flag == "--spin-us") o.spin_us = detail::parse_number<int>(v, "spin-us");
     else if (flag == "--events") o.events = detail::parse_number<int>(v, "events");
+    else if (flag == "--batch") o.batch = detail::parse_number<int>(v, "batch");
+    else if (flag == "--item-prefix") o.item_prefix = detail::parse_number<int>(v, "item-prefix");
     else usage();
   }
-  if (o.in_flight < 1 || o.connections < 1 || o.depth < 1 || o.events < 1) usage();
+  if (o.in_flight < 1 || o.connections < 1 || o.depth < 1 || o.events < 1 || o.batch < 0 || o.item_prefix < 1) usage();
   return o;
 }
 

@@ -4,6 +4,9 @@
 #include <kj/debug.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -36,6 +39,11 @@ constexpr std::uint64_t max_batch_bytes = 8u << 20;
 std::size_t batch_size(std::uint32_t asked, const ServerOptions& options) {
   return std::clamp<std::uint32_t>(asked, 1, std::max<std::uint32_t>(options.max_iterate_batch, 1));
 }
+
+/// Whether iterating `object` runs user code (a registered container's begin()/end(), a
+/// generator's body): then on the actor pool, never inline on the network thread, as a method
+/// whose cost is unknown. A list or map is read in place, inline when its actor is idle.
+bool runs_user_code(const Object& object) { return !builtin::is_plain(object); }
 
 /// One iteration's elements, shared by its cursor (on the loop) and the operations that read
 /// it (on the object's actor, one at a time).
@@ -80,9 +88,7 @@ class CursorServer final : public wire::Cursor::Server {
     --budget_->cursors;
     // The last reference may be a suspended generator: its frame (user code) goes on its actor,
     // counted for stop() as any user code is.
-    if (state_.use_count() > 0) {
-      actor_->post([state = std::move(state_), job = ServerCore::UserJob(core_.shared_from_this())]() mutable { state.reset(); });
-    }
+    actor_->post([state = std::move(state_), job = ServerCore::UserJob(core_.shared_from_this())]() mutable { state.reset(); });
   }
 
   const std::shared_ptr<CursorState>& state() const { return state_; }
@@ -100,7 +106,8 @@ class CursorServer final : public wire::Cursor::Server {
     CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     auto max = batch_size(context.getParams().getMax(), core_.options);
     auto* series = core_.metrics ? core_.metrics->series(CallOp::next, object_) : nullptr;
-    return core_.on_actor(budget_, actor_, series, [state = state_, max](Ctx& ctx) -> Outcome { return read_batch(ctx, *state, max); })
+    return core_.on_actor(budget_, actor_, series, [state = state_, max](Ctx& ctx) -> Outcome { return read_batch(ctx, *state, max); },
+                          {}, runs_user_code(object_))
         .then([this, context](Outcome o) mutable {
           auto batch = take<Plain>(o);
           auto& list = std::get<Plain::List>(batch.storage());
@@ -169,7 +176,7 @@ class HandleServer final : public wire::Handle::Server {
     return core_.on_actor(budget_, actor_, metered(CallOp::iterate, object_), [self = object_, state, max](Ctx& ctx) -> Outcome {
              state->sequence = ops::iterate(ctx, self);
              return read_batch(ctx, *state, max);
-           }, {}, expansive(object_))
+           }, {}, expansive(object_) || runs_user_code(object_))
         .then([context, cursor = kj::mv(cursor)](Outcome o) mutable {
           auto batch = take<Plain>(o);
           auto& list = std::get<Plain::List>(batch.storage());
