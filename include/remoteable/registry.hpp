@@ -544,21 +544,26 @@ concept iterable = requires(T& t) {
 
 /// The snapshot a client's iteration of a registered container reads: its elements converted
 /// as item() converts them (values copied, registered objects as references to the live
-/// elements), taken at once on the actor and charged to the expansion budget as get() is.
+/// elements), taken at once on the actor and charged to the expansion budget as get() is. Its
+/// bytes (sizeof(Object) + sizeof(Plain) per element, and what each expands to) count against
+/// ServerOptions::max_snapshot_bytes_per_connection while the iteration is open.
 template <class T>
 std::unique_ptr<Sequence> user_snapshot(Ctx& ctx, const Object& self) {
   T& t = self.as<T>();
   constexpr bool borrowed = std::is_lvalue_reference_v<decltype(*std::begin(t))>;
   ops::ExpansionBudget budget;
   builtin::ObjectList elements;
+  std::size_t bytes = 0;
   if constexpr (sized<T>) elements.reserve(static_cast<std::size_t>(t.size()));
   for (auto it = std::begin(t), end = std::end(t); it != end; ++it) {
     ops::charge_expansion(sizeof(Object) + sizeof(Plain));
     Object e = to_object(ctx, *it, self, borrowed);
-    ops::charge_expansion(builtin::shape(e).expansion);
+    auto expansion = builtin::shape(e).expansion;
+    ops::charge_expansion(expansion);
+    bytes += sizeof(Object) + sizeof(Plain) + static_cast<std::size_t>(expansion);
     elements.push_back(std::move(e));
   }
-  return builtin::snapshot(std::move(elements));
+  return builtin::snapshot(std::move(elements), bytes);
 }
 
 // ---- the protocol of a registered class ---------------------------------------------------------

@@ -88,6 +88,13 @@ struct ServerOptions {
   /// larger request is clamped, not refused). A batch also ends early once its elements
   /// expand to 8 MiB (it always carries at least one).
   std::uint32_t max_iterate_batch = 65'536;
+  /// Bytes of snapshots the open iterations of one connection may hold together (a registered
+  /// container's elements, copied or referred to when its iteration starts: sizeof(Object) +
+  /// sizeof(Plain) each, about 80 bytes, plus the text, bytes and lists they hold). Past it,
+  /// iterate fails with an overloaded error; a snapshot stops counting when its iteration is read
+  /// to the end or released. Lists and maps are read in place and generators hold no copy:
+  /// neither counts.
+  std::size_t max_snapshot_bytes_per_connection = 256u << 20;
   /// Bytes of call messages one connection may have in flight (received, not yet answered).
   /// Past it the server stops reading from that connection until calls end: back-pressure,
   /// not an error (Cap'n Proto's flow limit). The message that crosses it is read, so at most

@@ -479,8 +479,10 @@ Object generator(std::function<Object(Ctx&)> next) {
   return Object{std::make_shared<GeneratorBox>(GeneratorBox{std::move(next), false}), &generator_type()};
 }
 
-std::unique_ptr<Sequence> snapshot(ObjectList elements) {
-  return std::make_unique<ListSequence>(box(std::move(elements)));
+std::unique_ptr<Sequence> snapshot(ObjectList elements, std::size_t bytes) {
+  auto s = std::make_unique<ListSequence>(box(std::move(elements)));
+  s->held_bytes = bytes;
+  return s;
 }
 
 const TypeInfo& pending_type() {

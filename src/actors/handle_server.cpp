@@ -48,8 +48,40 @@ bool runs_user_code(const Object& object) { return !builtin::is_plain(object); }
 /// One iteration's elements, shared by its cursor (on the loop) and the operations that read
 /// it (on the object's actor, one at a time).
 struct CursorState {
+  explicit CursorState(std::shared_ptr<Budget> budget) : budget(std::move(budget)) {}
+  ~CursorState() { drop(); }
+  CursorState(const CursorState&) = delete;
+  CursorState& operator=(const CursorState&) = delete;
+
+  /// Takes the sequence an iteration starts with, its snapshot counted in the connection's
+  /// max_snapshot_bytes_per_connection; past it, an overloaded error (and nothing held). [actor]
+  void hold(std::unique_ptr<Sequence> s, const ServerCore& core) {
+    auto bytes = s->held_bytes;
+    auto limit = core.options.max_snapshot_bytes_per_connection;
+    if (bytes > 0) {
+      auto before = budget->snapshot_bytes.fetch_add(bytes);
+      if (before + bytes > limit || before + bytes < before) {
+        budget->snapshot_bytes.fetch_sub(bytes);
+        if (core.metrics) core.metrics->breach(Limit::max_snapshot_bytes_per_connection);
+        throw RemoteError(ErrorKind::overloaded, "the snapshots of this connection's open iterations would hold " +
+                                                     std::to_string(before + bytes) + " bytes (limit max_snapshot_bytes_per_connection = " +
+                                                     std::to_string(limit) + ")");
+      }
+      held = bytes;
+    }
+    sequence = std::move(s);
+  }
+  /// Drops the sequence (a generator's frame goes now, on its actor) and its count. [actor]
+  void drop() {
+    sequence.reset();
+    if (held > 0) budget->snapshot_bytes.fetch_sub(held);
+    held = 0;
+  }
+
   std::unique_ptr<Sequence> sequence;  ///< [actor]; dropped once read to the end
   std::atomic<bool> done{false};       ///< set on the actor, read on the loop after each batch
+  const std::shared_ptr<Budget> budget;
+  std::size_t held = 0;  ///< bytes counted in budget->snapshot_bytes [actor]
 };
 
 /// Reads at most `max` elements of the iteration as plain values (registered objects stay
@@ -63,7 +95,7 @@ Plain read_batch(Ctx& ctx, CursorState& state, std::size_t max) {
   while (out.size() < max && bytes < max_batch_bytes) {
     Object e = state.sequence->next(ctx);
     if (!e) {
-      state.sequence.reset();  // a generator's frame goes now, on its actor
+      state.drop();
       state.done = true;
       break;
     }
@@ -123,7 +155,7 @@ class CursorServer final : public wire::Cursor::Server {
   std::shared_ptr<Actor> actor_;
   std::shared_ptr<Budget> budget_;
   const bool read_only_;
-  std::shared_ptr<CursorState> state_ = std::make_shared<CursorState>();
+  std::shared_ptr<CursorState> state_ = std::make_shared<CursorState>(budget_);
 };
 
 /// The capability server of one handle: an object and the actor that owns it.
@@ -173,8 +205,8 @@ class HandleServer final : public wire::Handle::Server {
     // Counted from now: iterations in flight count against the limit too.
     auto cursor = kj::heap<CursorServer>(core_, object_, actor_, budget_, read_only());
     auto state = cursor->state();
-    return core_.on_actor(budget_, actor_, metered(CallOp::iterate, object_), [self = object_, state, max](Ctx& ctx) -> Outcome {
-             state->sequence = ops::iterate(ctx, self);
+    return core_.on_actor(budget_, actor_, metered(CallOp::iterate, object_), [core = &core_, self = object_, state, max](Ctx& ctx) -> Outcome {
+             state->hold(ops::iterate(ctx, self), *core);
              return read_batch(ctx, *state, max);
            }, {}, expansive(object_) || runs_user_code(object_))
         .then([context, cursor = kj::mv(cursor)](Outcome o) mutable {

@@ -53,7 +53,7 @@ inline constexpr std::size_t error_kind_count = 0 REMOTEABLE_ERROR_KINDS(REMOTEA
 #define REMOTEABLE_LIMITS(X)                                                                           \
   X(max_connections) X(max_handles_per_connection) X(max_calls_per_connection) X(max_outbound_bytes) \
   X(max_attached_per_connection) X(max_attached) X(idle_timeout) X(max_remote_handles_per_connection) \
-  X(max_cursors_per_connection)
+  X(max_cursors_per_connection) X(max_snapshot_bytes_per_connection)
 enum class Limit {
 #define REMOTEABLE_LIMIT_ENUM(limit) limit,
   REMOTEABLE_LIMITS(REMOTEABLE_LIMIT_ENUM)

@@ -341,3 +341,21 @@ TEST_CASE("limits: open iterations per connection are bounded by max_cursors_per
   // The release travels ahead of the new iterate on the same connection.
   CHECK(t.run(all_of(std::move(e))).size() == 10);
 }
+
+TEST_CASE("limits: the snapshots a connection holds are bounded by max_snapshot_bytes_per_connection") {
+  // The fleet's snapshot: 5 ships, each charged sizeof(Object) + sizeof(Plain) (handles expand to nothing).
+  const std::size_t one = 5 * (sizeof(remoteable::Object) + sizeof(remoteable::detail::Plain));
+  remoteable::ServerOptions options;
+  options.max_snapshot_bytes_per_connection = one + one / 2;  // one snapshot fits, two do not
+  Connected t(options);
+  auto fleet = t.client.fetch("fleet");
+  auto a = fleet.iterate({.batch = 2});
+  CHECK(t.run(a.next_batch()).size() == 2);  // open: its snapshot is held
+  auto b = fleet.iterate({.batch = 2});
+  CHECK(test::message_of(t.context, b.next_batch()).find("max_snapshot_bytes_per_connection") != std::string::npos);
+  // A list is read in place: it holds no snapshot, and iterates meanwhile.
+  CHECK(t.run(all_of(t.client.fetch("ten").iterate())).size() == 10);
+  // Read to the end, the first one holds nothing more.
+  CHECK(t.run(all_of(std::move(a))).size() == 3);
+  CHECK(t.run(all_of(fleet.iterate())).size() == 5);
+}

@@ -71,8 +71,8 @@ struct GeneratorBox {
 };
 const TypeInfo& generator_type();
 Object generator(std::function<Object(Ctx&)> next);
-/// A Sequence over `elements` (a container's snapshot), in order.
-std::unique_ptr<Sequence> snapshot(ObjectList elements);
+/// A Sequence over `elements` (a container's snapshot), in order, holding `bytes`.
+std::unique_ptr<Sequence> snapshot(ObjectList elements, std::size_t bytes);
 Object pending(asio::awaitable<Object> run);
 
 Object none();

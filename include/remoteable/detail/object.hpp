@@ -100,6 +100,10 @@ struct Sequence {
   virtual ~Sequence() = default;
   /// The next element, or a null Object once there are none. [actor]
   virtual Object next(Ctx& ctx) = 0;
+  /// The bytes a snapshot holds (its elements, as charged when it was taken), which count
+  /// against ServerOptions::max_snapshot_bytes_per_connection while the iteration lives; 0 for
+  /// what holds no copy (a list read in place, a generator).
+  std::size_t held_bytes = 0;
 };
 
 /// Everything the server can do with objects of one type. Built once at registration, then
