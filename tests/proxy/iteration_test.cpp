@@ -359,3 +359,18 @@ TEST_CASE("limits: the snapshots a connection holds are bounded by max_snapshot_
   CHECK(t.run(all_of(std::move(a))).size() == 3);
   CHECK(t.run(all_of(fleet.iterate())).size() == 5);
 }
+
+TEST_CASE("the next batch is requested before the caller asks for it") {
+  Connected t;
+  auto ten = t.client.fetch("ten");
+  CHECK(t.run(ten.len().as<std::int64_t>()) == 10);  // the fetch is done
+  auto it = ten.iterate({.batch = 3});
+  auto before = t.client.wire_stats();
+  CHECK(t.run(it.next_batch()).size() == 3);  // Handle.iterate, with the first batch
+  // With no further next_batch(), Cursor.next for the second batch goes out by itself.
+  CHECK(t.wait_until([&] { return t.client.wire_stats().calls_sent - before.calls_sent == 2; }));
+  // And only that one: the buffer ahead is one batch.
+  CHECK(t.wait_until([&] { return t.client.wire_stats().returns_received - before.returns_received == 2; }));
+  CHECK(t.client.wire_stats().calls_sent - before.calls_sent == 2);
+  CHECK(ints_of(t.run(all_of(std::move(it)))) == std::vector<std::int64_t>{3, 4, 5, 6, 7, 8, 9});
+}
