@@ -32,7 +32,7 @@ awk '
     if ("events" in f) m = m " push, " f["events"] " events per publish"
     split("median_us p99_us mean_us calls_per_s median_ms round_trips bytes_per_handle bytes_per_connection events_per_s get_median_ms ratio_to_get item_per_element_us item_extrapolated_ms", metrics, " ")
     for (j = 1; j <= 13; j++)
-      if (metrics[j] in f) printf "%s %d\t%s\t%s\t%s\t%s\n", key, j, m, metrics[j], f["peer"], f[metrics[j]]
+      if (metrics[j] in f) printf "%s %02d\t%s\t%s\t%s\t%s\n", key, j, m, metrics[j], f["peer"], f[metrics[j]]
   }' "$jsonl" | sort -t$'\t' -k1,1 >"$work/rows.tsv"
 
 # A measurement taken in several rounds (scripts/bench interleaves the peers round by round, so
@@ -98,7 +98,7 @@ rounds=$(awk -F'\t' '$3 == "median_us" && $2 == "W1" { n[$4]++ } END { m = 0; fo
     awk -F'\t' '$2 ~ /^ITER / && $4 == "remoteable" { v[$3] = $5; m = $2 }
       END { if (m != "") printf "| %s | %.1f | %.1f | %.2f | %.1f | %.0f | %.0f |\n", m, v["median_ms"], v["get_median_ms"],
               v["ratio_to_get"], v["item_per_element_us"], v["item_extrapolated_ms"],
-              v["median_ms"] > 0 ? v["item_extrapolated_ms"] / v["median_ms"] : 0 }' "$work/median.tsv"
+              (v["median_ms"] > 0 ? v["item_extrapolated_ms"] / v["median_ms"] : 0) }' "$work/median.tsv"
   fi
   # A/B: the current code against the code before issue 11 (scripts/bench's remoteable_before).
   if grep -q $'\tremoteable_before\t' "$work/median.tsv"; then
