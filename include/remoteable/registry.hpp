@@ -246,13 +246,14 @@ std::string kind_name(const Registry& r) {
 }
 
 /// How a result or a field's value of type R is named by describe(): as a parameter would be,
-/// "none" for void, the awaited type for a coroutine, "text or none" for a C string (null is
-/// none), "value" for a type that only converts out.
+/// "none" for void, the awaited type for a coroutine, "generator of T" for a Generator, "text
+/// or none" for a C string (null is none), "value" for a type that only converts out.
 template <class R>
 std::string value_kind_name(const Registry& r) {
   using D = std::remove_cvref_t<R>;
   if constexpr (std::is_void_v<D>) return "none";
   else if constexpr (is_awaitable<D>::value) return value_kind_name<typename D::value_type>(r);
+  else if constexpr (is_generator<D>::value) return "generator of " + value_kind_name<typename D::value_type>(r);
   else if constexpr (std::same_as<D, const char*> || std::same_as<D, char*>) return "text or none";
   else if constexpr (bindable<D, false>()) return kind_name<D>(r);
   else if constexpr (std::is_convertible_v<D, std::string_view>) return "text";

@@ -270,6 +270,12 @@ TEST_CASE("a generator of registered objects gives handles; a generator is read 
   REQUIRE(ships.size() == 3);
   CHECK(t.run(ships[2].as<Handle>().attr("speed").as<std::int64_t>()) == 2);
   CHECK(test::error_of(t.context, all_of(gen.iterate())) == ErrorKind::value);
+  // describe() names what a generator yields.
+  auto d = t.run(t.client.fetch("source").describe());
+  bool found = false;
+  for (auto& m : d.members)
+    if (m.name == "ships") found = m.signatures == std::vector<std::string>{"(int64) -> generator of Ship"};
+  CHECK(found);
 }
 
 TEST_CASE("slices copy a range, as Python's x[a:b]") {
