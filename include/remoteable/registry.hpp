@@ -291,16 +291,16 @@ Overload make_overload(Fn fn) {
   return o;
 }
 
-/// asio::awaitable frames start later and outlive the call's argument storage, so a coroutine
-/// must own its arguments; and a function object may go away while its coroutine runs, so it
-/// must capture nothing.
+/// asio::awaitable and remoteable::Generator frames run later and outlive the call's argument
+/// storage, so a coroutine must own its arguments; and a function object may go away while its
+/// coroutine runs, so it must capture nothing.
 template <class F, class R, class... P>
 constexpr void check_coroutine() {
-  if constexpr (is_awaitable<std::remove_cvref_t<R>>::value) {
+  if constexpr (is_awaitable<std::remove_cvref_t<R>>::value || is_generator<std::remove_cvref_t<R>>::value) {
     static_assert(((!std::is_reference_v<P> && !std::is_pointer_v<P> &&
                     !std::same_as<std::remove_cv_t<P>, std::string_view>) && ...),
-                  "remoteable: a coroutine method or function (returning asio::awaitable) must own its "
-                  "parameters: take them by value (std::string, not std::string_view), and registered "
+                  "remoteable: a coroutine method or function (returning asio::awaitable or remoteable::Generator) "
+                  "must own its parameters: take them by value (std::string, not std::string_view), and registered "
                   "objects as std::shared_ptr<T>");
     static_assert(!std::is_class_v<F> || std::is_empty_v<F>,
                   "remoteable: a coroutine function object must not capture anything");
