@@ -28,11 +28,12 @@ awk '
     if ("actors" in f) { m = m " over " f["actors"] " actor(s)"; key = key sprintf(" A%05d", f["actors"]) }
     if ("handles" in f) { m = "live handles, " f["handles"]; key = key sprintf(" %08d", f["handles"]) }
     if (m == "W7") m = "W7 callback round trip"
+    if (m == "ITER") m = "ITER " f["elements"] " ints, batch " f["batch"]
     if ("events" in f) m = m " push, " f["events"] " events per publish"
     if (m == "STREAM") m = m " " f["bytes"] / 1048576 " MiB in " f["chunk_bytes"] / 1024 " KiB writes, " f["window_bytes"] / 1024 " KiB window"
-    split("median_us p99_us mean_us calls_per_s median_ms round_trips bytes_per_handle bytes_per_connection events_per_s mb_per_s", metrics, " ")
-    for (j = 1; j <= 10; j++)
-      if (metrics[j] in f) printf "%s %d\t%s\t%s\t%s\t%s\n", key, j, m, metrics[j], f["peer"], f[metrics[j]]
+    split("median_us p99_us mean_us calls_per_s median_ms round_trips bytes_per_handle bytes_per_connection events_per_s mb_per_s get_median_ms ratio_to_get item_per_element_us item_extrapolated_ms", metrics, " ")
+    for (j = 1; j <= 14; j++)
+      if (metrics[j] in f) printf "%s %02d\t%s\t%s\t%s\t%s\n", key, j, m, metrics[j], f["peer"], f[metrics[j]]
   }' "$jsonl" | sort -t$'\t' -k1,1 >"$work/rows.tsv"
 
 # A measurement taken in several rounds (scripts/bench interleaves the peers round by round, so
@@ -88,6 +89,18 @@ rounds=$(awk -F'\t' '$3 == "median_us" && $2 == "W1" { n[$4]++ } END { m = 0; fo
         for (i = 1; i <= n; i++) { split(order[i], k, " ")
           printf "| %s | %s | %.0f | %s |\n", k[1], k[2], v[order[i]], base ? sprintf("%.2f", v[order[i]] / base) : "-" }
       }' "$work/median.tsv"
+  fi
+  # ITER: iterating a list of 1,000,000 ints against one get() of it and against item(i) per element.
+  if grep -q '^ITER ' "$work/median.tsv"; then
+    echo
+    echo "ITER: iterating \`ints\` (1,000,000 int64) against one get() of it (target: iterate / get at most 1.5) and against one item(i) round trip per element (measured over a prefix, extrapolated)."
+    echo
+    echo "| measurement | iterate, ms | get(), ms | iterate / get | item(i), µs per element | item(i) extrapolated, ms | item(i) / iterate |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    awk -F'\t' '$2 ~ /^ITER / && $4 == "remoteable" { v[$3] = $5; m = $2 }
+      END { if (m != "") printf "| %s | %.1f | %.1f | %.2f | %.1f | %.0f | %.0f |\n", m, v["median_ms"], v["get_median_ms"],
+              v["ratio_to_get"], v["item_per_element_us"], v["item_extrapolated_ms"],
+              (v["median_ms"] > 0 ? v["item_extrapolated_ms"] / v["median_ms"] : 0) }' "$work/median.tsv"
   fi
   # A/B: the current code against the code before issue 11 (scripts/bench's remoteable_before).
   if grep -q $'\tremoteable_before\t' "$work/median.tsv"; then

@@ -83,8 +83,15 @@ interface Handle {
     # handle. A failing step fails the chain. The client sends a chain for steps whose
     # intermediate handles nobody holds: one call instead of one per step.
 
-  iterate  @14 () -> ();  # placeholder, so that @16 compiles: iteration's own definition replaces it
-  slice    @15 () -> ();  # placeholder, as above
+  iterate  @14 (batch :UInt32) -> (cursor :Cursor, values :List(Value), done :Bool);
+    # Starts reading the object's elements (a list, a map's keys, a registered type with
+    # begin()/end(), a generator) and answers with the first batch: at most `batch` elements
+    # (the server clamps it to its limit), `done` once there are no more. `cursor` reads the
+    # rest. A container is read from a snapshot taken when this runs; a generator runs only as
+    # far as the batches asked for, and stops when the cursor is released.
+  slice    @15 (start :Int64, stop :Int64, fetch :Fetch) -> (result :Handle, value :Value, text :Text, truth :Bool);
+    # A copy of the elements from `start` to `stop` (exclusive) as a list; negative indices
+    # count from the end, and both are clamped to the size (as Python's `x[a:b]`).
   openStream @16 (method :Text) -> (stream :Stream);
     # A stream of calls to this object's method `method`: each Stream.write runs it with its
     # arguments, one at a time, in order.
@@ -98,11 +105,16 @@ interface Handle {
       len    @4 :Void;
       binary @5 :BinaryStep;
       unary  @6 :UnaryOp;
+      slice  @7 :SliceStep;
     }
   }
   struct CallStep {
     name @0 :Text;
     args @1 :List(Value);
+  }
+  struct SliceStep {
+    start @0 :Int64;
+    stop  @1 :Int64;
   }
   struct BinaryStep {
     op        @0 :BinaryOp;
@@ -121,6 +133,13 @@ interface Stream {
     # After every write: runs `method` (no arguments) unless empty, and ends the stream.
   fail  @2 (method :Text, kind :Text, message :Text) -> ();
     # The writer ends the stream with an error: runs `method` (kind, message) unless empty.
+}
+
+interface Cursor {
+  # The rest of an iteration (Handle.iterate). Each call runs on the object's actor, one at a
+  # time, in order. Releasing the cursor ends the iteration (and stops a generator).
+  next @0 (max :UInt32) -> (values :List(Value), done :Bool);
+    # At most `max` elements (clamped as Handle.iterate's batch); `done` once there are no more.
 }
 
 interface Registry {

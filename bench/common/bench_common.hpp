@@ -129,7 +129,7 @@ class JsonLine {
 /// a client object (--events per publish, --iterations publishes).
 /// STREAM (issue 13, raw Cap'n Proto and remoteable): --mib MiB written to a server's sink in
 /// --chunk-kib chunks with at most --window-kib bytes of writes unanswered; MB/s.
-enum class Workload { w1, w2, w3, w4, mem, conn, w6, w7, w8, stream };
+enum class Workload { w1, w2, w3, w4, mem, conn, w6, w7, w8, stream, iter };
 
 /// The command line every `<peer>_bench_client` accepts:
 ///   PORT W1|W2|W3|W4|W7|W8 [--iterations N] [--warmup N] [--seconds S] [--warmup-seconds S]
@@ -158,6 +158,8 @@ struct Options {
   int mib = 256;               // STREAM: MiB written per run
   int chunk_kib = 64;          // STREAM: the size of each write's data
   int window_kib = 1024;       // STREAM: bytes of writes unanswered, at most
+  int batch = 0;               // ITER: elements per batch (0: ClientOptions::iterate_batch)
+  int item_prefix = 10'000;    // ITER: elements of the item(i) baseline
 
   int iterations_or(int fallback) const { return iterations >= 0 ? iterations : fallback; }
   int warmup_or(int fallback) const { return warmup >= 0 ? warmup : fallback; }
@@ -180,7 +182,8 @@ inline Options parse_options(int argc, char** argv) {
          " PORT W1|W2|W3|W4|W7|W8 [--iterations N] [--warmup N] [--seconds S] [--warmup-seconds S]"
          " [--in-flight N] [--connections N] [--depth K] [--rtt-port P] [--host H] [--actors N] [--handles N]"
          " (remoteable also: MEM --handles N, CONN --connections N, W6 [--actors N] [--spin-us US];"
-         " raw Cap'n Proto and remoteable also: W7, W8 [--events N], STREAM [--mib N] [--chunk-kib N] [--window-kib N])");
+         " raw Cap'n Proto and remoteable also: W7, W8 [--events N], STREAM [--mib N] [--chunk-kib N] [--window-kib N];"
+         " remoteable also: ITER [--batch N] [--item-prefix N])");
   };
   if (argc < 3) usage();
   Options o;
@@ -196,6 +199,7 @@ inline Options parse_options(int argc, char** argv) {
   else if (o.workload_name == "W7") o.workload = Workload::w7;
   else if (o.workload_name == "W8") o.workload = Workload::w8;
   else if (o.workload_name == "STREAM") o.workload = Workload::stream;
+  else if (o.workload_name == "ITER") o.workload = Workload::iter;
   else usage();
   for (int i = 3; i < argc; ++i) {
     std::string_view flag = argv[i];
@@ -217,10 +221,12 @@ inline Options parse_options(int argc, char** argv) {
     else if (flag == "--mib") o.mib = detail::parse_number<int>(v, "mib");
     else if (flag == "--chunk-kib") o.chunk_kib = detail::parse_number<int>(v, "chunk-kib");
     else if (flag == "--window-kib") o.window_kib = detail::parse_number<int>(v, "window-kib");
+    else if (flag == "--batch") o.batch = detail::parse_number<int>(v, "batch");
+    else if (flag == "--item-prefix") o.item_prefix = detail::parse_number<int>(v, "item-prefix");
     else usage();
   }
   if (o.in_flight < 1 || o.connections < 1 || o.depth < 1 || o.events < 1 || o.mib < 1 || o.chunk_kib < 1 ||
-      o.window_kib < 1)
+      o.window_kib < 1 || o.batch < 0 || o.item_prefix < 1)
     usage();
   return o;
 }

@@ -1,4 +1,4 @@
-// remoteable_bench_client PORT W1|W2|W3|W4|W6|W7|W8|STREAM|MEM|CONN [options]: the remoteable peer, through
+// remoteable_bench_client PORT W1|W2|W3|W4|W6|W7|W8|STREAM|ITER|MEM|CONN [options]: the remoteable peer, through
 // the public client API only.
 //
 // W1: sequential `add(i, 2)`. W2: closed loop, --in-flight coroutines per connection each
@@ -16,6 +16,12 @@
 // STREAM (issue 13): remoteable::stream(bytes_sink, "write") with a --window-kib window (1 MiB),
 // --mib MiB (256) in --chunk-kib chunks (64 KiB), 1 + 5 runs; MB/s from the first write to
 // close() (every write answered); the sink's byte count must match.
+//
+// ITER (issue 13): `ints`, a list of 1,000,000 int64 (0, 1, 2, ...), read whole by iteration
+// (Handle::iterate, ClientOptions::iterate_batch per batch unless --batch N) and by one get();
+// medians of 5 each (after 1 warmup), every element checked. The round-trip-per-element baseline
+// (item(i), one await each) runs over the first --item-prefix elements (10,000) and is
+// extrapolated to the whole list.
 //
 // Everything runs on one io_context driven by the main thread, so evaluations complete there and
 // the shared counters need no lock.
@@ -324,6 +330,74 @@ asio::awaitable<void> stream_throughput(bench::Options o) {
   bench::print_stream(peer, o, rates);
 }
 
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const auto n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+asio::awaitable<void> iteration(bench::Options o) {
+  auto client = co_await connect(o);
+  auto ints = client.fetch("ints");
+  const std::int64_t n = 1'000'000;
+  const std::int64_t want_sum = n * (n - 1) / 2;
+  const int warmup = o.warmup_or(1), timed = o.iterations_or(5);
+  std::uint32_t batch = o.batch > 0 ? static_cast<std::uint32_t>(o.batch) : remoteable::ClientOptions{}.iterate_batch;
+  std::vector<double> iter_ms, get_ms;
+  std::int64_t sum = 0;
+  for (int r = 0; r < warmup + timed; ++r) {
+    auto t0 = bench::clock::now();
+    auto it = ints.iterate({.batch = batch});
+    std::int64_t s = 0, i = 0;
+    while (auto v = co_await it.next()) {
+      auto x = v->as<std::int64_t>();
+      if (x != i) bench::fail("ITER: element " + std::to_string(i) + " is " + std::to_string(x));
+      s += x;
+      ++i;
+    }
+    auto t1 = bench::clock::now();
+    bench::expect_value(i, n, "ITER: elements iterated");
+    bench::expect_value(s, want_sum, "ITER: sum of the elements iterated");
+    sum = s;
+    if (r >= warmup) iter_ms.push_back(bench::seconds_between(t0, t1) * 1e3);
+  }
+  for (int r = 0; r < warmup + timed; ++r) {
+    auto t0 = bench::clock::now();
+    auto list = co_await ints.as<std::vector<std::int64_t>>();
+    auto t1 = bench::clock::now();
+    bench::expect_value(static_cast<std::int64_t>(list.size()), n, "ITER: elements of get()");
+    std::int64_t s = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+      if (list[static_cast<std::size_t>(i)] != i) bench::fail("ITER: get() element " + std::to_string(i) + " is wrong");
+      s += list[static_cast<std::size_t>(i)];
+    }
+    bench::expect_value(s, want_sum, "ITER: sum of get()");
+    if (r >= warmup) get_ms.push_back(bench::seconds_between(t0, t1) * 1e3);
+  }
+  // The baseline: one round trip per element, item(i) awaited in turn, over a prefix.
+  const std::int64_t prefix = o.item_prefix;
+  auto t0 = bench::clock::now();
+  for (std::int64_t i = 0; i < prefix; ++i) {
+    auto x = co_await ints.item(i).as<std::int64_t>();
+    bench::expect_value(x, i, "ITER: item(i)");
+  }
+  auto t1 = bench::clock::now();
+  const double item_us = bench::seconds_between(t0, t1) * 1e6 / static_cast<double>(prefix);
+  const double median = median_of(iter_ms), get_median = median_of(get_ms);
+  bench::JsonLine(peer, "ITER")
+      .field("elements", n)
+      .field("batch", static_cast<std::int64_t>(batch))
+      .field("median_ms", median)
+      .field("get_median_ms", get_median)
+      .field("ratio_to_get", median / get_median)
+      .field("item_per_element_us", item_us)
+      .field("item_prefix", prefix)
+      .field("item_extrapolated_ms", item_us * static_cast<double>(n) / 1e3)
+      .field("sum", sum)
+      .field("runs", static_cast<std::int64_t>(timed))
+      .print();
+}
+
 remoteable::Handle chain(const remoteable::Handle& root, int depth) {
   auto node = root;
   for (int d = 0; d < depth; ++d) node = node.call("child", 0);
@@ -368,6 +442,7 @@ int main(int argc, char** argv) {
       case bench::Workload::w7: return callback_latency(o);
       case bench::Workload::w8: return push_throughput(o);
       case bench::Workload::stream: return stream_throughput(o);
+      case bench::Workload::iter: return iteration(o);
       default: return chain_latency(o);
     }
   };

@@ -165,6 +165,11 @@ int main(int argc, char** argv) {
   server.export_class<Node>("Node");  // W2 --actors N constructs N nodes: one actor each
   server.export_object(std::make_shared<Hub>(), "hub");  // W7, W8
   server.export_object(std::make_shared<ByteSink>(), "bytes_sink");  // STREAM
+  {
+    std::vector<std::int64_t> ints(1'000'000);  // ITER: 0, 1, 2, ...
+    for (std::size_t i = 0; i < ints.size(); ++i) ints[i] = static_cast<std::int64_t>(i);
+    server.export_value(ints, "ints");
+  }
   for (int i = 0; i < spinners; ++i) server.export_object(std::make_shared<Spinner>(), "spin" + std::to_string(i));
   std::cout << "READY " << (args.size() == 2 ? args[1] : std::to_string(server.port())) << std::endl;
   server.run();

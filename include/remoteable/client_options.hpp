@@ -36,6 +36,10 @@ struct ClientOptions {
   /// cancelled, as before). Past 64 windows waiting, a new step fails at once (its handle
   /// reports overloaded).
   std::size_t push_window = 1000;
+  /// Elements per batch of an iteration (Handle::iterate) unless its IterateOptions say
+  /// otherwise (at least 1; the server clamps it to its ServerOptions::max_iterate_batch). One
+  /// batch is fetched ahead while the caller consumes the one before.
+  std::uint32_t iterate_batch = 4096;
   /// How long one attempt's TCP connect may take, and then its TLS handshake (if on), and then
   /// the protocol check; past it the attempt fails with a timeout error.
   std::chrono::milliseconds connect_timeout{5000};

@@ -16,6 +16,8 @@
 namespace remoteable {
 
 class Handle;
+class Iteration;
+struct IterateOptions;
 /// A value on the client side; its handle alternative is a Handle.
 using Value = BasicValue<Handle>;
 
@@ -82,6 +84,15 @@ class Handle {
   [[nodiscard]] asio::awaitable<void> set_item(Value key, Value value) const;
   [[nodiscard]] Handle len() const&;
   [[nodiscard]] Handle len() &&;
+  /// A list copied from the elements `start` to `stop` (exclusive), as Python's `h[start:stop]`:
+  /// negative indices count from the end, both are clamped. Lists, text and bytes, registered
+  /// containers (from a snapshot) and generators (as far as `stop`, non-negative indices only).
+  [[nodiscard]] Handle slice(std::int64_t start, std::int64_t stop) const&;
+  [[nodiscard]] Handle slice(std::int64_t start, std::int64_t stop) &&;
+  /// Iterates the object's elements in batches fetched ahead (see remoteable::Iteration, in
+  /// <remoteable/iteration.hpp>). Sends nothing until the first next().
+  [[nodiscard]] Iteration iterate() const;
+  [[nodiscard]] Iteration iterate(IterateOptions options) const;
 
   /// Applies a binary operator. `reflected` puts `operand` on the left (`4 + h`).
   [[nodiscard]] Handle binary(BinaryOp op, Value operand, bool reflected = false) const&;

@@ -6,6 +6,7 @@
 
 #include <concepts>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <ostream>
@@ -245,13 +246,14 @@ std::string kind_name(const Registry& r) {
 }
 
 /// How a result or a field's value of type R is named by describe(): as a parameter would be,
-/// "none" for void, the awaited type for a coroutine, "text or none" for a C string (null is
-/// none), "value" for a type that only converts out.
+/// "none" for void, the awaited type for a coroutine, "generator of T" for a Generator, "text
+/// or none" for a C string (null is none), "value" for a type that only converts out.
 template <class R>
 std::string value_kind_name(const Registry& r) {
   using D = std::remove_cvref_t<R>;
   if constexpr (std::is_void_v<D>) return "none";
   else if constexpr (is_awaitable<D>::value) return value_kind_name<typename D::value_type>(r);
+  else if constexpr (is_generator<D>::value) return "generator of " + value_kind_name<typename D::value_type>(r);
   else if constexpr (std::same_as<D, const char*> || std::same_as<D, char*>) return "text or none";
   else if constexpr (bindable<D, false>()) return kind_name<D>(r);
   else if constexpr (std::is_convertible_v<D, std::string_view>) return "text";
@@ -289,16 +291,16 @@ Overload make_overload(Fn fn) {
   return o;
 }
 
-/// asio::awaitable frames start later and outlive the call's argument storage, so a coroutine
-/// must own its arguments; and a function object may go away while its coroutine runs, so it
-/// must capture nothing.
+/// asio::awaitable and remoteable::Generator frames run later and outlive the call's argument
+/// storage, so a coroutine must own its arguments; and a function object may go away while its
+/// coroutine runs, so it must capture nothing.
 template <class F, class R, class... P>
 constexpr void check_coroutine() {
-  if constexpr (is_awaitable<std::remove_cvref_t<R>>::value) {
+  if constexpr (is_awaitable<std::remove_cvref_t<R>>::value || is_generator<std::remove_cvref_t<R>>::value) {
     static_assert(((!std::is_reference_v<P> && !std::is_pointer_v<P> &&
                     !std::same_as<std::remove_cv_t<P>, std::string_view>) && ...),
-                  "remoteable: a coroutine method or function (returning asio::awaitable) must own its "
-                  "parameters: take them by value (std::string, not std::string_view), and registered "
+                  "remoteable: a coroutine method or function (returning asio::awaitable or remoteable::Generator) "
+                  "must own its parameters: take them by value (std::string, not std::string_view), and registered "
                   "objects as std::shared_ptr<T>");
     static_assert(!std::is_class_v<F> || std::is_empty_v<F>,
                   "remoteable: a coroutine function object must not capture anything");
@@ -532,6 +534,39 @@ void user_set_item(Ctx& ctx, const Object& self, const Object& key, const Object
                                    std::string(builtin::type_name(key)));
 }
 
+// ---- iteration: begin() and end() -------------------------------------------------------------
+
+/// A type a client can iterate: begin()/end() whose elements convert as results do.
+template <class T>
+concept iterable = requires(T& t) {
+  { std::begin(t) != std::end(t) } -> std::convertible_to<bool>;
+  { *std::begin(t) } -> sendable;
+};
+
+/// The snapshot a client's iteration of a registered container reads: its elements converted
+/// as item() converts them (values copied, registered objects as references to the live
+/// elements), taken at once on the actor and charged to the expansion budget as get() is. Its
+/// bytes (sizeof(Object) + sizeof(Plain) per element, and what each expands to) count against
+/// ServerOptions::max_snapshot_bytes_per_connection while the iteration is open.
+template <class T>
+std::unique_ptr<Sequence> user_snapshot(Ctx& ctx, const Object& self) {
+  T& t = self.as<T>();
+  constexpr bool borrowed = std::is_lvalue_reference_v<decltype(*std::begin(t))>;
+  ops::ExpansionBudget budget;
+  builtin::ObjectList elements;
+  std::size_t bytes = 0;
+  if constexpr (sized<T>) elements.reserve(static_cast<std::size_t>(t.size()));
+  for (auto it = std::begin(t), end = std::end(t); it != end; ++it) {
+    ops::charge_expansion(sizeof(Object) + sizeof(Plain));
+    Object e = to_object(ctx, *it, self, borrowed);
+    auto expansion = builtin::shape(e).expansion;
+    ops::charge_expansion(expansion);
+    bytes += sizeof(Object) + sizeof(Plain) + static_cast<std::size_t>(expansion);
+    elements.push_back(std::move(e));
+  }
+  return builtin::snapshot(std::move(elements), bytes);
+}
+
 // ---- the protocol of a registered class ---------------------------------------------------------
 
 template <class T>
@@ -571,6 +606,9 @@ void fill_protocol(TypeInfo& t) {
   }
   if constexpr (subscriptable<T, std::int64_t> || subscriptable<T, std::string>) {
     t.item = [](Ctx& ctx, const Object& self, const Object& key) { return user_item<T>(ctx, self, key); };
+  }
+  if constexpr (iterable<T>) {
+    t.iterate = [](Ctx& ctx, const Object& self) { return user_snapshot<T>(ctx, self); };
   }
   if constexpr (item_assignable<T, std::int64_t> || item_assignable<T, std::string>) {
     t.set_item = [](Ctx& ctx, const Object& self, const Object& key, const Object& value) {

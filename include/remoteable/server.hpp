@@ -79,6 +79,22 @@ struct ServerOptions {
   /// its arguments are decoded and wait for the handles in them, too) until it ends however it
   /// ends; past it, calls fail with an overloaded error.
   std::size_t max_calls_per_connection = 10'000;
+  /// Iterations (Handle::iterate) one connection may have open at once: each holds a snapshot
+  /// of a container (at most what get() of it may expand to, 128 MiB) or a suspended generator
+  /// until the client reads it to the end or releases it. Past it, iterate fails with an
+  /// overloaded error.
+  std::size_t max_cursors_per_connection = 64;
+  /// The most elements one batch of an iteration carries, whatever the client asks for (a
+  /// larger request is clamped, not refused). A batch also ends early once its elements
+  /// expand to 8 MiB (it always carries at least one).
+  std::uint32_t max_iterate_batch = 65'536;
+  /// Bytes of snapshots the open iterations of one connection may hold together (a registered
+  /// container's elements, copied or referred to when its iteration starts: sizeof(Object) +
+  /// sizeof(Plain) each, about 80 bytes, plus the text, bytes and lists they hold). Past it,
+  /// iterate fails with an overloaded error; a snapshot stops counting when its iteration is read
+  /// to the end or released. Lists and maps are read in place and generators hold no copy:
+  /// neither counts.
+  std::size_t max_snapshot_bytes_per_connection = 256u << 20;
   /// Bytes of call messages one connection may have in flight (received, not yet answered).
   /// Past it the server stops reading from that connection until calls end: back-pressure,
   /// not an error (Cap'n Proto's flow limit). The message that crosses it is read, so at most

@@ -111,6 +111,37 @@ std::int64_t index_of(const Object& self, const Object& key, std::size_t size) {
   return i;
 }
 
+/// The iteration of a list, or of a snapshot: the elements in order. A list is immutable, so
+/// holding it is the snapshot.
+struct ListSequence final : Sequence {
+  explicit ListSequence(Object list) : list(std::move(list)) {}
+  Object next(Ctx&) override {
+    auto& l = items(list);
+    return i < l.size() ? l[i++] : Object{};
+  }
+  Object list;
+  std::size_t i = 0;
+};
+struct KeySequence final : Sequence {
+  explicit KeySequence(Object map) : map(std::move(map)), at(entries(this->map).begin()) {}
+  Object next(Ctx&) override {
+    if (at == entries(map).end()) return Object{};
+    return box((at++)->first);
+  }
+  Object map;
+  ObjectMap::const_iterator at;
+};
+struct GeneratorSequence final : Sequence {
+  explicit GeneratorSequence(std::function<Object(Ctx&)> next) : resume(std::move(next)) {}
+  Object next(Ctx& ctx) override {
+    if (!resume) return Object{};
+    auto e = resume(ctx);
+    if (!e) resume = nullptr;  // ended: its frame goes now
+    return e;
+  }
+  std::function<Object(Ctx&)> resume;
+};
+
 const TypeInfo& make_list_type() {
   static TypeInfo t = [] {
     TypeInfo t = make_type("list");
@@ -127,6 +158,8 @@ const TypeInfo& make_list_type() {
       auto& l = items(s);
       return l[index_of(s, key, l.size())];
     };
+    // A list is immutable: its iteration reads it in place.
+    t.iterate = [](Ctx&, const Object& s) -> std::unique_ptr<Sequence> { return std::make_unique<ListSequence>(s); };
     return t;
   }();
   return t;
@@ -155,6 +188,8 @@ const TypeInfo& make_map_type() {
       if (it == m.end()) throw_error(ErrorKind::index, "no key " + quote(key.as<std::string>()));
       return it->second;
     };
+    // Its keys, in order, as Python iterates a dict (immutable: read in place).
+    t.iterate = [](Ctx&, const Object& s) -> std::unique_ptr<Sequence> { return std::make_unique<KeySequence>(s); };
     return t;
   }();
   return t;
@@ -423,6 +458,32 @@ const TypeInfo& remote_type() {
 }
 Object remote(Handle handle) { return Object{std::make_shared<Handle>(std::move(handle)), &remote_type()}; }
 const Handle& remote_handle(const Object& o) noexcept { return o.as<Handle>(); }
+
+const TypeInfo& generator_type() {
+  static TypeInfo t = [] {
+    TypeInfo t = make_type("generator");
+    t.truthy = [](const Object&) { return true; };
+    // The first iteration takes the generator (its frame goes with that iteration); a second
+    // one has nothing left to read.
+    t.iterate = [](Ctx&, const Object& s) -> std::unique_ptr<Sequence> {
+      auto& g = s.as<GeneratorBox>();
+      if (g.taken) throw_error(ErrorKind::value, "this generator has been iterated already");
+      g.taken = true;
+      return std::make_unique<GeneratorSequence>(std::move(g.next));
+    };
+    return t;
+  }();
+  return t;
+}
+Object generator(std::function<Object(Ctx&)> next) {
+  return Object{std::make_shared<GeneratorBox>(GeneratorBox{std::move(next), false}), &generator_type()};
+}
+
+std::unique_ptr<Sequence> snapshot(ObjectList elements, std::size_t bytes) {
+  auto s = std::make_unique<ListSequence>(box(std::move(elements)));
+  s->held_bytes = bytes;
+  return s;
+}
 
 const TypeInfo& pending_type() {
   static TypeInfo t = make_type("pending");

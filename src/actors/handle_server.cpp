@@ -4,7 +4,9 @@
 #include <kj/debug.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -27,6 +29,134 @@
 #include "rpc/wire_checks.hpp"
 
 namespace remoteable::detail {
+
+// ---- iteration ------------------------------------------------------------------------------
+
+/// A batch ends early once its elements expand to this many bytes (it always carries one).
+constexpr std::uint64_t max_batch_bytes = 8u << 20;
+
+/// The elements one batch may carry: what the peer asked for, within [1, max_iterate_batch].
+std::size_t batch_size(std::uint32_t asked, const ServerOptions& options) {
+  return std::clamp<std::uint32_t>(asked, 1, std::max<std::uint32_t>(options.max_iterate_batch, 1));
+}
+
+/// Whether iterating `object` runs user code (a registered container's begin()/end(), a
+/// generator's body): then on the actor pool, never inline on the network thread, as a method
+/// whose cost is unknown. A list or map is read in place, inline when its actor is idle.
+bool runs_user_code(const Object& object) { return !builtin::is_plain(object); }
+
+/// One iteration's elements, shared by its cursor (on the loop) and the operations that read
+/// it (on the object's actor, one at a time).
+struct CursorState {
+  explicit CursorState(std::shared_ptr<Budget> budget) : budget(std::move(budget)) {}
+  ~CursorState() { drop(); }
+  CursorState(const CursorState&) = delete;
+  CursorState& operator=(const CursorState&) = delete;
+
+  /// Takes the sequence an iteration starts with, its snapshot counted in the connection's
+  /// max_snapshot_bytes_per_connection; past it, an overloaded error (and nothing held). [actor]
+  void hold(std::unique_ptr<Sequence> s, const ServerCore& core) {
+    auto bytes = s->held_bytes;
+    auto limit = core.options.max_snapshot_bytes_per_connection;
+    if (bytes > 0) {
+      auto before = budget->snapshot_bytes.fetch_add(bytes);
+      if (before + bytes > limit || before + bytes < before) {
+        budget->snapshot_bytes.fetch_sub(bytes);
+        if (core.metrics) core.metrics->breach(Limit::max_snapshot_bytes_per_connection);
+        throw RemoteError(ErrorKind::overloaded, "the snapshots of this connection's open iterations would hold " +
+                                                     std::to_string(before + bytes) + " bytes (limit max_snapshot_bytes_per_connection = " +
+                                                     std::to_string(limit) + ")");
+      }
+      held = bytes;
+    }
+    sequence = std::move(s);
+  }
+  /// Drops the sequence (a generator's frame goes now, on its actor) and its count. [actor]
+  void drop() {
+    sequence.reset();
+    if (held > 0) budget->snapshot_bytes.fetch_sub(held);
+    held = 0;
+  }
+
+  std::unique_ptr<Sequence> sequence;  ///< [actor]; dropped once read to the end
+  std::atomic<bool> done{false};       ///< set on the actor, read on the loop after each batch
+  const std::shared_ptr<Budget> budget;
+  std::size_t held = 0;  ///< bytes counted in budget->snapshot_bytes [actor]
+};
+
+/// Reads at most `max` elements of the iteration as plain values (registered objects stay
+/// objects, and go back as handles), charged as get() is. [actor]
+Plain read_batch(Ctx& ctx, CursorState& state, std::size_t max) {
+  Plain::List out;
+  if (!state.sequence) return out;
+  ops::ExpansionBudget budget;
+  out.reserve(std::min<std::size_t>(max, 4096));
+  std::uint64_t bytes = 0;
+  while (out.size() < max && bytes < max_batch_bytes) {
+    Object e = state.sequence->next(ctx);
+    if (!e) {
+      state.drop();
+      state.done = true;
+      break;
+    }
+    auto cost = sizeof(Plain) + builtin::shape(e).expansion;
+    ops::charge_expansion(cost);  // (get() inside an open budget charges nothing more)
+    out.push_back(ops::get(e));
+    bytes += cost;
+  }
+  return out;
+}
+
+/// The capability server of one iteration (wire::Cursor): its batches run on the actor of the
+/// object iterated. Counted in the connection's budget (max_cursors_per_connection) while it
+/// lives; releasing it drops the snapshot, or destroys the generator, on that actor.
+class CursorServer final : public wire::Cursor::Server {
+ public:
+  CursorServer(ServerCore& core, Object object, std::shared_ptr<Actor> actor, std::shared_ptr<Budget> budget, bool read_only)
+      : core_(core), object_(std::move(object)), actor_(std::move(actor)), budget_(std::move(budget)), read_only_(read_only) {
+    ++budget_->cursors;
+  }
+  ~CursorServer() noexcept(false) {
+    --budget_->cursors;
+    // The last reference may be a suspended generator: its frame (user code) goes on its actor,
+    // counted for stop() as any user code is.
+    actor_->post([state = std::move(state_), job = ServerCore::UserJob(core_.shared_from_this())]() mutable { state.reset(); });
+  }
+
+  const std::shared_ptr<CursorState>& state() const { return state_; }
+  const std::shared_ptr<Actor>& actor() const { return actor_; }
+  const std::shared_ptr<Budget>& budget() const { return budget_; }
+
+  /// Writes a batch read on the actor into `values`. [loop]
+  void encode(capnp::List<wire::Value>::Builder values, const Plain::List& batch) {
+    for (unsigned i = 0; i < values.size(); ++i) core_.encode(values[i], batch[i], actor_, budget_, read_only_);
+  }
+
+ protected:
+  kj::Promise<void> next(NextContext context) override {
+    context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
+    auto max = batch_size(context.getParams().getMax(), core_.options);
+    auto* series = core_.metrics ? core_.metrics->series(CallOp::next, object_) : nullptr;
+    return core_.on_actor(budget_, actor_, series, [state = state_, max](Ctx& ctx) -> Outcome { return read_batch(ctx, *state, max); },
+                          {}, runs_user_code(object_))
+        .then([this, context](Outcome o) mutable {
+          auto batch = take<Plain>(o);
+          auto& list = std::get<Plain::List>(batch.storage());
+          auto results = context.getResults();
+          encode(results.initValues(static_cast<unsigned>(list.size())), list);
+          results.setDone(state_->done);
+        }).attach(kj::mv(slot));
+  }
+
+ private:
+  ServerCore& core_;
+  Object object_;  ///< what is iterated (for the metrics' type label)
+  std::shared_ptr<Actor> actor_;
+  std::shared_ptr<Budget> budget_;
+  const bool read_only_;
+  std::shared_ptr<CursorState> state_ = std::make_shared<CursorState>(budget_);
+};
 
 /// The capability server of one handle: an object and the actor that owns it.
 ///
@@ -60,6 +190,35 @@ class HandleServer final : public wire::Handle::Server {
   kj::Promise<void> len(LenContext context) override { return read_and_answer(StepKind::len, context); }
   kj::Promise<void> binary(BinaryContext context) override { return read_and_answer(StepKind::binary, context); }
   kj::Promise<void> unary(UnaryContext context) override { return read_and_answer(StepKind::unary, context); }
+  kj::Promise<void> slice(SliceContext context) override { return read_and_answer(StepKind::slice, context); }
+
+  kj::Promise<void> iterate(IterateContext context) override {
+    context.allowCancellation();
+    CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
+    trace("iterate");
+    if (budget_->cursors >= core_.options.max_cursors_per_connection) {
+      if (core_.metrics) core_.metrics->breach(Limit::max_cursors_per_connection);
+      throw to_kj(RemoteError(ErrorKind::overloaded, "too many iterations open on this connection (limit max_cursors_per_connection = " +
+                                                         std::to_string(core_.options.max_cursors_per_connection) + ")"));
+    }
+    auto max = batch_size(context.getParams().getBatch(), core_.options);
+    // Counted from now: iterations in flight count against the limit too.
+    auto cursor = kj::heap<CursorServer>(core_, object_, actor_, budget_, read_only());
+    auto state = cursor->state();
+    return core_.on_actor(budget_, actor_, metered(CallOp::iterate, object_), [core = &core_, self = object_, state, max](Ctx& ctx) -> Outcome {
+             state->hold(ops::iterate(ctx, self), *core);
+             return read_batch(ctx, *state, max);
+           }, {}, expansive(object_) || runs_user_code(object_))
+        .then([context, cursor = kj::mv(cursor)](Outcome o) mutable {
+          auto batch = take<Plain>(o);
+          auto& list = std::get<Plain::List>(batch.storage());
+          auto results = context.getResults();
+          cursor->encode(results.initValues(static_cast<unsigned>(list.size())), list);
+          bool done = cursor->state()->done;
+          results.setDone(done);
+          if (!done) results.setCursor(kj::mv(cursor));  // else it goes now, and its count
+        }).attach(kj::mv(slot));
+  }
 
   kj::Promise<void> setAttr(SetAttrContext context) override {
     context.allowCancellation();
@@ -210,6 +369,7 @@ class HandleServer final : public wire::Handle::Server {
       case StepKind::len: return CallOp::len;
       case StepKind::binary: return CallOp::binary;
       case StepKind::unary: return CallOp::unary;
+      case StepKind::slice: return CallOp::slice;
     }
     return CallOp::call;
   }
@@ -333,6 +493,9 @@ class HandleServer final : public wire::Handle::Server {
       case StepKind::unary:
         trace("unary", self, spelling(step.unary_op));
         return on([self, op = step.unary_op](Ctx& ctx) -> Outcome { return ops::unary(ctx, op, self); });
+      case StepKind::slice:
+        trace("slice", self);
+        return on([self, start = step.start, stop = step.stop](Ctx& ctx) -> Outcome { return ops::slice(ctx, self, start, stop); });
     }
     throw to_kj(RemoteError(ErrorKind::value, "unknown step"));
   }

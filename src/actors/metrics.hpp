@@ -38,7 +38,7 @@ struct ByteCounts;
 /// The operations counted as calls, one list: the `op` label. Each is one operation handed to an
 /// actor (each step of a chain is one).
 #define REMOTEABLE_CALL_OPS(X) \
-  X(attr) X(call) X(invoke) X(item) X(len) X(binary) X(unary) X(set_attr) X(set_item) X(get) X(str) X(truthy) X(describe)
+  X(attr) X(call) X(invoke) X(item) X(len) X(binary) X(unary) X(set_attr) X(set_item) X(get) X(str) X(truthy) X(describe) X(slice) X(iterate) X(next)
 enum class CallOp {
 #define REMOTEABLE_CALL_OP_ENUM(op) op,
   REMOTEABLE_CALL_OPS(REMOTEABLE_CALL_OP_ENUM)
@@ -52,7 +52,8 @@ inline constexpr std::size_t error_kind_count = 0 REMOTEABLE_ERROR_KINDS(REMOTEA
 /// `limit` label. Each is counted where it refuses or drops something.
 #define REMOTEABLE_LIMITS(X)                                                                           \
   X(max_connections) X(max_handles_per_connection) X(max_calls_per_connection) X(max_outbound_bytes) \
-  X(max_attached_per_connection) X(max_attached) X(idle_timeout) X(max_remote_handles_per_connection)
+  X(max_attached_per_connection) X(max_attached) X(idle_timeout) X(max_remote_handles_per_connection) \
+  X(max_cursors_per_connection) X(max_snapshot_bytes_per_connection)
 enum class Limit {
 #define REMOTEABLE_LIMIT_ENUM(limit) limit,
   REMOTEABLE_LIMITS(REMOTEABLE_LIMIT_ENUM)

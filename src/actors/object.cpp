@@ -2,7 +2,10 @@
 
 #include <cxxabi.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
+#include <iterator>
 #include <cstdlib>
 #include <memory>
 
@@ -164,6 +167,66 @@ void set_item(Ctx& ctx, const Object& self, const Object& key, const Object& val
   if (!self.type->set_item)
     throw_error(ErrorKind::type, "'" + self.type->name + "' object does not support item assignment");
   self.type->set_item(ctx, self, key, value);
+}
+
+std::unique_ptr<Sequence> iterate(Ctx& ctx, const Object& self) {
+  if (!self.type->iterate) throw_error(ErrorKind::type, "'" + self.type->name + "' object is not iterable");
+  return self.type->iterate(ctx, self);
+}
+
+namespace {
+/// Python's bounds of x[start:stop] on a sequence of `n`: [from, to), from <= to.
+std::pair<std::size_t, std::size_t> slice_bounds(std::int64_t start, std::int64_t stop, std::size_t size) {
+  auto n = static_cast<std::int64_t>(std::min<std::size_t>(size, INT64_MAX));
+  auto clamp = [n](std::int64_t i) {
+    if (i < 0) i = i < -n ? 0 : i + n;
+    return std::min(i, n);
+  };
+  auto a = clamp(start), b = clamp(stop);
+  if (b < a) b = a;
+  return {static_cast<std::size_t>(a), static_cast<std::size_t>(b)};
+}
+}  // namespace
+
+Object slice(Ctx& ctx, const Object& self, std::int64_t start, std::int64_t stop) {
+  if (self.is(builtin::text_type())) {
+    auto& t = self.as<std::string>();
+    auto [a, b] = slice_bounds(start, stop, t.size());
+    return builtin::box(t.substr(a, b - a));
+  }
+  if (self.is(builtin::bytes_type())) {
+    auto& t = self.as<Bytes>();
+    auto [a, b] = slice_bounds(start, stop, t.size());
+    return builtin::box(Bytes(t.begin() + static_cast<std::ptrdiff_t>(a), t.begin() + static_cast<std::ptrdiff_t>(b)));
+  }
+  if (self.is(builtin::list_type())) {
+    auto& l = builtin::items(self);
+    auto [a, b] = slice_bounds(start, stop, l.size());
+    return builtin::box(builtin::ObjectList(l.begin() + static_cast<std::ptrdiff_t>(a), l.begin() + static_cast<std::ptrdiff_t>(b)));
+  }
+  if (!self.type->iterate) throw_error(ErrorKind::type, "'" + self.type->name + "' object cannot be sliced");
+  // Any other iterable: its elements up to `stop` (a container's from its snapshot, charged as
+  // it is taken; a generator's as far as that), then the range of them. Negative indices need
+  // the size (len), which a generator has not.
+  if ((start < 0 || stop < 0) && !self.type->len)
+    throw_error(ErrorKind::value, "'" + self.type->name + "' has no len(): slice it with indices of 0 or more");
+  if (start < 0 || stop < 0) {
+    auto n = static_cast<std::int64_t>(self.type->len(self));
+    if (start < 0) start = std::max<std::int64_t>(start + n, 0);
+    if (stop < 0) stop = std::max<std::int64_t>(stop + n, 0);
+  }
+  ExpansionBudget budget;  // the copy is bounded as get() is
+  auto sequence = self.type->iterate(ctx, self);
+  builtin::ObjectList all;
+  while (static_cast<std::int64_t>(all.size()) < stop) {
+    auto e = sequence->next(ctx);
+    if (!e) break;
+    charge_expansion(sizeof(Plain) + builtin::shape(e).expansion);
+    all.push_back(std::move(e));
+  }
+  auto [a, b] = slice_bounds(start, stop, all.size());
+  return builtin::box(builtin::ObjectList(std::make_move_iterator(all.begin() + static_cast<std::ptrdiff_t>(a)),
+                                          std::make_move_iterator(all.begin() + static_cast<std::ptrdiff_t>(b))));
 }
 
 Object len(Ctx&, const Object& self) {

@@ -42,6 +42,8 @@ std::vector<const Expr*> children(const Expr& e) {
         } else if constexpr (std::is_same_v<N, Index>) {
           out.push_back(n.object.get());
           out.push_back(n.key.get());
+        } else if constexpr (std::is_same_v<N, Slice>) {
+          out.push_back(n.object.get());
         } else if constexpr (std::is_same_v<N, Unary>) {
           out.push_back(n.operand.get());
         } else if constexpr (std::is_same_v<N, Binary> || std::is_same_v<N, Logical>) {
@@ -152,6 +154,7 @@ class ChainBuilder {
   }
 
   Operand build_node(const Index& n) const { return handle(*n.object).item(value(*n.key)); }
+  Operand build_node(const Slice& n) const { return handle(*n.object).slice(n.start, n.stop); }
   Operand build_node(const Unary& n) const { return handle(*n.operand).unary(n.op); }
 
   Operand build_node(const Binary& n) const {

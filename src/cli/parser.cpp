@@ -200,6 +200,8 @@ class Parser {
           } else if constexpr (std::is_same_v<N, Index>) {
             check_builtins(*n.object, false);
             check_builtins(*n.key, false);
+          } else if constexpr (std::is_same_v<N, Slice>) {
+            check_builtins(*n.object, false);
           } else if constexpr (std::is_same_v<N, Unary>) {
             check_builtins(*n.operand, false);
           } else if constexpr (std::is_same_v<N, Binary> || std::is_same_v<N, Logical>) {
@@ -381,14 +383,47 @@ class Parser {
       } else if (at(TokenKind::lbracket)) {
         advance();
         if (at(TokenKind::rbracket)) throw SyntaxError("expected an index", current().column);
-        ExprPtr key = expr();
-        expect(TokenKind::rbracket, "to close the index");
         std::size_t column = e->column;
+        if (at(TokenKind::colon)) {  // x[:b], x[:]
+          e = slice(std::move(e), nullptr, column);
+          continue;
+        }
+        ExprPtr key = expr();
+        if (at(TokenKind::colon)) {  // x[a:b], x[a:]
+          e = slice(std::move(e), std::move(key), column);
+          continue;
+        }
+        expect(TokenKind::rbracket, "to close the index");
         e = make_expr(Index{std::move(e), std::move(key)}, column);
       } else {
         return e;
       }
     }
+  }
+
+  /// A slice bound: an integer literal, negative or not.
+  static std::int64_t slice_bound(const Expr& bound) {
+    const Expr* e = &bound;
+    bool negative = false;
+    if (auto* u = std::get_if<Unary>(&e->node); u && u->op == UnaryOp::neg) {
+      negative = true;
+      e = u->operand.get();
+    }
+    if (auto* l = std::get_if<Literal>(&e->node); l && l->value.holds<std::int64_t>()) {
+      auto v = l->value.as<std::int64_t>();
+      return negative ? -v : v;
+    }
+    throw SyntaxError("a slice bound must be an integer literal", bound.column);
+  }
+
+  /// The rest of `object[start:stop]`, at the ':' (`start` null when left out).
+  ExprPtr slice(ExprPtr object, ExprPtr start, std::size_t column) {
+    expect(TokenKind::colon, "");
+    Slice s{std::move(object)};
+    if (start) s.start = slice_bound(*start);
+    if (!at(TokenKind::rbracket)) s.stop = slice_bound(*expr());
+    expect(TokenKind::rbracket, "to close the slice");
+    return make_expr(std::move(s), column);
   }
 
   ExprPtr builtin(BuiltinKind kind, std::size_t column) {
@@ -525,6 +560,12 @@ void dump_to(std::string& out, const Expr& e) {
           dump_to(out, *n.object);
           out += ' ';
           dump_to(out, *n.key);
+          out += ')';
+        } else if constexpr (std::is_same_v<N, Slice>) {
+          out += "([:] ";
+          dump_to(out, *n.object);
+          out += ' ' + std::to_string(n.start) + ' ';
+          out += n.stop == std::numeric_limits<std::int64_t>::max() ? std::string("end") : std::to_string(n.stop);
           out += ')';
         } else if constexpr (std::is_same_v<N, Unary>) {
           out += '(';

@@ -16,7 +16,7 @@
 //   sum         := term { ('+'|'-') term }
 //   term        := unary { ('*'|'/'|'%') unary }
 //   unary       := ('-'|'~'|'!') unary | postfix
-//   postfix     := primary { '.' NAME | '(' args ')' | '[' expr ']' }
+//   postfix     := primary { '.' NAME | '(' args ')' | '[' expr ']' | '[' [INT] ':' [INT] ']' }
 //   primary     := NAME | literal | '(' expr ')' | '[' items ']' | '{' STRING ':' expr, ... '}'
 //                | builtin '(' args ')'
 //
@@ -31,6 +31,8 @@
 // Plain functions over plain data: no state, no threads.
 
 #include <cstddef>
+#include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -69,6 +71,12 @@ struct Index {
   ExprPtr object;
   ExprPtr key;
 };
+/// `object[start:stop]`, each bound an integer literal (`-` allowed) or left out (0, the end).
+struct Slice {
+  ExprPtr object;
+  std::int64_t start = 0;
+  std::int64_t stop = std::numeric_limits<std::int64_t>::max();
+};
 struct Unary {
   UnaryOp op;
   ExprPtr operand;
@@ -105,7 +113,7 @@ struct Builtin {
 };
 
 struct Expr {
-  std::variant<Literal, Name, Attribute, Call, Index, Unary, Binary, Logical, ListDisplay,
+  std::variant<Literal, Name, Attribute, Call, Index, Slice, Unary, Binary, Logical, ListDisplay,
                MapDisplay, Builtin>
       node;
   std::size_t column = 0;  ///< byte offset in the source where the expression starts

@@ -150,6 +150,18 @@ asio::awaitable<void> Handle::set_item(Value key, Value value) const {
   }));
 }
 
+namespace {
+Step slice_step(std::int64_t start, std::int64_t stop) {
+  Step step{StepKind::slice};
+  step.start = start;
+  step.stop = stop;
+  return step;
+}
+}  // namespace
+
+Handle Handle::slice(std::int64_t start, std::int64_t stop) const& { return derive(state_, slice_step(start, stop)); }
+Handle Handle::slice(std::int64_t start, std::int64_t stop) && { return derive(std::move(state_), slice_step(start, stop)); }
+
 Handle Handle::len() const& { return derive(state_, Step{StepKind::len}); }
 Handle Handle::len() && { return derive(std::move(state_), Step{StepKind::len}); }
 

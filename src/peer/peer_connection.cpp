@@ -207,6 +207,7 @@ void PeerConnection::close_now() {
   for (auto& [id, l] : live) l.completion->fail(closed_error("the connection was closed"));
   deferred_.clear();  // steps never sent: their handles have no capability, and report disconnected
   run_held_back();    // each fails: the connection is closed
+  cursors_.clear();
   tasks_ = nullptr;
   caps_.clear();
   if (host_) host_->close();
@@ -222,6 +223,7 @@ void PeerConnection::abandon() {
   live_.clear();
   deferred_.clear();
   held_back_.clear();  // destroys their handlers too
+  cursors_.clear();
   tasks_ = nullptr;  // the evaluations' promises, each holding its completion
   live.clear();      // destroys the awaiting handlers without calling them, as Asio does
   caps_.clear();

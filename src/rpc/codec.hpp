@@ -175,6 +175,10 @@ void encode_fields(P&& p, const BasicStep<V>& step, Operand& operand) {
   if constexpr (requires { p.initKey(); }) operand(p.initKey(), step.operands.at(0));
   if constexpr (requires { p.initOperand(); }) operand(p.initOperand(), step.operands.at(0));
   if constexpr (requires { p.setReflected(true); }) p.setReflected(step.reflected);
+  if constexpr (requires { p.setStart(0); }) {
+    p.setStart(step.start);
+    p.setStop(step.stop);
+  }
   if constexpr (requires { p.setOp(wire::BinaryOp{}); }) p.setOp(to_wire(step.binary_op));
   else if constexpr (requires { p.setOp(wire::UnaryOp{}); }) p.setOp(to_wire(step.unary_op));
 }
@@ -194,6 +198,7 @@ void encode_step(wire::Handle::Step::Builder out, const BasicStep<V>& step, Oper
     case StepKind::len: out.setLen(); return;
     case StepKind::binary: encode_fields(out.initBinary(), step, operand); return;
     case StepKind::unary: out.setUnary(to_wire(step.unary_op)); return;
+    case StepKind::slice: encode_fields(out.initSlice(), step, operand); return;
   }
   throw RemoteError(ErrorKind::type, "unknown step");
 }
@@ -244,6 +249,10 @@ ReadStep<V> read_fields(StepKind kind, P p) {
   if constexpr (requires { p.getKey(); }) r.operand = p.getKey();
   if constexpr (requires { p.getOperand(); }) r.operand = p.getOperand();
   if constexpr (requires { p.getReflected(); }) r.step.reflected = p.getReflected();
+  if constexpr (requires { p.getStart(); }) {
+    r.step.start = p.getStart();
+    r.step.stop = p.getStop();
+  }
   if constexpr (requires { { p.getOp() } -> std::same_as<wire::BinaryOp>; }) r.step.binary_op = from_wire(p.getOp());
   else if constexpr (requires { { p.getOp() } -> std::same_as<wire::UnaryOp>; }) r.step.unary_op = from_wire(p.getOp());
   return r;
@@ -261,6 +270,7 @@ ReadStep<V> read_step(wire::Handle::Step::Reader s) {
     case wire::Handle::Step::LEN: return r;
     case wire::Handle::Step::BINARY: return read_fields<V>(StepKind::binary, s.getBinary());
     case wire::Handle::Step::UNARY: r.step.kind = StepKind::unary; r.step.unary_op = from_wire(s.getUnary()); return r;
+    case wire::Handle::Step::SLICE: return read_fields<V>(StepKind::slice, s.getSlice());
   }
   throw to_kj(RemoteError(ErrorKind::value, "unknown chain step kind " + std::to_string(static_cast<unsigned>(s.which()))));
 }

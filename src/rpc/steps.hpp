@@ -5,6 +5,7 @@
 
 #include <remoteable/operators.hpp>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,7 +19,8 @@
   X(item, ITEM)             \
   X(len, LEN)               \
   X(binary, BINARY)         \
-  X(unary, UNARY)
+  X(unary, UNARY)           \
+  X(slice, SLICE)
 
 namespace remoteable::detail {
 
@@ -45,6 +47,7 @@ struct BasicStep {
   BinaryOp binary_op = BinaryOp::add;
   UnaryOp unary_op = UnaryOp::neg;
   bool reflected = false;
+  std::int64_t start = 0, stop = 0;  ///< slice
 };
 
 }  // namespace remoteable::detail

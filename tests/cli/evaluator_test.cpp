@@ -90,6 +90,14 @@ TEST_CASE("an assignment with a chained value costs one round trip", "[evaluator
   CHECK(int_of(s.run("root.value")) == 20);
 }
 
+TEST_CASE("a slice x[a:b] is one pipelined step", "[evaluator]") {
+  Session s;
+  auto v = std::get<Value>(s.run("[1, 2, 3, 4][1:3]"));
+  CHECK(v.as<std::vector<std::int64_t>>() == std::vector<std::int64_t>{2, 3});
+  auto [before_first_return, total] = s.calls();
+  CHECK(before_first_return == total);
+}
+
 TEST_CASE("literal operands travel as values, not as stored objects", "[evaluator]") {
   Session s;
   CHECK(int_of(s.run("five * 2 + 1")) == 11);

@@ -336,3 +336,17 @@ TEST_CASE("nesting deeper than max_nesting is a syntax error, not a crash", "[pa
   for (int i = 0; i < 50; ++i) fine = "(" + fine + " + 1)";
   CHECK_NOTHROW(parse(fine));
 }
+
+TEST_CASE("x[a:b] is a slice with integer-literal bounds, either left out", "[parser]") {
+  CHECK(tree("xs[1:3]") == "([:] xs 1 3)");
+  CHECK(tree("xs[-3:]") == "([:] xs -3 end)");
+  CHECK(tree("xs[:2]") == "([:] xs 0 2)");
+  CHECK(tree("xs[:]") == "([:] xs 0 end)");
+  CHECK(tree("a.b[1:-1].c") == "(. ([:] (. a b) 1 -1) c)");
+  CHECK(tree("xs[1]") == "([] xs 1)");  // an index stays an index
+  std::string message;
+  CHECK(error_column("xs[a:2]", &message) == 3);
+  CHECK(message == "a slice bound must be an integer literal");
+  CHECK(error_column("xs[1:b]", &message) == 5);
+  CHECK(error_column("xs[1:2", &message) == 6);
+}

@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 
 #include "rpc/codec.hpp"
 
@@ -169,7 +170,7 @@ TEST_CASE("the operator lists match the schema's enums") {
   // the schema's is missing from the lists.
   CHECK(capnp::Schema::from<wire::BinaryOp>().getEnumerants().size() == binary_op_count);
   CHECK(capnp::Schema::from<wire::UnaryOp>().getEnumerants().size() == unary_op_count);
-  CHECK(capnp::Schema::from<wire::Handle::Step>().getUnionFields().size() == 7);
+  CHECK(capnp::Schema::from<wire::Handle::Step>().getUnionFields().size() == 8);
   for (std::size_t i = 0; i < binary_op_count; ++i) {
     auto op = static_cast<BinaryOp>(i);
     CHECK(from_wire(to_wire(op)) == op);
@@ -199,6 +200,10 @@ std::vector<TestStep> every_step() {
     steps.push_back({StepKind::binary, "", {2.5}, static_cast<BinaryOp>(i), UnaryOp::neg, i % 2 == 1});
   for (std::size_t i = 0; i < unary_op_count; ++i)
     steps.push_back({StepKind::unary, "", {}, BinaryOp::add, static_cast<UnaryOp>(i)});
+  TestStep slice{StepKind::slice};
+  slice.start = -3;
+  slice.stop = std::numeric_limits<std::int64_t>::max();
+  steps.push_back(slice);
   return steps;
 }
 
@@ -231,6 +236,10 @@ void check_same(const TestStep& a, const TestStep& b) {
     CHECK(a.reflected == b.reflected);
   }
   if (a.kind == StepKind::unary) CHECK(a.unary_op == b.unary_op);
+  if (a.kind == StepKind::slice) {
+    CHECK(a.start == b.start);
+    CHECK(a.stop == b.stop);
+  }
 }
 
 auto operand_writer() {
@@ -270,6 +279,7 @@ TEST_CASE("every step kind survives the codec as the parameters of its own metho
       case StepKind::len: check_params.template operator()<wire::Handle::LenParams>(step); break;
       case StepKind::binary: check_params.template operator()<wire::Handle::BinaryParams>(step); break;
       case StepKind::unary: check_params.template operator()<wire::Handle::UnaryParams>(step); break;
+      case StepKind::slice: check_params.template operator()<wire::Handle::SliceParams>(step); break;
     }
   }
 }

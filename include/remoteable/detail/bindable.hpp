@@ -14,6 +14,7 @@
 #include <asio/awaitable.hpp>
 
 #include <remoteable/detail/object.hpp>
+#include <remoteable/generator.hpp>
 #include <remoteable/detail/std_types.hpp>
 
 namespace remoteable {
@@ -25,6 +26,9 @@ namespace remoteable::detail {
 template <class T> struct is_awaitable : std::false_type {};
 template <class T, class E> struct is_awaitable<asio::awaitable<T, E>> : std::true_type {};
 
+template <class T> struct is_generator : std::false_type {};
+template <class T> struct is_generator<Generator<T>> : std::true_type {};
+
 template <class T> struct is_shared_ptr : std::false_type {};
 template <class T> struct is_shared_ptr<std::shared_ptr<T>> : std::true_type {};
 
@@ -35,7 +39,7 @@ concept user_class = std::is_class_v<T> && !std::same_as<T, std::string> &&
                      !std::same_as<T, None> && !std::same_as<T, Object> && !std::same_as<T, Plain> &&
                      !std::same_as<T, Handle> &&
                      !is_vector<T>::value && !is_string_map<T>::value && !is_optional<T>::value &&
-                     !is_shared_ptr<T>::value && !is_awaitable<T>::value && !std_value_type<T>;
+                     !is_shared_ptr<T>::value && !is_awaitable<T>::value && !is_generator<T>::value && !std_value_type<T>;
 
 template <class T>
 concept character_type = std::same_as<T, char> || std::same_as<T, wchar_t> || std::same_as<T, char8_t> ||
@@ -49,7 +53,7 @@ template <class... T> struct type_pack {};
 template <class D> struct elements_of { using type = type_pack<>; };
 template <class D>
   requires(is_vector<D>::value && !std::same_as<D, Bytes>) || is_set<D>::value || is_optional<D>::value ||
-          is_std_array<D>::value || is_awaitable<D>::value
+          is_std_array<D>::value || is_awaitable<D>::value || is_generator<D>::value
 struct elements_of<D> { using type = type_pack<typename D::value_type>; };
 template <class... E> struct elements_of<std::pair<E...>> { using type = type_pack<E...>; };
 template <class... E> struct elements_of<std::tuple<E...>> { using type = type_pack<E...>; };
@@ -74,7 +78,7 @@ constexpr BindProblem own_problem() {
   else if constexpr (bound_enum<D>) return none;
   else if constexpr (is_shared_ptr<D>::value) return user_class<std::remove_cv_t<typename D::element_type>> ? none : shared_ptr;
   else if constexpr (std::is_pointer_v<D>) return user_class<std::remove_cv_t<std::remove_pointer_t<D>>> ? none : pointer;
-  else if constexpr (is_awaitable<D>::value) return result ? none : other;
+  else if constexpr (is_awaitable<D>::value || is_generator<D>::value) return result ? none : other;
   else if constexpr (is_duration<D>::value) return std::is_arithmetic_v<typename D::rep> ? none : duration_rep;
   else if constexpr (is_keyed_map<D>::value)
     return std::same_as<typename D::key_type, std::string> || pair_key<typename D::key_type> ? none : map_key;
@@ -136,7 +140,7 @@ constexpr bool check_bindable() {
                 "std::function and strings of other characters are not)." REMOTEABLE_SUPPORTED_TYPES);
   static_assert(p != BindProblem::other,
                 "remoteable: this type cannot be a parameter or result (a union, a C array, a member pointer, or "
-                "a type that is only a result, such as void or asio::awaitable, used as a parameter)."
+                "a type that is only a result, such as void, asio::awaitable or remoteable::Generator, used as a parameter)."
                 REMOTEABLE_SUPPORTED_TYPES);
   if constexpr (p != BindProblem::none) return false;
   else return check_all<result>(typename elements_of<std::remove_cvref_t<T>>::type{});

@@ -2,6 +2,8 @@
 // The built-in server-side types: boxed plain values, lists, maps, class objects and functions.
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <map>
 #include <string>
 #include <vector>
@@ -59,6 +61,18 @@ struct Pending {
   asio::awaitable<Object> run;
 };
 const TypeInfo& pending_type();
+
+/// What a method returning remoteable::Generator<T> gives: `next` resumes it and converts what
+/// it yields, a null Object at its end. Iterated once (Handle.iterate takes it); it runs on its
+/// actor, only as far as the client reads.
+struct GeneratorBox {
+  std::function<Object(Ctx&)> next;
+  bool taken = false;
+};
+const TypeInfo& generator_type();
+Object generator(std::function<Object(Ctx&)> next);
+/// A Sequence over `elements` (a container's snapshot), in order, holding `bytes`.
+std::unique_ptr<Sequence> snapshot(ObjectList elements, std::size_t bytes);
 Object pending(asio::awaitable<Object> run);
 
 Object none();

@@ -651,6 +651,14 @@ Object to_object(Ctx& ctx, V&& v, const Object& owner, bool borrowed) {
   } else if constexpr (is_optional<D>::value) {
     if (!v) return builtin::none();
     return to_object(ctx, *v, owner, borrowed);
+  } else if constexpr (is_generator<D>::value) {
+    // Resumed on its actor by the iteration that takes it; `owner` (the object whose method
+    // made it) lives as long as the frame that may refer to it.
+    auto g = std::make_shared<D>(std::move(v));
+    return builtin::generator([g, owner](Ctx& c) -> Object {
+      if (!g->next()) return Object{};
+      return to_object(c, std::move(g->value()), owner, false);
+    });
   } else if constexpr (is_shared_ptr<D>::value) {
     using U = std::remove_const_t<typename D::element_type>;
     if (!v) return builtin::none();

@@ -93,6 +93,19 @@ struct Member {
 };
 std::string_view to_string(Member::Kind kind) noexcept;
 
+/// The elements of one object being read by a client (Handle.iterate): made by TypeInfo::iterate
+/// on the object's actor, then read there a batch at a time, one batch at a time. A container's
+/// is a snapshot taken when it is made; a generator's resumes the generator.
+struct Sequence {
+  virtual ~Sequence() = default;
+  /// The next element, or a null Object once there are none. [actor]
+  virtual Object next(Ctx& ctx) = 0;
+  /// The bytes a snapshot holds (its elements, as charged when it was taken), which count
+  /// against ServerOptions::max_snapshot_bytes_per_connection while the iteration lives; 0 for
+  /// what holds no copy (a list read in place, a generator).
+  std::size_t held_bytes = 0;
+};
+
 /// Everything the server can do with objects of one type. Built once at registration, then
 /// read-only: it is shared by all threads without locking.
 struct TypeInfo {
@@ -107,6 +120,8 @@ struct TypeInfo {
   std::function<Object(Ctx&, const Object& self, const Object& key)> item;
   std::function<void(Ctx&, const Object& self, const Object& key, const Object& value)> set_item;
   std::function<std::size_t(const Object&)> len;
+  /// Iteration (Handle.iterate, slice): null if the type has no elements to iterate.
+  std::function<std::unique_ptr<Sequence>(Ctx&, const Object& self)> iterate;
 };
 
 /// The operations of DESIGN §2 on any object. Each runs on the object's actor strand and throws
@@ -148,6 +163,11 @@ void charge_expansion(std::uint64_t bytes);
 /// The value error of an expansion over the budget.
 [[noreturn]] void expansion_error();
 Plain get(const Object& self);
+/// The elements of `self`, read by a client (a type error if it has none to iterate).
+std::unique_ptr<Sequence> iterate(Ctx&, const Object& self);
+/// A list of the elements of `self` from `start` to `stop` (exclusive), as Python's x[a:b]
+/// (negative indices count from the end, both clamped); text and bytes slice their bytes.
+Object slice(Ctx&, const Object& self, std::int64_t start, std::int64_t stop);
 std::string str(const Object& self);
 bool truthy(const Object& self);
 /// Whether calling the method `name` of `self`, or `self` itself, may block (any overload was

@@ -64,6 +64,9 @@ struct Budget {
   std::size_t handles = 0;    ///< live capabilities made for this connection
   std::size_t in_flight = 0;  ///< operations accepted and not yet answered
   std::size_t calls = 0;      ///< calls received and not yet ended, decoding included (CallSlot)
+  std::size_t cursors = 0;    ///< iterations open (Cursor capabilities alive)
+  /// Bytes the snapshots of its open iterations hold (changed on actors, hence atomic).
+  std::atomic<std::size_t> snapshot_bytes{0};
   std::size_t attached = 0;   ///< names this connection attached that are still exported [mutex]
   std::string peer;           ///< "host:port", for ServerOptions::may_detach_any
   std::string address;        ///< the peer's IP address, for the rate limit of failed authentications

@@ -112,6 +112,7 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   /// Live capabilities it holds (handles the peer's objects have here). [loop]
   std::size_t live_caps() const { return caps_.size(); }
   const std::shared_ptr<WireCounters>& counters() const { return counters_; }
+  const ClientOptions& options() const { return options_; }
   bool open() const { return open_.load(); }
   /// The server's library version, as it reported on connecting. Set once, before the
   /// connection is handed to a Client.
@@ -125,6 +126,8 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
 
   /// A fresh handle id, and the state that releases it. Any thread.
   std::shared_ptr<HandleState> new_handle();
+  /// A fresh id from the same sequence, for something that is no handle (an iteration). Any thread.
+  std::uint64_t new_handle_id() { return next_handle_.fetch_add(1); }
   /// The capability behind a handle id; throws a disconnected/broken error if there is none. [loop]
   wire::Handle::Client& cap(std::uint64_t id);
   void set_cap(std::uint64_t id, wire::Handle::Client cap);  // [loop]
@@ -170,6 +173,21 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   /// step alone when `keep` is false (the evaluation holds the only reference to handle `id`:
   /// it needs no capability). The choice is plan_chain's (peer/detail/chain_plan.hpp). [loop]
   kj::Maybe<kj::Promise<Value>> fetch_deferred(std::uint64_t id, wire::Handle::Fetch kind, bool keep);
+
+  /// One batch of an iteration (Handle::iterate): `done` once there are no more.
+  struct Batch {
+    std::vector<Value> values;
+    bool done = false;
+  };
+  /// The next batch of iteration `id` over handle `handle`, at most `batch` elements: the first
+  /// call sends Handle.iterate, the next ones take the batch fetched ahead. When a batch arrives
+  /// that is not the last, the one after it is requested at once (fetched ahead while the
+  /// caller consumes this one). [loop] (src/peer/iteration.cpp)
+  kj::Promise<Batch> next_batch(std::uint64_t id, std::uint64_t handle, std::uint32_t batch);
+  /// Drops iteration `id`: its cursor (the server ends the iteration) and the batch in flight. [loop]
+  void end_iteration(std::uint64_t id) { cursors_.erase(id); }
+  /// Iterations open (for tests). [loop]
+  std::size_t open_iterations() const { return cursors_.size(); }
 
   /// Cancels the evaluation `id` if it is still pending. [loop]
   void cancel(std::uint64_t id);
@@ -228,6 +246,18 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
     kj::Own<kj::PromiseFulfiller<void>> cancel;
   };
   std::unordered_map<std::uint64_t, Live> live_;                    // [loop]
+  struct Cursor {
+    bool started = false;
+    bool done = false;
+    kj::Maybe<wire::Cursor::Client> cap;
+    kj::Maybe<kj::Promise<Batch>> ahead;  ///< the next batch, requested
+  };
+  std::unordered_map<std::uint64_t, Cursor> cursors_;               // [loop]
+  /// Requests the next batch of `cursor` (iteration `id`). [loop]
+  kj::Promise<Batch> request_next(std::uint64_t id, Cursor& cursor, std::uint32_t batch);
+  /// What a batch that arrived does to iteration `id`: the last drops the cursor; another
+  /// sends the request for the one after it. [loop]
+  Batch arrived(std::uint64_t id, std::uint32_t batch, Batch b);
   struct Deferred {
     std::uint64_t id;
     std::weak_ptr<HandleState> self;
@@ -270,6 +300,16 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   bool sending_deferred_ = false;                                    // [loop]
   std::atomic<std::uint64_t> next_op_{1};
   kj::Maybe<kj::TaskSet> tasks_;                                    // [loop]
+};
+
+/// An iteration (remoteable::Iteration) on a connection: dropping it ends the iteration.
+class IterationState {
+ public:
+  IterationState(std::shared_ptr<HandleState> handle, std::uint32_t batch);
+  ~IterationState();
+  const std::shared_ptr<HandleState> handle;  ///< what is iterated
+  const std::uint64_t id;
+  const std::uint32_t batch;
 };
 
 /// What a Handle refers to: a capability id on a connection. Dropping it releases the capability.
