@@ -590,8 +590,17 @@ class HandleServer final : public wire::Handle::Server {
 /// limit: past it the connection is not read) and max_calls_per_connection.
 class StreamServer final : public wire::Stream::Server {
  public:
+  /// Counted as a live handle of the connection while it lives (max_handles_per_connection): a
+  /// client cannot open streams without bound.
   StreamServer(ServerCore& core, Object object, std::shared_ptr<Actor> actor, std::shared_ptr<Budget> budget, std::string method)
-      : core_(core), object_(std::move(object)), actor_(std::move(actor)), budget_(std::move(budget)), method_(std::move(method)) {}
+      : core_(core), object_(std::move(object)), actor_(std::move(actor)), budget_(std::move(budget)), method_(std::move(method)) {
+    core_.live_handles.fetch_add(1, std::memory_order_relaxed);
+    ++budget_->handles;
+  }
+  ~StreamServer() {
+    core_.live_handles.fetch_sub(1, std::memory_order_relaxed);
+    --budget_->handles;
+  }
 
  protected:
   kj::Promise<void> write(WriteContext context) override {
@@ -657,6 +666,11 @@ kj::Promise<void> HandleServer::openStream(OpenStreamContext context) {
   auto method = text(context.getParams().getMethod());
   trace("open stream", method);
   if (method.empty()) throw to_kj(RemoteError(ErrorKind::attribute, "a stream needs a method name"));
+  if (budget_->handles >= core_.options.max_handles_per_connection) {
+    if (core_.metrics) core_.metrics->breach(Limit::max_handles_per_connection);
+    throw to_kj(RemoteError(ErrorKind::overloaded, "too many live handles on this connection, open streams included (limit " +
+                                                       std::to_string(core_.options.max_handles_per_connection) + ")"));
+  }
   context.getResults().setStream(kj::heap<StreamServer>(core_, object_, actor_, budget_, std::move(method)));
   return kj::READY_NOW;
 }

@@ -391,3 +391,45 @@ TEST_CASE("server code that ignores the window cannot make a client hold more th
   context.restart();
   context.poll();
 }
+
+TEST_CASE("open streams count as live handles: past max_handles_per_connection a new one fails overloaded") {
+  remoteable::Registry types;
+  Sink::register_type(types);
+  remoteable::ServerOptions options;
+  options.max_handles_per_connection = 4;
+  remoteable::ThreadedServer server({"127.0.0.1", 0}, types, options);
+  auto sink = std::make_shared<Sink>();
+  server.server().export_object(sink, "sink");
+  asio::io_context context;
+  auto client = test::connect(context, {"127.0.0.1", server.port()});
+  auto h = client.fetch("sink");
+  CHECK(test::await(context, h.call("calls").as<std::int64_t>()) == 0);  // the sink's handle: 1
+  std::vector<remoteable::StreamWriter> open;
+  for (std::int64_t i = 0; i < 3; ++i) {
+    open.push_back(remoteable::stream(h, "put_int"));
+    test::await(context, open.back().write(i));
+  }
+  REQUIRE(test::eventually(context, [&] { return sink->ints().size() == 3; }));
+  CHECK(server.server().live_handles() == 4);
+  auto extra = remoteable::stream(h, "put_int");
+  try {
+    test::await(context, extra.write(99));  // (sent at once: the window has room)
+    test::await(context, extra.close());
+    FAIL("a fifth live handle was allowed");
+  } catch (const RemoteError& e) {
+    CHECK(e.kind() == ErrorKind::overloaded);
+  }
+  CHECK(sink->ints().size() == 3);
+  // A stream closed and dropped frees its place.
+  test::await(context, open.back().close());
+  open.pop_back();
+  REQUIRE(test::eventually(context, [&] { return server.server().live_handles() == 3; }));
+  auto again = remoteable::stream(h, "put_int");
+  test::await(context, again.write(7));
+  test::await(context, again.close());
+  CHECK(sink->ints().size() == 4);
+  open.clear();
+  client.close();
+  context.restart();
+  context.poll();
+}
