@@ -495,7 +495,10 @@ class HandleServer final : public wire::Handle::Server {
         return on([self, op = step.unary_op](Ctx& ctx) -> Outcome { return ops::unary(ctx, op, self); });
       case StepKind::slice:
         trace("slice", self);
-        return on([self, start = step.start, stop = step.stop](Ctx& ctx) -> Outcome { return ops::slice(ctx, self, start, stop); });
+        // On the pool: a slice may copy up to the expansion budget, or run user code (a
+        // registered container's begin()/end(), a generator resumed up to `stop` times).
+        return on([self, start = step.start, stop = step.stop](Ctx& ctx) -> Outcome { return ops::slice(ctx, self, start, stop); },
+                  {}, true);
     }
     throw to_kj(RemoteError(ErrorKind::value, "unknown step"));
   }

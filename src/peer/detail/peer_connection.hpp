@@ -362,13 +362,15 @@ asio::awaitable<T> PeerConnection::evaluate(Build build) {
               });
               tasks->add(promise.exclusiveJoin(kj::mv(cancelled))
                              .then([completion, connection = self.get()](T&& value) {
-                                     auto near = connection->loop_->strand().get_inner_executor();
-                                     completion->complete(nullptr, std::move(value), &near);
+                                     // Posted to the awaiting coroutine's executor, not resumed on
+                                     // this loop's thread (`near`): what a server coroutine does
+                                     // after a co_await is not measured, so it stays off the network
+                                     // thread.
+                                     completion->complete(nullptr, std::move(value), nullptr);
                                      connection->answered();
                                    },
                                    [completion, connection = self.get()](kj::Exception&& e) {
-                                     auto near = connection->loop_->strand().get_inner_executor();
-                                     completion->complete(to_exception_ptr(e), T{}, &near);
+                                     completion->fail(to_exception_ptr(e));
                                      connection->answered();
                                    })
                              // The task belongs to tasks_, a member: `this` outlives it.
