@@ -18,9 +18,13 @@
 #include <vector>
 
 #include <remoteable/detail/object.hpp>
-#include "peer/detail/inline_offer.hpp"
 
 namespace remoteable::detail {
+
+/// Set by Actor::dispatch on the network thread for the length of one dispatch: the next
+/// execute() on an InlineOr executor runs the work at once instead of posting it. Consumed by
+/// that execute(), so the strand's later work goes to the pool.
+inline thread_local bool inline_offer = false;
 
 /// An executor that posts to `Inner` (the actor pool), except for one execute() made while
 /// `inline_offer` is set, which runs inline. An actor's strand sits on it: when the strand is
@@ -64,44 +68,6 @@ class InlineOr {
   Inner inner_;
 };
 
-/// An executor that never takes the inline offer: what runs through it on an actor's strand goes
-/// to the pool unless the strand is already running on this thread. A coroutine method that
-/// must stay off the network thread (registered blocking, or not measured yet) is spawned on
-/// it, so that its resumptions after a co_await do not run there either.
-template <class Inner>
-class NoOffer {
- public:
-  explicit NoOffer(Inner inner) noexcept : inner_(std::move(inner)) {}
-
-  template <class F>
-  void execute(F&& f) const {
-    inline_offer = false;
-    asio::execution::execute(inner_, std::forward<F>(f));
-  }
-
-  template <class P>
-    requires asio::can_query<const Inner&, const P&>::value
-  decltype(auto) query(const P& p) const noexcept(asio::is_nothrow_query<const Inner&, const P&>::value) {
-    return asio::query(inner_, p);
-  }
-  template <class P>
-    requires asio::can_require<const Inner&, const P&>::value
-  auto require(const P& p) const {
-    return NoOffer<std::decay_t<decltype(asio::require(inner_, p))>>(asio::require(inner_, p));
-  }
-  template <class P>
-    requires asio::can_prefer<const Inner&, const P&>::value
-  auto prefer(const P& p) const {
-    return NoOffer<std::decay_t<decltype(asio::prefer(inner_, p))>>(asio::prefer(inner_, p));
-  }
-
-  friend bool operator==(const NoOffer& a, const NoOffer& b) noexcept { return a.inner_ == b.inner_; }
-  friend bool operator!=(const NoOffer& a, const NoOffer& b) noexcept { return !(a == b); }
-
- private:
-  Inner inner_;
-};
-
 /// An actor: a strand on the server's thread pool. Every operation on an object the actor owns
 /// runs on this strand, one at a time, in the order the operations were posted.
 ///
@@ -121,7 +87,10 @@ class Actor : public std::enable_shared_from_this<Actor> {
   template <class F>
   void dispatch(F&& f) {
     auto target = root();
-    InlineOffer offer;
+    struct Offer {
+      Offer() { inline_offer = true; }
+      ~Offer() { inline_offer = false; }
+    } offer;
     asio::dispatch(target->strand_, [self = target, f = std::forward<F>(f)]() mutable {
       inline_offer = false;  // whatever f does, nothing else runs inline on this offer
       if (auto next = self->forwarded_to()) next->post(std::move(f));  // merged meanwhile

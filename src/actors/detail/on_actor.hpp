@@ -49,7 +49,7 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget,
     if (immutable(o)) continue;
     if (auto owner = identities.owner(o); owner && owner->root() != actor->root()) others.push_back(std::move(owner));
   }
-  auto job = [core = shared_from_this(), lane = &here_lane, actor, id, cancel, fetch, blocking, work = std::move(work),
+  auto job = [core = shared_from_this(), lane = &here_lane, actor, id, cancel, fetch, work = std::move(work),
               counted = UserJob(shared_from_this())]() mutable {
     // Counted for stop() until the work and what it holds are gone: `held` is declared first,
     // so it ends last (or moves on with a coroutine method).
@@ -64,25 +64,21 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget,
       if (auto* obj = std::get_if<Object>(&outcome); obj && obj->is(builtin::pending_type())) {
         // A coroutine method: run it on this actor's strand; other calls to the actor may run
         // while it is suspended (reentrancy at co_await, DESIGN §4 rule 5). A cancelled call
-        // stops at its next co_await. Its resumptions may run inline on the network thread, as
-        // the quick call it was measured to be (see Completion); one sent to the pool (blocking,
-        // or not measured yet) stays there.
+        // stops at its next co_await.
         auto run = std::move(obj->as<builtin::Pending>().run);
-        auto done = asio::bind_cancellation_slot(cancel->signal.slot(), [core, lane, id, cancel, fetch, held = std::move(held)](std::exception_ptr e, Object result) {
-          // On the actor's strand: the value may be read here.
-          Outcome outcome;
-          if (!e) {
-            try {
-              outcome = object_outcome(std::move(result), fetch, false, core->options.max_nesting);
-            } catch (...) {
-              e = std::current_exception();
-            }
-          }
-          core->complete(*lane, id, std::move(outcome), e);
-        });
-        const auto& strand = actor->root()->strand();
-        if (blocking) asio::co_spawn(NoOffer<Actor::Strand>(strand), std::move(run), std::move(done));
-        else asio::co_spawn(strand, std::move(run), std::move(done));
+        asio::co_spawn(actor->root()->strand(), std::move(run),
+                       asio::bind_cancellation_slot(cancel->signal.slot(), [core, lane, id, cancel, fetch, held = std::move(held)](std::exception_ptr e, Object result) {
+                         // On the actor's strand: the value may be read here.
+                         Outcome outcome;
+                         if (!e) {
+                           try {
+                             outcome = object_outcome(std::move(result), fetch, false, core->options.max_nesting);
+                           } catch (...) {
+                             e = std::current_exception();
+                           }
+                         }
+                         core->complete(*lane, id, std::move(outcome), e);
+                       }));
         return;
       }
       if (auto* obj = std::get_if<Object>(&outcome)) {

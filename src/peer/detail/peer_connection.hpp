@@ -362,11 +362,7 @@ asio::awaitable<T> PeerConnection::evaluate(Build build) {
               });
               tasks->add(promise.exclusiveJoin(kj::mv(cancelled))
                              .then([completion, connection = self.get()](T&& value) {
-                                     // Posted to the awaiting coroutine's executor, not resumed on
-                                     // this loop's thread (`near`): what a server coroutine does
-                                     // after a co_await is not measured, so it stays off the network
-                                     // thread.
-                                     completion->complete(nullptr, std::move(value), nullptr);
+                                     completion->complete(nullptr, std::move(value));
                                      connection->answered();
                                    },
                                    [completion, connection = self.get()](kj::Exception&& e) {
