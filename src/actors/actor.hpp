@@ -18,13 +18,9 @@
 #include <vector>
 
 #include <remoteable/detail/object.hpp>
+#include "peer/detail/inline_offer.hpp"
 
 namespace remoteable::detail {
-
-/// Set by Actor::dispatch on the network thread for the length of one dispatch: the next
-/// execute() on an InlineOr executor runs the work at once instead of posting it. Consumed by
-/// that execute(), so the strand's later work goes to the pool.
-inline thread_local bool inline_offer = false;
 
 /// An executor that posts to `Inner` (the actor pool), except for one execute() made while
 /// `inline_offer` is set, which runs inline. An actor's strand sits on it: when the strand is
@@ -87,10 +83,7 @@ class Actor : public std::enable_shared_from_this<Actor> {
   template <class F>
   void dispatch(F&& f) {
     auto target = root();
-    struct Offer {
-      Offer() { inline_offer = true; }
-      ~Offer() { inline_offer = false; }
-    } offer;
+    InlineOffer offer;
     asio::dispatch(target->strand_, [self = target, f = std::forward<F>(f)]() mutable {
       inline_offer = false;  // whatever f does, nothing else runs inline on this offer
       if (auto next = self->forwarded_to()) next->post(std::move(f));  // merged meanwhile

@@ -490,7 +490,7 @@ const TypeInfo& pending_type() {
   return t;
 }
 Object pending(asio::awaitable<Object> run) {
-  return Object{std::make_shared<Pending>(Pending{std::move(run)}), &pending_type()};
+  return Object{std::make_shared<Pending>(Pending{std::move(run), nullptr}), &pending_type()};
 }
 
 Object none() {

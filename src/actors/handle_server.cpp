@@ -451,7 +451,7 @@ class HandleServer final : public wire::Handle::Server {
         return on([core = &core_, stats, self, name = std::move(step.name), args = std::move(step.operands)](Ctx& ctx) -> Outcome {
           CallMeter meter(*core, stats, self, name);
           try {
-            return ops::call(ctx, self, name, args);
+            return with_segments(ops::call(ctx, self, name, args), *core, stats, self, name);
           } catch (...) {
             core->log_user_error(self, name, std::current_exception());
             throw;
@@ -467,7 +467,7 @@ class HandleServer final : public wire::Handle::Server {
         return on([core = &core_, stats, self, args = std::move(step.operands)](Ctx& ctx) -> Outcome {
           CallMeter meter(*core, stats, self, "");
           try {
-            return ops::invoke(ctx, self, args);
+            return with_segments(ops::invoke(ctx, self, args), *core, stats, self, "");
           } catch (...) {
             core->log_user_error(self, {}, std::current_exception());
             throw;

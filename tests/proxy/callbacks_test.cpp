@@ -12,6 +12,7 @@
 #include <mutex>
 #include <optional>
 #include <functional>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -249,7 +250,8 @@ TEST_CASE("a coroutine method waiting on a peer that goes away ends with disconn
 }
 
 namespace {
-/// Which thread a call ran on, and where a coroutine method resumed after awaiting the client.
+/// Which thread a call ran on, and where a coroutine method ran before and after awaiting the
+/// client.
 std::int64_t thread_tag() { return static_cast<std::int64_t>(std::hash<std::thread::id>{}(std::this_thread::get_id())); }
 struct Where {
   std::int64_t here() { return thread_tag(); }
@@ -257,40 +259,93 @@ struct Where {
     (void)co_await h.call("triple", 1).as<std::int64_t>();
     co_return thread_tag();
   }
+  /// Long after its co_await: 50 ms.
+  asio::awaitable<std::int64_t> sleep_after_callback(Handle h) {
+    (void)co_await h.call("triple", 1).as<std::int64_t>();
+    std::this_thread::sleep_for(50ms);
+    co_return thread_tag();
+  }
+  /// Long before its first co_await: 50 ms; answers with where that ran.
+  asio::awaitable<std::int64_t> sleep_before_callback(Handle h) {
+    std::this_thread::sleep_for(50ms);
+    auto tag = thread_tag();
+    (void)co_await h.call("triple", 1).as<std::int64_t>();
+    co_return tag;
+  }
+};
+
+/// A server of Where ("where") with one network thread, run by a thread of the fixture's (so
+/// that the test knows the network thread), and a client sharing a Listener.
+struct WhereFixture {
+  explicit WhereFixture(std::chrono::microseconds inline_limit) {
+    types.class_<Where>("Where")
+        .method("here", &Where::here)
+        .method("after_callback", &Where::after_callback)
+        .method("after_callback_blocking", &Where::after_callback, remoteable::blocking)
+        .method("sleep_after_callback", &Where::sleep_after_callback)
+        .method("sleep_before_callback", &Where::sleep_before_callback);
+    remoteable::ServerOptions options;
+    options.network_threads = 1;
+    options.inline_limit = inline_limit;
+    options.slow_call = std::chrono::seconds(60);
+    server.emplace(remoteable::Endpoint{"127.0.0.1", 0}, types, options);
+    server->export_object(std::make_shared<Where>(), "where");
+    std::promise<std::int64_t> tag;
+    network_thread = std::thread([&] {
+      tag.set_value(thread_tag());
+      server->run();
+    });
+    network = tag.get_future().get();
+    auto client_types = std::make_shared<remoteable::Registry>();
+    client_types->class_<Listener>("Listener").method("triple", &Listener::triple);
+    remoteable::ClientOptions client_options;
+    client_options.registry = client_types;
+    client.emplace(test::connect(context, {"127.0.0.1", server->port()}, client_options));
+    where = client->fetch("where");
+    listener = client->share(std::make_shared<Listener>());
+  }
+  ~WhereFixture() {
+    client->close();
+    context.restart();
+    context.poll();
+    server->stop();
+    network_thread.join();
+  }
+  std::int64_t run(asio::awaitable<std::int64_t> aw) { return test::await(context, std::move(aw), 60s); }
+  std::int64_t call(const char* method) { return run(where->call(method, *listener).as<std::int64_t>()); }
+
+  remoteable::Registry types;
+  std::optional<remoteable::Server> server;
+  std::thread network_thread;
+  std::int64_t network = 0;  // network_thread's tag
+  asio::io_context context;
+  std::optional<remoteable::Client> client;
+  std::optional<Handle> where, listener;
 };
 }  // namespace
 
-TEST_CASE("a coroutine method resumes on the pool after awaiting a callback, quick or blocking: what it does after a co_await is never measured") {
-  remoteable::Registry types;
-  types.class_<Where>("Where")
-      .method("here", &Where::here)
-      .method("after_callback", &Where::after_callback)
-      .method("after_callback_blocking", &Where::after_callback, remoteable::blocking);
-  remoteable::ServerOptions options;
-  options.network_threads = 1;
+TEST_CASE("a quick coroutine method resumes on the network thread after awaiting a callback, a blocking one on the pool") {
   // Nothing the machine's load does may make these calls look slow: they are measured quick.
-  options.inline_limit = std::chrono::seconds(60);
-  options.slow_call = std::chrono::seconds(60);
-  remoteable::ThreadedServer server({"127.0.0.1", 0}, types, options);
-  server.server().export_object(std::make_shared<Where>(), "where");
-  auto client_types = std::make_shared<remoteable::Registry>();
-  client_types->class_<Listener>("Listener").method("triple", &Listener::triple);
-  asio::io_context context;
-  remoteable::ClientOptions client_options;
-  client_options.registry = client_types;
-  auto client = test::connect(context, {"127.0.0.1", server.port()}, client_options);
-  auto run = [&](asio::awaitable<std::int64_t> aw) { return test::await(context, std::move(aw), 60s); };
-  auto where = client.fetch("where");
-  auto listener = client.share(std::make_shared<Listener>());
+  WhereFixture f(std::chrono::seconds(60));
   // A method's first call runs on the pool, where it is measured; the next ones inline.
-  auto pool = run(where.call("here").as<std::int64_t>());
-  auto network = run(where.call("here").as<std::int64_t>());
-  REQUIRE(network != pool);
-  (void)run(where.call("after_callback", listener).as<std::int64_t>());
-  CHECK(run(where.call("after_callback", listener).as<std::int64_t>()) != network);
-  CHECK(run(where.call("after_callback_blocking", listener).as<std::int64_t>()) != network);
-  CHECK(run(where.call("after_callback_blocking", listener).as<std::int64_t>()) != network);
-  client.close();
-  context.restart();
-  context.poll();
+  CHECK(f.run(f.where->call("here").as<std::int64_t>()) != f.network);
+  REQUIRE(f.run(f.where->call("here").as<std::int64_t>()) == f.network);
+  // Its first resumption runs on the pool, measured there; the next ones on the network thread.
+  CHECK(f.call("after_callback") != f.network);
+  CHECK(f.call("after_callback") == f.network);
+  CHECK(f.call("after_callback") == f.network);
+  CHECK(f.call("after_callback_blocking") != f.network);
+  CHECK(f.call("after_callback_blocking") != f.network);
+}
+
+TEST_CASE("every segment of a coroutine method is measured: a long one, before or after a co_await, runs on the pool") {
+  // 50 ms of sleep is ten times inline_limit: measured, a segment with it is slow however the
+  // machine is loaded. Load can only make the quick ones look slow too, which sends them to the
+  // pool as well: every check below is "not on the network thread".
+  WhereFixture f(std::chrono::milliseconds(5));
+  // What ran after the co_await (the sleep) is never on the network thread: first measured on
+  // the pool, then kept there (slow: it needs 16 quick runs in a row to come back).
+  for (int i = 0; i < 20; ++i) CHECK(f.call("sleep_after_callback") != f.network);
+  // What ran before the first co_await likewise: the first segment is measured as a call is.
+  for (int i = 0; i < 20; ++i) CHECK(f.call("sleep_before_callback") != f.network);
 }

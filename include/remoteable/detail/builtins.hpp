@@ -59,6 +59,9 @@ const Handle& remote_handle(const Object& o) noexcept;
 /// strand and answers when it completes. Never reaches a client.
 struct Pending {
   asio::awaitable<Object> run;
+  /// Set by the server for a measured method: how the runs between its co_awaits are measured
+  /// (its segments; internal).
+  std::shared_ptr<void> segments;
 };
 const TypeInfo& pending_type();
 

@@ -65,20 +65,28 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget,
         // A coroutine method: run it on this actor's strand; other calls to the actor may run
         // while it is suspended (reentrancy at co_await, DESIGN §4 rule 5). A cancelled call
         // stops at its next co_await.
-        auto run = std::move(obj->as<builtin::Pending>().run);
-        asio::co_spawn(actor->root()->strand(), std::move(run),
-                       asio::bind_cancellation_slot(cancel->signal.slot(), [core, lane, id, cancel, fetch, held = std::move(held)](std::exception_ptr e, Object result) {
-                         // On the actor's strand: the value may be read here.
-                         Outcome outcome;
-                         if (!e) {
-                           try {
-                             outcome = object_outcome(std::move(result), fetch, false, core->options.max_nesting);
-                           } catch (...) {
-                             e = std::current_exception();
+        // Its first segment runs within co_spawn (asio dispatches to the strand it is on):
+        // measured as a segment of the method, like the later ones (MethodSegments).
+        auto& pending = obj->as<builtin::Pending>();
+        auto run = std::move(pending.run);
+        auto segments = std::static_pointer_cast<MethodSegments>(std::move(pending.segments));
+        auto spawn = [&] {
+          asio::co_spawn(actor->root()->strand(), std::move(run),
+                         asio::bind_cancellation_slot(cancel->signal.slot(), [core, lane, id, cancel, fetch, held = std::move(held)](std::exception_ptr e, Object result) {
+                           // On the actor's strand: the value may be read here.
+                           Outcome outcome;
+                           if (!e) {
+                             try {
+                               outcome = object_outcome(std::move(result), fetch, false, core->options.max_nesting);
+                             } catch (...) {
+                               e = std::current_exception();
+                             }
                            }
-                         }
-                         core->complete(*lane, id, std::move(outcome), e);
-                       }));
+                           core->complete(*lane, id, std::move(outcome), e);
+                         }));
+        };
+        if (segments) segments->first(spawn);
+        else spawn();
         return;
       }
       if (auto* obj = std::get_if<Object>(&outcome)) {

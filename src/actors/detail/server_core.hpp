@@ -240,6 +240,10 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   /// where its next call runs; null for a null key. Entries live as long as the server; past
   /// max_call_stats keys, the rest share one. Any thread.
   CallStats* call_stats(const void* key);
+  /// The measurements of what a coroutine method measured under `first` does after its
+  /// co_awaits (its later segments: MethodSegments), kept apart from its first segment's. Keyed
+  /// by an address inside `first` itself, which no other key can be. Any thread.
+  CallStats* resumed_stats(const CallStats& first) { return call_stats(reinterpret_cast<const char*>(&first) + 1); }
   /// Whether a call measured under `stats` goes to the pool (not measured yet, or slow) rather
   /// than inline on the network thread when its actor is idle. Null stats: inline. Any thread.
   bool off_loop(const CallStats* stats) const noexcept {

@@ -14,6 +14,7 @@
 #include <remoteable/detail/builtins.hpp>
 #include <remoteable/detail/object.hpp>
 #include "actors/detail/server_core.hpp"
+#include "peer/detail/completion.hpp"
 
 namespace remoteable::detail {
 
@@ -56,6 +57,46 @@ class CallMeter {
   rusage usage_{};
   std::chrono::steady_clock::time_point start_;
 };
+
+/// The segments of one call of a coroutine method (the runs between its co_awaits), measured
+/// like calls of it: the first one when the method is called (on_actor, under the method's own
+/// CallStats), the later ones when they resume (Completion, under its resumed_stats). While the
+/// later ones are fast, they resume inline on the network thread when the actor is idle; one that
+/// runs longer than inline_limit there sends the method's next ones to the pool, where they are
+/// measured until they are fast again (CallStats::fast_runs_to_inline in a row).
+class MethodSegments final : public Segments {
+ public:
+  MethodSegments(std::shared_ptr<ServerCore> core, CallStats* first, Object self, std::string name)
+      : core_(std::move(core)), first_(first), resumed_(core_->resumed_stats(*first)), self_(std::move(self)),
+        name_(std::move(name)) {}
+  bool quick() const noexcept override { return !core_->off_loop(resumed_); }
+  void measure(kj::FunctionParam<void()> segment) override {
+    CallMeter meter(*core_, resumed_, self_, name_);
+    segment();
+  }
+  /// Runs the first segment (co_spawn runs it in place), measured as the method's call is.
+  template <class F>
+  void first(F&& segment) {
+    CurrentSegments current(shared_from_this());
+    CallMeter meter(*core_, first_, self_, name_);
+    segment();
+  }
+
+ private:
+  const std::shared_ptr<ServerCore> core_;
+  CallStats* const first_;
+  CallStats* const resumed_;
+  const Object self_;
+  const std::string name_;
+};
+
+/// `result`, a call's of `stats`'s method on `self`; when it is a coroutine's (builtin::Pending)
+/// and the method is measured, with the segments that measure its runs.
+inline Object with_segments(Object result, ServerCore& core, CallStats* stats, const Object& self, std::string_view name) {
+  if (stats && result.is(builtin::pending_type()))
+    result.as<builtin::Pending>().segments = std::make_shared<MethodSegments>(core.shared_from_this(), stats, self, std::string(name));
+  return result;
+}
 
 /// A plain list or map whose get() or str() makes more than this many bytes (Shape::expansion) is
 /// worked on off the network thread: an operation on it may take up to ops::max_expansion of

@@ -362,11 +362,11 @@ asio::awaitable<T> PeerConnection::evaluate(Build build) {
               });
               tasks->add(promise.exclusiveJoin(kj::mv(cancelled))
                              .then([completion, connection = self.get()](T&& value) {
-                                     completion->complete(nullptr, std::move(value));
+                                     completion->complete(nullptr, std::move(value), connection->loop_.get());
                                      connection->answered();
                                    },
                                    [completion, connection = self.get()](kj::Exception&& e) {
-                                     completion->fail(to_exception_ptr(e));
+                                     completion->complete(to_exception_ptr(e), T{}, connection->loop_.get());
                                      connection->answered();
                                    })
                              // The task belongs to tasks_, a member: `this` outlives it.
