@@ -18,8 +18,23 @@ bool KjLoop::in_loop() const noexcept { return current_loop == this; }
 bool KjLoop::can_enter() const noexcept { return current_loop == nullptr || current_loop == this; }
 
 void KjLoop::drain() {
-  for (int i = 0; i < 1000 && loop_.isRunnable(); ++i) loop_.run(max_turns_per_handler);
+  for (int i = 0; i < 1000 && (loop_.isRunnable() || !after_.empty()); ++i) {
+    loop_.run(max_turns_per_handler);
+    run_after_turns();
+  }
   run_idle_tasks();
+}
+
+void KjLoop::run_after_turns() {
+  if (after_.empty()) return;
+  // Only those queued so far: what they queue waits for a later handler (schedule()).
+  after_running_.swap(after_);
+  for (auto& f : after_running_) {
+    f();
+    loop_.run(max_turns_per_handler);
+  }
+  after_running_.clear();
+  if (!after_.empty()) schedule();
 }
 
 void KjLoop::run_idle_tasks() {
@@ -50,6 +65,7 @@ KjLoop::Scope::~Scope() {
 
 void KjLoop::drive() {
   loop_.run(max_turns_per_handler);
+  run_after_turns();
   if (loop_.isRunnable()) {
     // Yielding to Asio with work left: what is written so far goes out now rather than after
     // all of it, so that the peer works on it meanwhile.

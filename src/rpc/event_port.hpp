@@ -2,6 +2,7 @@
 // KjLoop: a KJ event loop hosted inside Asio. Internal to src/rpc, src/actors and src/proxy.
 
 #include <kj/async.h>
+#include <kj/function.h>
 
 #include <asio/any_io_executor.hpp>
 #include <asio/dispatch.hpp>
@@ -85,6 +86,11 @@ class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<K
   /// together, and what a lone handler writes goes out at once, without another trip through
   /// Asio. [loop]
   void at_idle(std::weak_ptr<IdleTask> task) { idle_.push_back(std::move(task)); }
+  /// Runs `f` once this handler's KJ turns are done, before its idle tasks, with the loop still
+  /// current: for work that must not run inside a KJ callback and need not wait behind Asio's
+  /// queue (resuming a quick coroutine whose answer just arrived). What such work queues in
+  /// turn runs in a later handler, so a handler's share is bounded. [loop]
+  void after_turns(kj::Function<void()> f) { after_.push_back(kj::mv(f)); }
   /// Runs the idle tasks at the end of this handler's drive() even if loop handlers are queued:
   /// for a write someone waits on with nothing else in flight, where gathering only adds
   /// latency. [loop]
@@ -116,6 +122,7 @@ class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<K
  private:
   void schedule();
   void run_idle_tasks();
+  void run_after_turns();
   /// A loop handler for `f`, counted as queued until it starts: makes the loop current, runs
   /// `f`, then drives KJ.
   template <class F>
@@ -134,6 +141,7 @@ class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<K
   std::atomic<int> queued_{0};
   bool urgent_ = false;  // [loop]
   std::vector<std::weak_ptr<IdleTask>> idle_, idle_running_;  // [loop]
+  std::vector<kj::Function<void()>> after_, after_running_;     // [loop]
   kj::EventLoop loop_;
   bool turn_posted_ = false;
   mutable std::atomic<bool> woken_{false};

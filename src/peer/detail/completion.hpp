@@ -53,8 +53,8 @@ class CurrentSegments {
 
 /// One pending evaluation's way back to its awaiting coroutine. Completes exactly once, by
 /// posting (never inline from a KJ callback): to the awaiting coroutine's executor; or, for a
-/// quick server coroutine whose answer arrives on a loop (`near`), to a handler of that loop, which
-/// resumes it in place when its actor's strand is idle (see CompletionImpl::complete).
+/// quick server coroutine whose answer arrives on a loop (`near`), to the end of that loop's
+/// turns, which resumes it in place when its actor's strand is idle (see CompletionImpl::complete).
 class CompletionBase {
  public:
   virtual ~CompletionBase() = default;
@@ -64,8 +64,9 @@ class CompletionBase {
 template <class T>
 class Completion : public CompletionBase {
  public:
-  /// `near`: the loop this is called on, if it is called in one of its handlers.
-  virtual void complete(std::exception_ptr error, T value, KjLoop* near) = 0;
+  /// `near`: the loop this is called on, if it is called in one of its handlers. True when the
+  /// coroutine resumes at the end of this handler's turns (see CompletionImpl::complete).
+  virtual bool complete(std::exception_ptr error, T value, KjLoop* near) = 0;
   void complete(std::exception_ptr error, T value) { complete(error, std::move(value), nullptr); }
   void fail(std::exception_ptr error) override { complete(error, T{}, nullptr); }
 };
@@ -79,8 +80,8 @@ class CompletionImpl final : public Completion<T> {
       : handler_(std::move(handler)), work_(asio::make_work_guard(asio::get_associated_executor(handler_))),
         segments_(current_segments) {}
 
-  void complete(std::exception_ptr error, T value, KjLoop* near) override {
-    if (done_.exchange(true)) return;
+  bool complete(std::exception_ptr error, T value, KjLoop* near) override {
+    if (done_.exchange(true)) return false;
     // The work guard travels with the handler: once it is posted, the awaiting context may
     // run it and be destroyed at any moment, so nothing here touches the context afterwards.
     auto executor = work_.get_executor();
@@ -92,17 +93,22 @@ class CompletionImpl final : public Completion<T> {
       CurrentSegments current(segments);
       segments->measure([&] { std::move(h)(error, std::move(value)); });
     };
-    if (!inline_here) return asio::post(executor, std::move(resume));
-    // A quick segment of a server coroutine, its answer read on a loop: in a handler of that
-    // loop of its own, after this KJ callback, dispatched with the inline offer, it runs right
-    // there when the actor's strand is idle (as a call's first segment does), instead of
+    if (!inline_here) {
+      asio::post(executor, std::move(resume));
+      return false;
+    }
+    // A quick segment of a server coroutine, its answer read on a loop: once this handler's
+    // KJ turns are done (never inside this KJ callback), still in the loop, dispatched with
+    // the inline offer, it runs right there when the actor's strand is idle (as a call's first
+    // segment does), before what the loop wrote meanwhile goes out, instead of
     // crossing to the actor pool and back to the loop for its answer; when the strand is busy,
     // it queues there as post would. Measured either way: a segment that turns out long sends
     // the method's next ones to the pool.
-    near->post([executor, resume = std::move(resume)]() mutable {
+    near->after_turns([executor, resume = std::move(resume)]() mutable {
       InlineOffer offer;
       asio::dispatch(executor, std::move(resume));
     });
+    return true;
   }
 
  private:

@@ -191,9 +191,11 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
 
   /// Cancels the evaluation `id` if it is still pending. [loop]
   void cancel(std::uint64_t id);
-  /// An evaluation was answered. If it was the last in flight, what the loop writes now (the
-  /// answer's Finish) waits for a handler queued behind the awaiting coroutine's resumption, so
-  /// that it goes out with the coroutine's next request instead of in a write of its own. [loop]
+  /// An evaluation was answered, its coroutine resumed elsewhere (not at the end of the loop's
+  /// turns, where what it writes goes out with the Finish anyway). If it was the last in flight,
+  /// what the loop writes now (the answer's Finish) waits for a handler queued behind the
+  /// awaiting coroutine's resumption, so that it goes out with the coroutine's next request
+  /// instead of in a write of its own. [loop]
   void answered() {
     if (live_.size() == 1) loop_->run_later([] {});
   }
@@ -362,12 +364,10 @@ asio::awaitable<T> PeerConnection::evaluate(Build build) {
               });
               tasks->add(promise.exclusiveJoin(kj::mv(cancelled))
                              .then([completion, connection = self.get()](T&& value) {
-                                     completion->complete(nullptr, std::move(value), connection->loop_.get());
-                                     connection->answered();
+                                     if (!completion->complete(nullptr, std::move(value), connection->loop_.get())) connection->answered();
                                    },
                                    [completion, connection = self.get()](kj::Exception&& e) {
-                                     completion->complete(to_exception_ptr(e), T{}, connection->loop_.get());
-                                     connection->answered();
+                                     if (!completion->complete(to_exception_ptr(e), T{}, connection->loop_.get())) connection->answered();
                                    })
                              // The task belongs to tasks_, a member: `this` outlives it.
                              .attach(kj::defer([connection = self.get(), id] { connection->live_.erase(id); })));
