@@ -33,12 +33,17 @@ void PeerConnection::defer(std::uint64_t id, std::weak_ptr<HandleState> self, st
   deferred_.push_back(Deferred{id, std::move(self), std::move(parent), std::move(step)});
   if (deferred_posted_) return;
   deferred_posted_ = true;
-  loop_->run_later([weak = weak_from_this()] {
+  auto send = [weak = weak_from_this()] {
     if (auto self = weak.lock()) {
       self->deferred_posted_ = false;
       self->send_deferred(true);
     }
-  });
+  };
+  // Server code running on the loop: whatever it does next until it suspends runs at once too,
+  // so the end of this handler's turns is late enough (and costs no trip through Asio). Else
+  // after the handlers queued now: the evaluation behind this step may be one of them.
+  if (submitting_inline_) loop_->after_turns(kj::mv(send));
+  else loop_->run_later(kj::mv(send));
 }
 
 bool PeerConnection::pushes_wait() const {

@@ -98,7 +98,9 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
     }
     // On the loop: close_hosted() cannot run meanwhile (it runs on the loop too), unless `f`
     // calls it, which leaves `f` what it holds.
+    bool was = std::exchange(submitting_inline_, true);
     f();
+    submitting_inline_ = was;
     return true;
   }
   /// Closes a hosted connection: fails what is pending with disconnected, drops its
@@ -219,6 +221,9 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   std::size_t counted_ = 0;  // its handles in live_handles_ [host_mutex_]
   std::mutex host_mutex_;
   std::size_t queued_submits_ = 0;  // hosted: submit()s posted and not yet run [host_mutex_]
+  // Hosted: a submit() runs at once, inside server code on the loop, whose next submit() (an
+  // evaluation right behind a step, say) runs at once too. [loop]
+  bool submitting_inline_ = false;
   ClientOptions options_;
   std::shared_ptr<spdlog::logger> log_;
   std::shared_ptr<WireCounters> counters_;
