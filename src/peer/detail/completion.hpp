@@ -85,10 +85,7 @@ class CompletionImpl final : public Completion<T> {
     // The work guard travels with the handler: once it is posted, the awaiting context may
     // run it and be destroyed at any moment, so nothing here touches the context afterwards.
     auto executor = work_.get_executor();
-    // At the end of the loop's turns: a quick server coroutine (measured), or a coroutine of
-    // the executor the loop runs on (a client's, on its io_context: it would run on this
-    // thread next anyway).
-    bool inline_here = near && (segments_ ? segments_->quick() : executor == near->strand().get_inner_executor());
+    bool inline_here = near && segments_ && segments_->quick();
     auto resume = [h = std::move(handler_), work = std::move(work_), segments = std::move(segments_), error,
                    value = std::move(value)]() mutable {
       inline_offer = false;  // not for whatever the coroutine does next
@@ -100,12 +97,13 @@ class CompletionImpl final : public Completion<T> {
       asio::post(executor, std::move(resume));
       return false;
     }
-    // Once this handler's KJ turns are done (never inside this KJ callback), still in the loop,
-    // before what the loop wrote meanwhile goes out: dispatched there, a client's coroutine runs
-    // in place; a quick server coroutine too, with the inline offer, when its actor's strand is
-    // idle (as a call's first segment does), instead of crossing to the actor pool and back to
-    // the loop for its answer; when the strand is busy, it queues there as post would. Measured
-    // either way: a segment that turns out long sends the method's next ones to the pool.
+    // A quick segment of a server coroutine, its answer read on a loop: once this handler's
+    // KJ turns are done (never inside this KJ callback), still in the loop, dispatched with
+    // the inline offer, it runs right there when the actor's strand is idle (as a call's first
+    // segment does), before what the loop wrote meanwhile goes out, instead of
+    // crossing to the actor pool and back to the loop for its answer; when the strand is busy,
+    // it queues there as post would. Measured either way: a segment that turns out long sends
+    // the method's next ones to the pool.
     near->after_turns([executor, resume = std::move(resume)]() mutable {
       InlineOffer offer;
       asio::dispatch(executor, std::move(resume));
