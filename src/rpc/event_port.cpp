@@ -19,6 +19,7 @@ bool KjLoop::can_enter() const noexcept { return current_loop == nullptr || curr
 
 void KjLoop::drain() {
   for (int i = 0; i < 1000 && (loop_.isRunnable() || !after_.empty()); ++i) {
+    ++runs_;
     loop_.run(max_turns_per_handler);
     run_after_turns();
   }
@@ -31,6 +32,7 @@ void KjLoop::run_after_turns() {
   after_running_.swap(after_);
   for (auto& f : after_running_) {
     f();
+    ++runs_;
     loop_.run(max_turns_per_handler);
   }
   after_running_.clear();
@@ -64,6 +66,7 @@ KjLoop::Scope::~Scope() {
 }
 
 void KjLoop::drive() {
+  ++runs_;
   loop_.run(max_turns_per_handler);
   run_after_turns();
   if (loop_.isRunnable()) {

@@ -9,6 +9,7 @@
 #include <asio/post.hpp>
 #include <asio/strand.hpp>
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -91,6 +92,9 @@ class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<K
   /// queue (resuming a quick coroutine whose answer just arrived). What such work queues in
   /// turn runs in a later handler, so a handler's share is bounded. [loop]
   void after_turns(kj::Function<void()> f) { after_.push_back(kj::mv(f)); }
+  /// Counts the times KJ's queue was run: work done on the loop with the same count saw no
+  /// turn between (what it sent is chained on what was sent before, unwritten). [loop]
+  std::uint64_t runs() const noexcept { return runs_; }
   /// Runs the idle tasks at the end of this handler's drive() even if loop handlers are queued:
   /// for a write someone waits on with nothing else in flight, where gathering only adds
   /// latency. [loop]
@@ -140,6 +144,7 @@ class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<K
   // Loop handlers posted and not yet started (any thread posts them).
   std::atomic<int> queued_{0};
   bool urgent_ = false;  // [loop]
+  std::uint64_t runs_ = 0;  // [loop]
   std::vector<std::weak_ptr<IdleTask>> idle_, idle_running_;  // [loop]
   std::vector<kj::Function<void()>> after_, after_running_;     // [loop]
   kj::EventLoop loop_;

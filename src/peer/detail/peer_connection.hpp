@@ -84,7 +84,7 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
     {
       std::lock_guard lock(host_mutex_);
       if (!loop_) return false;
-      if (queued_submits_ > 0 || !loop_->in_loop()) {
+      if (queued_submits_ > 0 || !loop_->in_loop() || !inline_room()) {
         ++queued_submits_;
         loop_->post([this, keep = shared_from_this(), f = std::forward<F>(f)]() mutable {
           {
@@ -224,6 +224,17 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   // Hosted: a submit() runs at once, inside server code on the loop, whose next submit() (an
   // evaluation right behind a step, say) runs at once too. [loop]
   bool submitting_inline_ = false;
+  // Hosted: submit()s run at once since KJ's queue last ran (KjLoop::runs() was inline_runs_at_).
+  // Cap'n Proto chains each message's write on the previous one until the loop turns; a chain
+  // thousands deep (server code dropping that many handles at once) is destroyed recursively
+  // if the connection ends first. Past max_inline_submits, submissions queue, a handler each. [loop]
+  static constexpr std::size_t max_inline_submits = 64;
+  std::size_t inline_submits_ = 0;
+  std::uint64_t inline_runs_at_ = 0;
+  bool inline_room() {
+    if (loop_->runs() != inline_runs_at_) inline_runs_at_ = loop_->runs(), inline_submits_ = 0;
+    return ++inline_submits_ <= max_inline_submits;
+  }
   ClientOptions options_;
   std::shared_ptr<spdlog::logger> log_;
   std::shared_ptr<WireCounters> counters_;
