@@ -12,13 +12,17 @@ constexpr unsigned max_turns_per_handler = 256;
 
 KjLoop::KjLoop(asio::any_io_executor executor) : strand_(asio::make_strand(std::move(executor))), loop_(*this) {}
 
-KjLoop::~KjLoop() = default;
+KjLoop::~KjLoop() {
+  // What still waits for the end of the turns (a coroutine's resumption) goes while KJ's loop
+  // is still there.
+  after_.clear();
+}
 
 bool KjLoop::in_loop() const noexcept { return current_loop == this; }
 bool KjLoop::can_enter() const noexcept { return current_loop == nullptr || current_loop == this; }
 
 void KjLoop::drain() {
-  for (int i = 0; i < 1000 && (loop_.isRunnable() || !after_.empty()); ++i) {
+  for (int i = 0; i < 1000 && (loop_.isRunnable() || (!after_.empty() && !running_after_)); ++i) {
     ++runs_;
     loop_.run(max_turns_per_handler);
     run_after_turns();
@@ -27,7 +31,14 @@ void KjLoop::drain() {
 }
 
 void KjLoop::run_after_turns() {
-  if (after_.empty()) return;
+  // Not within itself (one of them closing a connection drains the loop): the outer one runs
+  // what was queued meanwhile, or schedules it.
+  if (after_.empty() || running_after_) return;
+  running_after_ = true;
+  KJ_DEFER({
+    after_running_.clear();
+    running_after_ = false;
+  });
   // Only those queued so far: what they queue waits for a later handler (schedule()).
   after_running_.swap(after_);
   for (auto& f : after_running_) {

@@ -147,6 +147,7 @@ class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<K
   std::uint64_t runs_ = 0;  // [loop]
   std::vector<std::weak_ptr<IdleTask>> idle_, idle_running_;  // [loop]
   std::vector<kj::Function<void()>> after_, after_running_;     // [loop]
+  bool running_after_ = false;                                   // [loop]
   kj::EventLoop loop_;
   bool turn_posted_ = false;
   mutable std::atomic<bool> woken_{false};
