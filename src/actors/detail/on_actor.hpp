@@ -85,8 +85,9 @@ kj::Promise<Outcome> ServerCore::on_actor(const std::shared_ptr<Budget>& budget,
                            core->complete(*lane, id, std::move(outcome), e);
                          }));
         };
-        if (segments) segments->first(spawn);
-        else spawn();
+        if (!segments) return spawn();
+        CurrentSegments current(segments);
+        segments->first(spawn);
         return;
       }
       if (auto* obj = std::get_if<Object>(&outcome)) {

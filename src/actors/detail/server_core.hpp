@@ -101,6 +101,9 @@ struct CallStats {
   };
   std::atomic<std::uint8_t> state{unknown};
   std::atomic<std::uint8_t> fast_runs{0};  ///< consecutive runs under inline_limit while slow
+  /// A coroutine method's: the measurements of its later segments, once looked up
+  /// (ServerCore::resumed_stats).
+  std::atomic<CallStats*> resumed{nullptr};
   /// Runs under inline_limit in a row that bring a slow call back inline.
   static constexpr std::uint8_t fast_runs_to_inline = 16;
 
@@ -242,8 +245,14 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   CallStats* call_stats(const void* key);
   /// The measurements of what a coroutine method measured under `first` does after its
   /// co_awaits (its later segments: MethodSegments), kept apart from its first segment's. Keyed
-  /// by an address inside `first` itself, which no other key can be. Any thread.
-  CallStats* resumed_stats(const CallStats& first) { return call_stats(reinterpret_cast<const char*>(&first) + 1); }
+  /// by an address inside `first` itself, which no other key can be; looked up once, then kept
+  /// in `first`. Any thread.
+  CallStats& resumed_stats(CallStats& first) {
+    if (auto* known = first.resumed.load(std::memory_order_acquire)) return *known;
+    auto* found = call_stats(reinterpret_cast<const char*>(&first) + 1);
+    first.resumed.store(found, std::memory_order_release);  // (a race finds the same entry)
+    return *found;
+  }
   /// Whether a call measured under `stats` goes to the pool (not measured yet, or slow) rather
   /// than inline on the network thread when its actor is idle. Null stats: inline. Any thread.
   bool off_loop(const CallStats* stats) const noexcept {

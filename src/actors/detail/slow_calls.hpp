@@ -67,7 +67,7 @@ class CallMeter {
 class MethodSegments final : public Segments {
  public:
   MethodSegments(std::shared_ptr<ServerCore> core, CallStats* first, Object self, std::string name)
-      : core_(std::move(core)), first_(first), resumed_(core_->resumed_stats(*first)), self_(std::move(self)),
+      : core_(std::move(core)), first_(first), resumed_(&core_->resumed_stats(*first)), self_(std::move(self)),
         name_(std::move(name)) {}
   bool quick() const noexcept override { return !core_->off_loop(resumed_); }
   void measure(kj::FunctionParam<void()> segment) override {
@@ -75,9 +75,8 @@ class MethodSegments final : public Segments {
     segment();
   }
   /// Runs the first segment (co_spawn runs it in place), measured as the method's call is.
-  template <class F>
-  void first(F&& segment) {
-    CurrentSegments current(shared_from_this());
+  /// (The caller makes these segments current: CurrentSegments.)
+  void first(kj::FunctionParam<void()> segment) {
     CallMeter meter(*core_, first_, self_, name_);
     segment();
   }

@@ -27,7 +27,7 @@ namespace remoteable::detail {
 /// own thread while the method's segments are quick.
 ///
 /// Ownership and threads: shared by the completions of one call; any thread.
-class Segments : public std::enable_shared_from_this<Segments> {
+class Segments {
  public:
   virtual ~Segments() = default;
   /// Whether the next segment may run inline on the network thread (the method is measured fast).
@@ -67,7 +67,6 @@ class Completion : public CompletionBase {
   /// `near`: the loop this is called on, if it is called in one of its handlers. True when the
   /// coroutine resumes at the end of this handler's turns (see CompletionImpl::complete).
   virtual bool complete(std::exception_ptr error, T value, KjLoop* near) = 0;
-  void complete(std::exception_ptr error, T value) { complete(error, std::move(value), nullptr); }
   void fail(std::exception_ptr error) override { complete(error, T{}, nullptr); }
 };
 
@@ -98,12 +97,12 @@ class CompletionImpl final : public Completion<T> {
       return false;
     }
     // A quick segment of a server coroutine, its answer read on a loop: once this handler's
-    // KJ turns are done (never inside this KJ callback), still in the loop, dispatched with
-    // the inline offer, it runs right there when the actor's strand is idle (as a call's first
-    // segment does), before what the loop wrote meanwhile goes out, instead of
-    // crossing to the actor pool and back to the loop for its answer; when the strand is busy,
-    // it queues there as post would. Measured either way: a segment that turns out long sends
-    // the method's next ones to the pool.
+    // KJ turns are done (never inside this KJ callback), still in the loop and before what the
+    // loop wrote meanwhile goes out, dispatched with the inline offer, it runs right there when
+    // the actor's strand is idle (as a call's first segment does), instead of crossing to the
+    // actor pool and back to the loop for its answer; when the strand is busy, it queues there
+    // as post would. Measured either way: a segment that turns out long sends the method's next
+    // ones to the pool.
     near->after_turns([executor, resume = std::move(resume)]() mutable {
       InlineOffer offer;
       asio::dispatch(executor, std::move(resume));
