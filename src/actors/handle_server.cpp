@@ -395,8 +395,8 @@ class HandleServer final : public wire::Handle::Server {
   /// The operands of a step read off the wire (it has some), decoded at once when they hold no
   /// handle: no promise, no continuation. Null when one does (with_operands resolves them). [loop]
   kj::Maybe<std::vector<Object>> operands_now(const ReadStep<Object>& read) {
-    KJ_IF_MAYBE(args, read.args) { return core_.decode_now(*args); }
-    KJ_IF_MAYBE(object, core_.decode_now(KJ_ASSERT_NONNULL(read.operand))) {
+    KJ_IF_MAYBE(args, read.args) { return core_.decode_now(*args, budget_); }
+    KJ_IF_MAYBE(object, core_.decode_now(KJ_ASSERT_NONNULL(read.operand), budget_)) {
       std::vector<Object> objects;
       objects.push_back(std::move(*object));
       return kj::mv(objects);
@@ -610,7 +610,7 @@ class StreamServer final : public wire::Stream::Server {
     CallSlot slot(core_, budget_);  // counted from here on (see CallSlot)
     auto args = context.getParams().getArgs();
     if (zero_sized_elements(args)) throw to_kj(zero_sized_error(args.size()));
-    KJ_IF_MAYBE(objects, core_.decode_now(args)) { return run(method_, std::move(*objects)).attach(kj::mv(slot)); }
+    KJ_IF_MAYBE(objects, core_.decode_now(args, budget_)) { return run(method_, std::move(*objects)).attach(kj::mv(slot)); }
     return core_.decode(args, budget_).then([this](std::vector<Object> objects) { return run(method_, std::move(objects)); })
         .attach(kj::mv(slot));
   }
@@ -719,8 +719,65 @@ std::shared_ptr<Actor> ServerCore::owner_for(const Object& object, const std::sh
   return owner;
 }
 
+namespace {
+/// The brand of the clients Cap'n Proto makes for a server of this process (its LocalClient's,
+/// which capnp does not export): learnt once from a client made for a server that is never called.
+const void* local_brand() {
+  struct Probe final : capnp::Capability::Server {
+    DispatchCallResult dispatchCall(uint64_t interface_id, uint16_t method_id,
+                                    capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer>) override {
+      return internalUnimplemented("remoteable probe", interface_id, method_id);
+    }
+  };
+  static const void* const brand = capnp::ClientHook::from(capnp::Capability::Client(kj::heap<Probe>()))->getBrand();
+  return brand;
+}
+}  // namespace
+
+kj::Maybe<Object> ServerCore::unwrap_now(wire::Handle::Client& cap, const std::shared_ptr<Budget>& budget) {
+  capnp::Capability::Client copy(cap);
+  auto own = capnp::ClientHook::from(kj::mv(copy));
+  capnp::ClientHook* hook = own.get();
+  while (true) {
+    KJ_IF_MAYBE(resolved, hook->getResolved()) {
+      hook = resolved;
+    } else {
+      break;
+    }
+  }
+  // A promise may still resolve to one of ours, and one of ours is looked up (and may wait for
+  // its streaming calls) by getLocalServer: both are left to unwrap(). A settled capability of
+  // any other brand is an import, a broken or a null capability: never this server's.
+  if (hook->getBrand() == local_brand() || hook->whenMoreResolved() != nullptr) return nullptr;
+  return peer_object(kj::mv(cap), budget);
+}
+
+Object ServerCore::peer_object(wire::Handle::Client cap, const std::shared_ptr<Budget>& budget) {
+  // The peer's own object, or one it was given by someone else (another server's): server code
+  // calls it through a Handle, on this connection.
+  if (!budget->peer_handles) {
+    ClientOptions peer_options;
+    peer_options.max_nesting = options.max_nesting;
+    peer_options.push_window = options.push_window;
+    budget->peer_handles = std::make_shared<PeerConnection>(here().loop, std::move(peer_options), log, peer_handles);
+  }
+  auto& peer = *budget->peer_handles;
+  if (!peer.open()) throw to_kj(RemoteError(ErrorKind::disconnected, "the connection is closing"));
+  if (peer.live_caps() >= options.max_remote_handles_per_connection) {
+    if (metrics) metrics->breach(Limit::max_remote_handles_per_connection);
+    throw to_kj(RemoteError(ErrorKind::overloaded, "too many handles to this peer's objects held by the server (limit " +
+                                                       std::to_string(options.max_remote_handles_per_connection) + ")"));
+  }
+  auto state = peer.new_handle();
+  peer.set_cap(state->id, kj::mv(cap));
+  return builtin::remote(access::handle(std::move(state)));
+}
+
 kj::Promise<std::pair<Object, std::shared_ptr<Actor>>> ServerCore::unwrap(wire::Handle::Client cap,
                                                                          const std::shared_ptr<Budget>& budget) {
+  KJ_IF_MAYBE(object, unwrap_now(cap, budget)) {
+    return std::pair<Object, std::shared_ptr<Actor>>{kj::mv(*object), nullptr};
+  }
   auto promise = kj().caps.getLocalServer(cap);
   return promise.then([this, cap = kj::mv(cap), budget](kj::Maybe<wire::Handle::Server&> server) mutable
                       -> std::pair<Object, std::shared_ptr<Actor>> {
@@ -731,24 +788,7 @@ kj::Promise<std::pair<Object, std::shared_ptr<Actor>>> ServerCore::unwrap(wire::
       if (h.read_only()) read_only_objects.add(h.object());
       return {h.object(), h.actor()};
     }
-    // The peer's own object, or one it was given by someone else (another server's): server
-    // code calls it through a Handle, on this connection.
-    if (!budget->peer_handles) {
-      ClientOptions peer_options;
-      peer_options.max_nesting = options.max_nesting;
-      peer_options.push_window = options.push_window;
-      budget->peer_handles = std::make_shared<PeerConnection>(here().loop, std::move(peer_options), log, peer_handles);
-    }
-    auto& peer = *budget->peer_handles;
-    if (!peer.open()) throw to_kj(RemoteError(ErrorKind::disconnected, "the connection is closing"));
-    if (peer.live_caps() >= options.max_remote_handles_per_connection) {
-      if (metrics) metrics->breach(Limit::max_remote_handles_per_connection);
-      throw to_kj(RemoteError(ErrorKind::overloaded, "too many handles to this peer's objects held by the server (limit " +
-                                                         std::to_string(options.max_remote_handles_per_connection) + ")"));
-    }
-    auto state = peer.new_handle();
-    peer.set_cap(state->id, kj::mv(cap));
-    return {builtin::remote(access::handle(std::move(state))), nullptr};
+    return {peer_object(kj::mv(cap), budget), nullptr};
   });
 }
 

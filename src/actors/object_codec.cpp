@@ -25,16 +25,19 @@ struct Hole {
 
 RemoteError too_deep(int limit) { return detail::too_deep(limit, "is refused"); }
 
-/// The server's side of decoding (see decode_value): boxed built-in objects. It collects the
-/// capabilities to resolve, and the lists and maps made, children before parents, whose shapes
-/// change once the holes are filled.
+/// The server's side of decoding (see decode_value): boxed built-in objects. The capabilities
+/// ServerCore::unwrap_now resolves are filled in at once (leaves: no shape changes); it collects
+/// the others to resolve, and the lists and maps made, children before parents, whose shapes
+/// change once those holes are filled.
 struct ObjectDecoding {
   using Out = Object;
   using List = builtin::ObjectList;
   using Map = builtin::ObjectMap;
-  kj::Vector<Hole> holes;
-  std::vector<const Object*> containers;
+  ServerCore& core;
+  const std::shared_ptr<Budget>& budget;
   int limit;
+  kj::Vector<Hole> holes{};
+  std::vector<const Object*> containers{};
 
   int max_depth() const { return limit; }
   [[noreturn]] void too_deep() const { throw to_kj(detail::too_deep(limit, "is refused")); }
@@ -53,7 +56,13 @@ struct ObjectDecoding {
     if (!inserted) throw to_kj(RemoteError(ErrorKind::value, "a map on the wire has the key '" + it->first + "' twice"));
     return it->second;
   }
-  void handle(Object& slot, wire::Handle::Client cap) { holes.add(Hole{&slot, kj::mv(cap)}); }
+  void handle(Object& slot, wire::Handle::Client cap) {
+    KJ_IF_MAYBE(object, core.unwrap_now(cap, budget)) {
+      slot = kj::mv(*object);
+    } else {
+      holes.add(Hole{&slot, kj::mv(cap)});
+    }
+  }
 };
 
 /// Decodes `value` into `out` with `d`, Cap'n Proto's own checks (a pointer out of bounds, a
@@ -69,19 +78,20 @@ void decode_checked(wire::Value::Reader value, Object& out, ObjectDecoding& d) {
 }
 }  // namespace
 
-kj::Maybe<Object> ServerCore::decode_now(wire::Value::Reader value) {
-  ObjectDecoding d{{}, {}, options.max_nesting};
+kj::Maybe<Object> ServerCore::decode_now(wire::Value::Reader value, const std::shared_ptr<Budget>& budget) {
+  ObjectDecoding d{*this, budget, options.max_nesting};
   Object out;
   decode_checked(value, out, d);
   if (!d.holes.empty()) return nullptr;
   return kj::mv(out);
 }
 
-kj::Maybe<std::vector<Object>> ServerCore::decode_now(capnp::List<wire::Value>::Reader values) {
+kj::Maybe<std::vector<Object>> ServerCore::decode_now(capnp::List<wire::Value>::Reader values,
+                                                      const std::shared_ptr<Budget>& budget) {
   if (zero_sized_elements(values)) throw to_kj(zero_sized_error(values.size()));
   std::vector<Object> out(values.size());
   for (unsigned i = 0; i < values.size(); ++i) {
-    ObjectDecoding d{{}, {}, options.max_nesting};
+    ObjectDecoding d{*this, budget, options.max_nesting};
     decode_checked(values[i], out[i], d);
     if (!d.holes.empty()) return nullptr;
   }
@@ -90,7 +100,7 @@ kj::Maybe<std::vector<Object>> ServerCore::decode_now(capnp::List<wire::Value>::
 
 kj::Promise<Object> ServerCore::decode(wire::Value::Reader value, const std::shared_ptr<Budget>& budget) {
   auto root = kj::heap<Object>();
-  ObjectDecoding d{{}, {}, options.max_nesting};  // on the stack: most values hold no handle
+  ObjectDecoding d{*this, budget, options.max_nesting};  // on the stack: most values hold no handle
   decode_checked(value, *root, d);
   if (d.holes.empty()) return kj::mv(*root);
   auto unwrapped = KJ_MAP(h, d.holes) { return unwrap(kj::mv(h.cap), budget); };

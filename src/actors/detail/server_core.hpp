@@ -227,14 +227,21 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   /// builtin::remote holding a Handle to the peer's object (no actor), counted against
   /// max_remote_handles_per_connection. [loop]
   kj::Promise<std::pair<Object, std::shared_ptr<Actor>>> unwrap(wire::Handle::Client cap, const std::shared_ptr<Budget>& budget);
+  /// The same at once for a settled capability that is not this process's own (the peer's, a
+  /// third party's, a broken one): null for one that is, or that may still resolve to one
+  /// (unwrap() looks those up). Throws as unwrap() does. [loop]
+  kj::Maybe<Object> unwrap_now(wire::Handle::Client& cap, const std::shared_ptr<Budget>& budget);
+  /// The builtin::remote for a capability of the peer's (unwrap), counted. [loop]
+  Object peer_object(wire::Handle::Client cap, const std::shared_ptr<Budget>& budget);
 
   /// Decodes wire values into objects; handles inside are resolved as unwrap() does. [loop]
   kj::Promise<std::vector<Object>> decode(capnp::List<wire::Value>::Reader values, const std::shared_ptr<Budget>& budget);
   kj::Promise<Object> decode(wire::Value::Reader value, const std::shared_ptr<Budget>& budget);
-  /// The same at once, for values that hold no handle (most): null when one does, and the
-  /// caller decodes it with decode() instead. Malformed values throw as decode() does. [loop]
-  kj::Maybe<std::vector<Object>> decode_now(capnp::List<wire::Value>::Reader values);
-  kj::Maybe<Object> decode_now(wire::Value::Reader value);
+  /// The same at once, for values whose handles unwrap_now() resolves (most hold none): null
+  /// when one does not, and the caller decodes it with decode() instead (the peer handles made
+  /// meanwhile are dropped). Malformed values throw as decode() does. [loop]
+  kj::Maybe<std::vector<Object>> decode_now(capnp::List<wire::Value>::Reader values, const std::shared_ptr<Budget>& budget);
+  kj::Maybe<Object> decode_now(wire::Value::Reader value, const std::shared_ptr<Budget>& budget);
   /// Encodes a plain value; objects inside become capabilities owned by `actor`. [loop]
   void encode(wire::Value::Builder out, const Plain& value, const std::shared_ptr<Actor>& actor,
               const std::shared_ptr<Budget>& budget, bool read_only = false);
