@@ -8,7 +8,6 @@
 
 #include <asio/associated_executor.hpp>
 #include <asio/dispatch.hpp>
-#include <asio/executor_work_guard.hpp>
 #include <asio/post.hpp>
 
 #include <atomic>
@@ -76,17 +75,16 @@ class CompletionImpl final : public Completion<T> {
   /// Made where the coroutine awaits: a segment in progress on this thread is the one that the
   /// coroutine's next segment continues.
   explicit CompletionImpl(Handler handler)
-      : handler_(std::move(handler)), work_(asio::make_work_guard(asio::get_associated_executor(handler_))),
-        segments_(current_segments) {}
+      : handler_(std::move(handler)), executor_(asio::get_associated_executor(handler_)), segments_(current_segments) {}
 
   bool complete(std::exception_ptr error, T value, KjLoop* near) override {
     if (done_.exchange(true)) return false;
-    // The work guard travels with the handler: once it is posted, the awaiting context may
-    // run it and be destroyed at any moment, so nothing here touches the context afterwards.
-    auto executor = work_.get_executor();
+    // Once the handler is posted, the awaiting context may run it and be destroyed at any
+    // moment, so nothing here touches the context afterwards. (No work guard: the awaiting
+    // coroutine's co_spawn holds work on this executor for as long as the handler lives.)
+    auto executor = std::move(executor_);
     bool inline_here = near && segments_ && segments_->quick();
-    auto resume = [h = std::move(handler_), work = std::move(work_), segments = std::move(segments_), error,
-                   value = std::move(value)]() mutable {
+    auto resume = [h = std::move(handler_), segments = std::move(segments_), error, value = std::move(value)]() mutable {
       inline_offer = false;  // not for whatever the coroutine does next
       if (!segments) return std::move(h)(error, std::move(value));
       CurrentSegments current(segments);
@@ -103,16 +101,19 @@ class CompletionImpl final : public Completion<T> {
     // actor pool and back to the loop for its answer; when the strand is busy, it queues there
     // as post would. Measured either way: a segment that turns out long sends the method's next
     // ones to the pool.
-    near->after_turns([executor, resume = std::move(resume)]() mutable {
+    near->after_turns([executor = std::move(executor), resume = std::move(resume)]() mutable {
       InlineOffer offer;
-      asio::dispatch(executor, std::move(resume));
+      // As asio::dispatch does, without its preferred copy of the executor (an allocation for
+      // an actor's strand): the coroutine's executor may block, so this runs in place when
+      // the strand is idle and the inline offer is taken.
+      executor.execute(std::move(resume));
     });
     return true;
   }
 
  private:
   Handler handler_;
-  asio::executor_work_guard<asio::associated_executor_t<Handler>> work_;
+  asio::associated_executor_t<Handler> executor_;
   std::shared_ptr<Segments> segments_;
   std::atomic<bool> done_{false};
 };
