@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <climits>
+#include <utility>
 #include <vector>
 
 namespace remoteable::detail {
@@ -80,6 +81,13 @@ struct AsioStream::Shared : IdleTask, std::enable_shared_from_this<Shared> {
   bool drained = false;
   // An Asio receive into `in` is in flight (at most one); it wakes `waiter` when it completes.
   bool receiving = false;
+  // A read waits for the socket while this handler's writes wait for the flush, or while work
+  // that is likely to write waits for the end of its turns (a coroutine that resumes with the
+  // answer just read): the receive starts after the flush (on_idle), since Asio's receive first
+  // tries the socket, which a drained socket answers EAGAIN: a system call the peer would
+  // otherwise wait behind. (Idle tasks registered in a handler run at the end of it, or of a
+  // later one while handlers are queued.)
+  bool receive_after_flush = false;
   ReadOp* waiter = nullptr;
   kj::Maybe<kj::Exception> read_error;
   bool read_eof = false;
@@ -184,7 +192,11 @@ struct AsioStream::Shared : IdleTask, std::enable_shared_from_this<Shared> {
     flush_scheduled = true;
     loop->at_idle(weak_from_this());
   }
-  void on_idle() override { flush(); }
+  void on_idle() override {
+    flush();
+    if (std::exchange(receive_after_flush, false) && waiter != nullptr && !receiving) start_receive();
+  }
+  void start_receive();
 };
 
 class AsioStream::ReadOp {
@@ -211,32 +223,18 @@ class AsioStream::ReadOp {
 
  private:
   void wait() {
-    shared_->waiter = this;
-    shared_->drained = false;  // the receive below tries the socket itself
-    if (!shared_->receiving) start_receive(shared_);
-  }
-  static void start_receive(const std::shared_ptr<Shared>& shared) {
-    shared->receiving = true;
-    auto& s = *shared;
-    s.socket.async_receive(
-        asio::buffer(s.in.get(), read_buffer_size),
-        asio::bind_executor(s.loop->strand(), [shared](std::error_code ec, std::size_t n) {
-          // The handler holds the stream's shared state (and so the buffer), never the op.
-          KjLoop::Scope scope(*shared->loop);
-          shared->receiving = false;
-          if (n > 0) {
-            if (shared->byte_counts) shared->byte_counts->received.fetch_add(n, std::memory_order_relaxed);
-            shared->in_pos = 0;
-            shared->in_end = n;
-            shared->drained = n < read_buffer_size;
-          } else if (ec == asio::error::eof || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) {
-            shared->read_eof = true;
-          } else if (ec) {
-            shared->read_error = disconnected("read failed", ec.value());
-          }
-          if (auto* op = shared->waiter) op->ready();
-          shared->loop->drive();
-        }));
+    auto& s = *shared_;
+    s.waiter = this;
+    s.drained = false;  // the receive tries the socket itself
+    if (s.receiving || s.receive_after_flush) return;
+    if (s.flush_scheduled) {
+      s.receive_after_flush = true;  // what this handler wrote goes first
+    } else if (s.loop->in_loop() && s.loop->after_turns_pending()) {
+      s.receive_after_flush = true;  // and what it is about to write
+      s.loop->at_idle(s.weak_from_this());
+    } else {
+      s.start_receive();
+    }
   }
 
   kj::PromiseFulfiller<size_t>& fulfiller_;
@@ -244,6 +242,29 @@ class AsioStream::ReadOp {
   kj::byte* buffer_;
   size_t min_, max_, got_;
 };
+
+void AsioStream::Shared::start_receive() {
+  receiving = true;
+  socket.async_receive(
+      asio::buffer(in.get(), read_buffer_size),
+      asio::bind_executor(loop->strand(), [shared = shared_from_this()](std::error_code ec, std::size_t n) {
+        // The handler holds the stream's shared state (and so the buffer), never the op.
+        KjLoop::Scope scope(*shared->loop);
+        shared->receiving = false;
+        if (n > 0) {
+          if (shared->byte_counts) shared->byte_counts->received.fetch_add(n, std::memory_order_relaxed);
+          shared->in_pos = 0;
+          shared->in_end = n;
+          shared->drained = n < read_buffer_size;
+        } else if (ec == asio::error::eof || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) {
+          shared->read_eof = true;
+        } else if (ec) {
+          shared->read_error = disconnected("read failed", ec.value());
+        }
+        if (auto* op = shared->waiter) op->ready();
+        shared->loop->drive();
+      }));
+}
 
 AsioStream::AsioStream(std::shared_ptr<KjLoop> loop, asio::ip::tcp::socket socket, std::shared_ptr<WireCounters> counters,
                        std::shared_ptr<ByteCounts> bytes)

@@ -92,6 +92,8 @@ class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<K
   /// queue (resuming a quick coroutine whose answer just arrived). What such work queues in
   /// turn runs in a later handler, so a handler's share is bounded. [loop]
   void after_turns(kj::Function<void()> f) { after_.push_back(kj::mv(f)); }
+  /// Whether work waits for the end of this handler's turns (after_turns). [loop]
+  bool after_turns_pending() const noexcept { return !after_.empty(); }
   /// Counts the times KJ's queue was run: work done on the loop with the same count saw no
   /// turn between (what it sent is chained on what was sent before, unwritten). [loop]
   std::uint64_t runs() const noexcept { return runs_; }
