@@ -3,6 +3,8 @@
 // pipelined (sent before any answer arrives).
 
 #include <limits>
+#include <map>
+#include <string>
 
 #include "binding_types.hpp"
 
@@ -463,6 +465,32 @@ TEST_CASE("a stored value lives on the server and takes part in operations") {
   // Storing a handle stores the object it refers to.
   auto again = c.store(c.fetch("root"));
   CHECK(as_bool(t, again == c.fetch("root")));
+}
+
+// ---- the wire trace -----------------------------------------------------------------------------
+
+TEST_CASE("the wire trace names each message's kind, as the messages' own readers do") {
+  bt::Connected t(traced());
+  auto& c = t.client;
+  {
+    auto root = c.fetch("root");
+    CHECK(as_int(t, root.attr("value")) == 1);
+  }
+  // The handles are gone: their capabilities are released, and the server has answered a call
+  // made after that (messages go out in order).
+  CHECK(as_int(t, c.fetch("five")) == 5);
+  std::map<std::string, int> sent, received;
+  for (auto& e : c.wire_trace()) ++(e.outgoing ? sent : received)[e.kind];
+  CHECK(sent["bootstrap"] == 1);
+  CHECK(sent["call"] >= 2);
+  CHECK(received["return"] == sent["bootstrap"] + sent["call"]);  // every one awaited, so answered
+  CHECK(sent["finish"] >= 1);
+  CHECK(sent["release"] >= 1);
+  CHECK(received["call"] == 0);
+  CHECK(sent["other"] == 0);
+  CHECK(received["other"] == 0);
+  CHECK(c.wire_stats().calls_sent == static_cast<std::uint64_t>(sent["call"]));
+  CHECK(c.wire_stats().returns_received == static_cast<std::uint64_t>(received["return"]));
 }
 
 // ---- pipelining -------------------------------------------------------------------------------
