@@ -178,7 +178,7 @@ struct AsioStream::Shared : IdleTask, std::enable_shared_from_this<Shared> {
                       asio::bind_executor(loop->strand(), [weak = weak_from_this()](std::error_code ec) {
                         auto self = weak.lock();
                         if (!self) return;
-                        KjLoop::Scope scope(*self->loop);
+                        KjLoop::HandlerScope scope(*self->loop);
                         self->write_blocked = false;
                         if (ec) self->fail(KJ_EXCEPTION(DISCONNECTED, "socket closed during write"));
                         else self->flush();
@@ -249,7 +249,7 @@ void AsioStream::Shared::start_receive() {
       asio::buffer(in.get(), read_buffer_size),
       asio::bind_executor(loop->strand(), [shared = shared_from_this()](std::error_code ec, std::size_t n) {
         // The handler holds the stream's shared state (and so the buffer), never the op.
-        KjLoop::Scope scope(*shared->loop);
+        KjLoop::HandlerScope scope(*shared->loop);
         shared->receiving = false;
         if (n > 0) {
           if (shared->byte_counts) shared->byte_counts->received.fetch_add(n, std::memory_order_relaxed);

@@ -62,7 +62,43 @@ void KjLoop::run_idle_tasks() {
   }
 }
 
-KjLoop::Scope::Scope(KjLoop& loop) : previous_(current_loop) {
+void KjLoop::run_after_handler(bool run) noexcept {
+  if (after_handler_.empty() || running_after_handler_) return;
+  running_after_handler_ = true;
+  // Only those registered so far; what they register runs in the handlers they open.
+  auto work = std::move(after_handler_);
+  after_handler_.clear();
+  for (auto& d : work) {
+    if (!run) {
+      asio::post(d.executor, std::move(d.f));
+      continue;
+    }
+    try {
+      d.f();
+    } catch (...) {
+      // As from a handler of its own: out of the executor's run().
+      asio::post(d.executor, [e = std::current_exception()] { std::rethrow_exception(e); });
+    }
+  }
+  work.clear();  // (what the functions held goes here, outside the loop)
+  running_after_handler_ = false;
+  if (!idle_.empty() || !after_handler_.empty()) {
+    // The idle tasks drive() held back for this work (and what it registered meanwhile).
+    Scope scope(*this);
+    if (!after_handler_.empty()) {
+      for (auto& d : after_handler_) asio::post(d.executor, std::move(d.f));
+      after_handler_.clear();
+    }
+    if (urgent_ || queued_.load(std::memory_order_relaxed) == 0) run_idle_tasks();
+  }
+}
+
+KjLoop::HandlerScope::~HandlerScope() {
+  scope_.reset();
+  loop_.run_after_handler(std::uncaught_exceptions() == exceptions_);
+}
+
+KjLoop::Scope::Scope(KjLoop& loop) : loop_(&loop), previous_(current_loop) {
   if (previous_ == &loop) return;  // nested: already current
   KJ_REQUIRE(previous_ == nullptr, "remoteable: a KJ loop handler ran inside another loop's handler");
   wait_scope_.emplace(loop.loop_);
@@ -73,6 +109,8 @@ KjLoop::Scope::~Scope() {
   if (wait_scope_ != nullptr) {
     wait_scope_ = nullptr;
     current_loop = previous_;
+    // Not a handler's (a HandlerScope runs it itself, once this one is closed): posted.
+    if (!handler_ && !loop_->after_handler_.empty() && !loop_->running_after_handler_) loop_->run_after_handler(false);
   }
 }
 
@@ -86,7 +124,9 @@ void KjLoop::drive() {
     run_idle_tasks();
     return schedule();
   }
-  if (urgent_ || queued_.load(std::memory_order_relaxed) == 0) run_idle_tasks();
+  // With after_handler work waiting, the idle tasks wait for it (HandlerScope): what it writes
+  // goes out with what this handler wrote.
+  if ((urgent_ || queued_.load(std::memory_order_relaxed) == 0) && after_handler_.empty()) run_idle_tasks();
 }
 
 void KjLoop::schedule() {
@@ -96,7 +136,7 @@ void KjLoop::schedule() {
   asio::post(strand_, [self = shared_from_this()] {
     self->queued_.fetch_sub(1, std::memory_order_relaxed);
     self->turn_posted_ = false;
-    Scope scope(*self);
+    HandlerScope scope(*self);
     self->drive();
   });
 }
@@ -120,7 +160,7 @@ void KjLoop::wake() const {
   self->queued_.fetch_add(1, std::memory_order_relaxed);
   asio::post(strand_, [self] {
     self->queued_.fetch_sub(1, std::memory_order_relaxed);
-    Scope scope(*self);
+    HandlerScope scope(*self);
     scope.poll();          // cross-thread events (kj::Executor) arrive only through poll()
     self->loop_.run(0);    // so that setRunnable() fires again for what poll() queued
     self->drive();

@@ -10,7 +10,9 @@
 #include <asio/strand.hpp>
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -92,8 +94,19 @@ class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<K
   /// queue (resuming a quick coroutine whose answer just arrived). What such work queues in
   /// turn runs in a later handler, so a handler's share is bounded. [loop]
   void after_turns(kj::Function<void()> f) { after_.push_back(kj::mv(f)); }
-  /// Whether work waits for the end of this handler's turns (after_turns). [loop]
-  bool after_turns_pending() const noexcept { return !after_.empty(); }
+  /// Whether work waits for the end of this handler's turns or of the handler (after_turns,
+  /// after_handler): a coroutine about to resume, which may well write. [loop]
+  bool after_turns_pending() const noexcept { return !after_.empty() || !after_handler_.empty(); }
+  /// Runs `f` once this handler is done with the loop (its Scope closed, the loop no longer
+  /// current), still in it, before its idle tasks: for resuming a coroutine of the executor the
+  /// loop runs on (a client's), which would run on this thread next anyway, without a trip
+  /// through Asio's queue. What it does on the loop goes through run() as from any other
+  /// handler (each in a handler of its own, KJ driven after each). Outside a handler (a Scope
+  /// that is not a HandlerScope closes with work left), or when the handler ends by an
+  /// exception, `f` is posted to `executor` instead. [loop]
+  void after_handler(asio::any_io_executor executor, kj::Function<void()> f) {
+    after_handler_.push_back(Deferred{std::move(executor), kj::mv(f)});
+  }
   /// Counts the times KJ's queue was run: work done on the loop with the same count saw no
   /// turn between (what it sent is chained on what was sent before, unwritten). [loop]
   std::uint64_t runs() const noexcept { return runs_; }
@@ -115,8 +128,30 @@ class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<K
     Scope& operator=(const Scope&) = delete;
 
    private:
+    friend class KjLoop;
+    KjLoop* loop_;
     KjLoop* previous_;
     kj::Maybe<kj::WaitScope> wait_scope_;
+    bool handler_ = false;  // a HandlerScope's: it runs the after_handler work itself
+  };
+
+  /// The Scope of a loop handler: when it closes, the handler's after_handler work runs, then
+  /// the idle tasks it held back.
+  class HandlerScope {
+   public:
+    explicit HandlerScope(KjLoop& loop) : loop_(loop), exceptions_(std::uncaught_exceptions()) {
+      scope_.emplace(loop);
+      scope_->handler_ = true;
+    }
+    ~HandlerScope();
+    HandlerScope(const HandlerScope&) = delete;
+    HandlerScope& operator=(const HandlerScope&) = delete;
+    void poll() { scope_->poll(); }
+
+   private:
+    KjLoop& loop_;
+    int exceptions_;
+    std::optional<Scope> scope_;
   };
 
   // kj::EventPort
@@ -136,11 +171,17 @@ class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<K
     queued_.fetch_add(1, std::memory_order_relaxed);
     return [self = shared_from_this(), f = std::forward<F>(f)]() mutable {
       self->queued_.fetch_sub(1, std::memory_order_relaxed);
-      Scope scope(*self);
+      HandlerScope scope(*self);
       f();
       self->drive();
     };
   }
+  struct Deferred {
+    asio::any_io_executor executor;
+    kj::Function<void()> f;
+  };
+  /// Runs the after_handler work (HandlerScope), or posts it (`run` false). [loop thread]
+  void run_after_handler(bool run) noexcept;
 
   Strand strand_;
   // Loop handlers posted and not yet started (any thread posts them).
@@ -150,6 +191,8 @@ class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<K
   std::vector<std::weak_ptr<IdleTask>> idle_, idle_running_;  // [loop]
   std::vector<kj::Function<void()>> after_, after_running_;     // [loop]
   bool running_after_ = false;                                   // [loop]
+  std::vector<Deferred> after_handler_;                          // [loop]
+  bool running_after_handler_ = false;                           // [loop]
   kj::EventLoop loop_;
   bool turn_posted_ = false;
   mutable std::atomic<bool> woken_{false};

@@ -230,7 +230,7 @@ struct TlsStream::Shared : IdleTask, std::enable_shared_from_this<Shared> {
                         asio::bind_executor(loop->strand(), [weak = weak_from_this()](std::error_code ec) {
                           auto self = weak.lock();
                           if (!self) return;
-                          KjLoop::Scope scope(*self->loop);
+                          KjLoop::HandlerScope scope(*self->loop);
                           self->write_blocked = false;
                           if (ec) self->fail(KJ_EXCEPTION(DISCONNECTED, "socket closed during write"));
                           else self->flush();
@@ -251,7 +251,7 @@ struct TlsStream::Shared : IdleTask, std::enable_shared_from_this<Shared> {
       read_wants_write = true;
       socket().async_wait(asio::socket_base::wait_write,
                           asio::bind_executor(loop->strand(), [self = shared_from_this()](std::error_code ec) {
-                            KjLoop::Scope scope(*self->loop);
+                            KjLoop::HandlerScope scope(*self->loop);
                             self->read_wants_write = false;
                             if (ec) self->read_eof = true;
                             self->wake();
@@ -266,7 +266,7 @@ struct TlsStream::Shared : IdleTask, std::enable_shared_from_this<Shared> {
     socket().async_receive(
         asio::buffer(raw), asio::bind_executor(loop->strand(), [self = shared_from_this()](std::error_code ec, std::size_t n) {
           // The handler holds the stream's shared state (and so the buffer), never the op.
-          KjLoop::Scope scope(*self->loop);
+          KjLoop::HandlerScope scope(*self->loop);
           self->receiving = false;
           if (n > 0) {
             self->raw_pos = 0;

@@ -211,6 +211,48 @@ TEST_CASE("a function given to run_later() runs after the handler, and the idle 
   CHECK(log == Log{"handler", "later", "idle"});
 }
 
+TEST_CASE("after_handler work runs when the handler is done with the loop, before handlers queued earlier and before the idle tasks") {
+  test::LoopFixture f;
+  Log log;
+  auto task = std::make_shared<LoggingIdle>(log);
+  bool current = true;
+  asio::post(f.context, [&] {
+    f.loop->run([&] {
+      asio::post(f.context, [&] { log.push_back("queued before"); });
+      f.loop->at_idle(task);
+      f.loop->after_handler(f.context.get_executor(), [&] {
+        current = f.loop->in_loop();
+        log.push_back("after");
+        // What it does on the loop runs in a handler of its own, at once (the strand is this
+        // thread's), with its own turns.
+        f.loop->run([&] { log.push_back("run from after"); });
+      });
+      log.push_back("handler");
+    });
+  });
+  REQUIRE(test::run_until(f.context, [&] { return log.size() == 5; }));
+  CHECK(log == Log{"handler", "after", "run from after", "idle", "queued before"});
+  CHECK_FALSE(current);
+}
+
+TEST_CASE("after_handler work given outside a loop handler, or by a handler that throws, is posted to its executor") {
+  test::LoopFixture f;
+  Log log;
+  {
+    KjLoop::Scope scope(*f.loop);
+    f.loop->after_handler(f.context.get_executor(), [&] { log.push_back("posted"); });
+  }
+  CHECK(log.empty());  // not run when the plain Scope closed
+  REQUIRE(test::run_until(f.context, [&] { return log.size() == 1; }));
+  f.loop->run([&] {
+    f.loop->after_handler(f.context.get_executor(), [&] { log.push_back("after a throw"); });
+    throw std::runtime_error("handler failed");
+  });
+  CHECK_THROWS_WITH(test::run_until(f.context, [] { return false; }, 5s), "handler failed");
+  REQUIRE(test::run_until(f.context, [&] { return log.size() == 2; }));
+  CHECK(log == Log{"posted", "after a throw"});
+}
+
 TEST_CASE("an idle task destroyed before the loop goes idle is not run") {
   test::LoopFixture f;
   Log log;

@@ -91,6 +91,15 @@ class CompletionImpl final : public Completion<T> {
       segments->measure([&] { std::move(h)(error, std::move(value)); });
     };
     if (!inline_here) {
+      if (near && !segments_ && executor == near->strand().get_inner_executor()) {
+        // A coroutine of the executor the loop runs on (a client's, on its io_context): it
+        // would run on this thread next anyway. Once this handler is done with the loop (never
+        // inside it: what it does there goes through run() as from any handler), in place.
+        near->after_handler(executor, [executor, resume = std::move(resume)]() mutable {
+          executor.execute(std::move(resume));
+        });
+        return true;
+      }
       asio::post(executor, std::move(resume));
       return false;
     }
