@@ -778,6 +778,11 @@ kj::Promise<std::pair<Object, std::shared_ptr<Actor>>> ServerCore::unwrap(wire::
   KJ_IF_MAYBE(object, unwrap_now(cap, budget)) {
     return std::pair<Object, std::shared_ptr<Actor>>{kj::mv(*object), nullptr};
   }
+  return look_up(kj::mv(cap), budget);
+}
+
+kj::Promise<std::pair<Object, std::shared_ptr<Actor>>> ServerCore::look_up(wire::Handle::Client cap,
+                                                                          const std::shared_ptr<Budget>& budget) {
   auto promise = kj().caps.getLocalServer(cap);
   return promise.then([this, cap = kj::mv(cap), budget](kj::Maybe<wire::Handle::Server&> server) mutable
                       -> std::pair<Object, std::shared_ptr<Actor>> {

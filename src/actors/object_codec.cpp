@@ -103,7 +103,7 @@ kj::Promise<Object> ServerCore::decode(wire::Value::Reader value, const std::sha
   ObjectDecoding d{*this, budget, options.max_nesting};  // on the stack: most values hold no handle
   decode_checked(value, *root, d);
   if (d.holes.empty()) return kj::mv(*root);
-  auto unwrapped = KJ_MAP(h, d.holes) { return unwrap(kj::mv(h.cap), budget); };
+  auto unwrapped = KJ_MAP(h, d.holes) { return look_up(kj::mv(h.cap), budget); };  // (unwrap_now left them)
   auto slots = KJ_MAP(h, d.holes) { return h.slot; };
   return kj::joinPromises(kj::mv(unwrapped))
       .then([root = kj::mv(root), containers = std::move(d.containers), max_depth = d.limit, slots = kj::mv(slots)](kj::Array<std::pair<Object, std::shared_ptr<Actor>>> resolved) mutable {

@@ -229,7 +229,7 @@ class AsioStream::ReadOp {
     if (s.receiving || s.receive_after_flush) return;
     if (s.flush_scheduled) {
       s.receive_after_flush = true;  // what this handler wrote goes first
-    } else if (s.loop->in_loop() && s.loop->after_turns_pending()) {
+    } else if (s.loop->in_loop() && s.loop->resumption_pending()) {
       s.receive_after_flush = true;  // and what it is about to write
       s.loop->at_idle(s.weak_from_this());
     } else {

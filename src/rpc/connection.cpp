@@ -60,10 +60,9 @@ kj::Maybe<int> plain_which(kj::ArrayPtr<const capnp::word> segment) {
   auto bytes = segment.asBytes();
   std::uint64_t root = 0;
   for (int i = 7; i >= 0; --i) root = (root << 8) | bytes[i];  // little-endian on the wire
-  if ((root & 3) != 0) return nullptr;  // not a struct pointer
+  if (root == 0 || (root & 3) != 0) return nullptr;  // a null root, or not a struct pointer
   auto offset = static_cast<std::int32_t>(static_cast<std::uint32_t>(root)) >> 2;
   auto data_words = static_cast<std::uint16_t>(root >> 32);
-  if (root == 0) return nullptr;  // a null root
   if (data_words == 0) return 0;  // no data section: every field, the discriminant too, is 0
   if (offset < 0 || 1 + static_cast<std::uint64_t>(offset) + data_words > segment.size()) return nullptr;
   auto at = (1 + static_cast<std::size_t>(offset)) * sizeof(capnp::word);  // the discriminant: bits 0-15

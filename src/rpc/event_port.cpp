@@ -74,7 +74,7 @@ void KjLoop::run_after_handler(bool run) noexcept {
       continue;
     }
     try {
-      d.f();
+      d.executor.execute(std::move(d.f));
     } catch (...) {
       // As from a handler of its own: out of the executor's run().
       asio::post(d.executor, [e = std::current_exception()] { std::rethrow_exception(e); });

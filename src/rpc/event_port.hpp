@@ -96,9 +96,10 @@ class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<K
   void after_turns(kj::Function<void()> f) { after_.push_back(kj::mv(f)); }
   /// Whether work waits for the end of this handler's turns or of the handler (after_turns,
   /// after_handler): a coroutine about to resume, which may well write. [loop]
-  bool after_turns_pending() const noexcept { return !after_.empty() || !after_handler_.empty(); }
-  /// Runs `f` once this handler is done with the loop (its Scope closed, the loop no longer
-  /// current), still in it, before its idle tasks: for resuming a coroutine of the executor the
+  bool resumption_pending() const noexcept { return !after_.empty() || !after_handler_.empty(); }
+  /// Executes `f` on `executor` (in place when that may block and this thread runs it) once
+  /// this handler is done with the loop (its Scope closed, the loop no longer current), still
+  /// in it, before its idle tasks: for resuming a coroutine of the executor the
   /// loop runs on (a client's), which would run on this thread next anyway, without a trip
   /// through Asio's queue. What it does on the loop goes through run() as from any other
   /// handler (each in a handler of its own, KJ driven after each). Outside a handler (a Scope

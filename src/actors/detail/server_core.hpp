@@ -231,6 +231,8 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   /// third party's, a broken one): null for one that is, or that may still resolve to one
   /// (unwrap() looks those up). Throws as unwrap() does. [loop]
   kj::Maybe<Object> unwrap_now(wire::Handle::Client& cap, const std::shared_ptr<Budget>& budget);
+  /// unwrap() for one that unwrap_now() left: this server's own, or a promise. [loop]
+  kj::Promise<std::pair<Object, std::shared_ptr<Actor>>> look_up(wire::Handle::Client cap, const std::shared_ptr<Budget>& budget);
   /// The builtin::remote for a capability of the peer's (unwrap), counted. [loop]
   Object peer_object(wire::Handle::Client cap, const std::shared_ptr<Budget>& budget);
 

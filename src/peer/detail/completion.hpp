@@ -53,7 +53,8 @@ class CurrentSegments {
 /// One pending evaluation's way back to its awaiting coroutine. Completes exactly once, by
 /// posting (never inline from a KJ callback): to the awaiting coroutine's executor; or, for a
 /// quick server coroutine whose answer arrives on a loop (`near`), to the end of that loop's
-/// turns, which resumes it in place when its actor's strand is idle (see CompletionImpl::complete).
+/// turns, which resumes it in place when its actor's strand is idle; or, for a coroutine of the
+/// executor that loop runs on, to the end of the handler (see CompletionImpl::complete).
 class CompletionBase {
  public:
   virtual ~CompletionBase() = default;
@@ -64,7 +65,8 @@ template <class T>
 class Completion : public CompletionBase {
  public:
   /// `near`: the loop this is called on, if it is called in one of its handlers. True when the
-  /// coroutine resumes at the end of this handler's turns (see CompletionImpl::complete).
+  /// coroutine resumes at the end of this handler's turns, or of the handler (see
+  /// CompletionImpl::complete).
   virtual bool complete(std::exception_ptr error, T value, KjLoop* near) = 0;
   void fail(std::exception_ptr error) override { complete(error, T{}, nullptr); }
 };
@@ -95,9 +97,7 @@ class CompletionImpl final : public Completion<T> {
         // A coroutine of the executor the loop runs on (a client's, on its io_context): it
         // would run on this thread next anyway. Once this handler is done with the loop (never
         // inside it: what it does there goes through run() as from any handler), in place.
-        near->after_handler(executor, [executor, resume = std::move(resume)]() mutable {
-          executor.execute(std::move(resume));
-        });
+        near->after_handler(std::move(executor), std::move(resume));
         return true;
       }
       asio::post(executor, std::move(resume));
