@@ -96,6 +96,8 @@ struct AsioStream::Shared : IdleTask, std::enable_shared_from_this<Shared> {
   std::vector<kj::byte> out;
   size_t out_sent = 0;
   bool flush_scheduled = false;  // a flush is registered for the end of the loop's turn
+  // The loop's scopes() when this stream last sent early (expedite) and last read input.
+  std::uint64_t expedited_in = 0, read_in = 0;
   bool write_blocked = false;    // waiting for the socket to take more
   kj::Maybe<kj::Exception> write_error;
   size_t peak = 0;               // the most bytes ever unsent
@@ -116,7 +118,10 @@ struct AsioStream::Shared : IdleTask, std::enable_shared_from_this<Shared> {
         in_pos += n;
         got += n;
       }
-      if (got >= min && (got > 0 || max == 0)) return Read::done;
+      if (got >= min && (got > 0 || max == 0)) {
+        if (got > 0) read_in = loop->scopes();
+        return Read::done;
+      }
       KJ_IF_MAYBE(e, read_error) { throw kj::cp(*e); }
       int descriptor = fd();
       if (descriptor < 0 || read_aborted || read_eof) return Read::eof;
@@ -140,6 +145,9 @@ struct AsioStream::Shared : IdleTask, std::enable_shared_from_this<Shared> {
   /// Sends what is buffered; waits for the socket when it is full. [loop]
   void flush() {
     flush_scheduled = false;
+    send_buffered();
+  }
+  void send_buffered() {
     if (write_blocked || unsent() == 0) return;
     std::vector<iovec> piece{iovec{out.data() + out_sent, unsent()}};
     size_t first = 0;
@@ -328,6 +336,17 @@ kj::Promise<void> AsioStream::write(kj::ArrayPtr<const kj::ArrayPtr<const kj::by
   if (s.unsent() >= flush_now && !s.write_blocked) s.flush();
   else s.schedule_flush();
   return kj::READY_NOW;
+}
+
+void AsioStream::expedite(bool answer) {
+  // Once per handler, and not while more of its input waits to be read (its answers would go
+  // out one send each): the rest of what the handler writes goes at its end, as before (the
+  // flush registered for that end stays).
+  auto& s = *shared_;
+  auto scope = s.loop->scopes();
+  if (s.expedited_in == scope || !s.flush_scheduled || s.in_pos < s.in_end || (!answer && s.read_in != scope)) return;
+  s.expedited_in = scope;
+  s.send_buffered();
 }
 
 std::size_t AsioStream::unsent() const { return shared_->unsent(); }

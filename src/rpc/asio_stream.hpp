@@ -53,6 +53,7 @@ class AsioStream final : public TransportStream {
   int descriptor() const override;
   kj::Maybe<kj::Exception> failure() const override;
   void fail_reads(kj::Exception reason) override;
+  void expedite(bool answer) override;
 
  private:
   struct Shared;

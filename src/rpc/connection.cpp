@@ -126,24 +126,42 @@ kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> CountingMessageStream::tryRea
       });
 }
 
-void CountingMessageStream::count_outgoing(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) {
-  if (segments.size() > 0) {
-    KJ_IF_MAYBE(which, plain_which(segments[0])) { return counters_->record(true, *which); }
-  }
-  capnp::SegmentArrayMessageReader reader(segments);
-  counters_->record(true, which_of(reader));
+int CountingMessageStream::count_outgoing(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) {
+  auto which = [&] {
+    if (segments.size() > 0) {
+      KJ_IF_MAYBE(plain, plain_which(segments[0])) { return *plain; }
+    }
+    capnp::SegmentArrayMessageReader reader(segments);
+    return which_of(reader);
+  }();
+  counters_->record(true, which);
+  return which;
 }
+
+namespace {
+/// Whether the peer is likely waiting for a message of this kind: 2 an answer, 1 a call, 0 not
+/// (Finish and Release free what the sender no longer needs; the rest are rare).
+int awaited(int which) {
+  using M = capnp::rpc::Message;
+  return which == M::RETURN ? 2 : which == M::CALL ? 1 : 0;
+}
+}  // namespace
 
 kj::Promise<void> CountingMessageStream::writeMessage(kj::ArrayPtr<const int> fds,
                                                       kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) {
-  count_outgoing(segments);
-  return inner_.writeMessage(fds, segments);
+  int kind = awaited(count_outgoing(segments));
+  auto written = inner_.writeMessage(fds, segments);
+  if (kind > 0) stream_.expedite(kind == 2);
+  return written;
 }
 
 kj::Promise<void> CountingMessageStream::writeMessages(
     kj::ArrayPtr<kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>> messages) {
-  for (auto& m : messages) count_outgoing(m);
-  return inner_.writeMessages(messages);
+  int kind = 0;
+  for (auto& m : messages) kind = std::max(kind, awaited(count_outgoing(m)));
+  auto written = inner_.writeMessages(messages);
+  if (kind > 0) stream_.expedite(kind == 2);
+  return written;
 }
 
 RpcConnection::RpcConnection(std::shared_ptr<KjLoop> loop, kj::Own<TransportStream> stream,

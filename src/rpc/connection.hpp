@@ -43,8 +43,8 @@ class WireCounters {
 /// A capnp::MessageStream that counts (and optionally traces) what passes through it.
 class CountingMessageStream final : public capnp::MessageStream {
  public:
-  CountingMessageStream(kj::AsyncIoStream& stream, std::shared_ptr<WireCounters> counters)
-      : inner_(stream), counters_(std::move(counters)) {}
+  CountingMessageStream(TransportStream& stream, std::shared_ptr<WireCounters> counters)
+      : stream_(stream), inner_(stream), counters_(std::move(counters)) {}
 
   kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> tryReadMessage(
       kj::ArrayPtr<kj::AutoCloseFd> fd_space, capnp::ReaderOptions options,
@@ -57,7 +57,9 @@ class CountingMessageStream final : public capnp::MessageStream {
   kj::Promise<void> end() override { return inner_.end(); }
 
  private:
-  void count_outgoing(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments);
+  /// Counts the message; returns its kind (-1: unknown).
+  int count_outgoing(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments);
+  TransportStream& stream_;
   capnp::AsyncIoMessageStream inner_;
   std::shared_ptr<WireCounters> counters_;
 };

@@ -103,6 +103,7 @@ KjLoop::Scope::Scope(KjLoop& loop) : loop_(&loop), previous_(current_loop) {
   KJ_REQUIRE(previous_ == nullptr, "remoteable: a KJ loop handler ran inside another loop's handler");
   wait_scope_.emplace(loop.loop_);
   current_loop = &loop;
+  ++loop.scopes_;
 }
 
 KjLoop::Scope::~Scope() {

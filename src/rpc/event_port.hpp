@@ -111,6 +111,9 @@ class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<K
   /// Counts the times KJ's queue was run: work done on the loop with the same count saw no
   /// turn between (what it sent is chained on what was sent before, unwritten). [loop]
   std::uint64_t runs() const noexcept { return runs_; }
+  /// Counts the outermost Scopes opened (each handler's, among them): what a stream did with
+  /// the same count happened in the same handler. [loop]
+  std::uint64_t scopes() const noexcept { return scopes_; }
   /// Runs the idle tasks at the end of this handler's drive() even if loop handlers are queued:
   /// for a write someone waits on with nothing else in flight, where gathering only adds
   /// latency. [loop]
@@ -189,6 +192,7 @@ class KjLoop final : public kj::EventPort, public std::enable_shared_from_this<K
   std::atomic<int> queued_{0};
   bool urgent_ = false;  // [loop]
   std::uint64_t runs_ = 0;  // [loop]
+  std::uint64_t scopes_ = 0;  // [loop]
   std::vector<std::weak_ptr<IdleTask>> idle_, idle_running_;  // [loop]
   std::vector<kj::Function<void()>> after_, after_running_;     // [loop]
   bool running_after_ = false;                                   // [loop]

@@ -105,6 +105,7 @@ struct TlsStream::Shared : IdleTask, std::enable_shared_from_this<Shared> {
   // the same arguments (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER lets `out` move meanwhile).
   size_t retry_length = 0;
   bool flush_scheduled = false;
+  std::uint64_t expedited_in = 0, read_in = 0;  // as AsioStream's
   bool write_blocked = false;  // waiting for the socket to take more
   bool shutdown_after_write = false;
   kj::Maybe<kj::Exception> write_error;
@@ -157,7 +158,10 @@ struct TlsStream::Shared : IdleTask, std::enable_shared_from_this<Shared> {
         in_pos += n;
         got += n;
       }
-      if (got >= min && (got > 0 || max == 0)) return Io::done;
+      if (got >= min && (got > 0 || max == 0)) {
+        if (got > 0) read_in = loop->scopes();
+        return Io::done;
+      }
       KJ_IF_MAYBE(e, read_error) { throw kj::cp(*e); }
       if (fd() < 0 || read_aborted || read_eof) return Io::eof;
       // Nothing received and nothing in OpenSSL: the SSL_read would only say WANT_READ.
@@ -175,6 +179,9 @@ struct TlsStream::Shared : IdleTask, std::enable_shared_from_this<Shared> {
   /// Encrypts and sends what is buffered; waits for the socket when it is full. [loop]
   void flush() {
     flush_scheduled = false;
+    send_buffered();
+  }
+  void send_buffered() {
     if (write_blocked || unsent() == 0 || write_error != nullptr) return;
     while (unsent() > 0) {
       size_t length = retry_length > 0 ? retry_length : unsent();
@@ -479,6 +486,17 @@ kj::Promise<void> TlsStream::write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byt
   if (s.unsent() >= flush_now && !s.write_blocked) s.flush();
   else s.schedule_flush();
   return kj::READY_NOW;
+}
+
+void TlsStream::expedite(bool answer) {
+  // As AsioStream::expedite; the input still to be read may be plaintext, ciphertext here, or
+  // in OpenSSL.
+  auto& s = *shared_;
+  auto scope = s.loop->scopes();
+  if (s.expedited_in == scope || !s.flush_scheduled || (!answer && s.read_in != scope)) return;
+  if (s.in_pos < s.in_end || s.raw_pos < s.raw_end || SSL_has_pending(s.ssl) != 0) return;
+  s.expedited_in = scope;
+  s.send_buffered();
 }
 
 std::size_t TlsStream::unsent() const { return shared_->unsent(); }

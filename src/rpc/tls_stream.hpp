@@ -50,6 +50,7 @@ class TlsStream final : public TransportStream {
   int descriptor() const override;
   kj::Maybe<kj::Exception> failure() const override;
   void fail_reads(kj::Exception reason) override;
+  void expedite(bool answer) override;
 
  private:
   struct Shared;

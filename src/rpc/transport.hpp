@@ -36,6 +36,12 @@ class TransportStream : public kj::AsyncIoStream {
   /// system then ends the connection with it: it sends the peer an Abort carrying the reason's
   /// description and shuts the stream down (so the peer learns why, not only that it ended).
   virtual void fail_reads(kj::Exception reason) = 0;
+  /// The message just written is one the peer is likely waiting for: a stream that gathers a
+  /// handler's writes into one send may send what it holds now, rather than after the rest of
+  /// the handler's work. `answer`: it answers a call (a Return); otherwise it is a call, sent
+  /// early only from a handler that has read input (a call made in reaction, a callback; not
+  /// calls an application makes together, which stay in one send). Default: nothing.
+  virtual void expedite(bool answer) { (void)answer; }
 
   // On the socket itself.
   void getsockopt(int level, int option, void* value, uint* length) override;

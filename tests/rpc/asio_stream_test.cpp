@@ -1,7 +1,8 @@
 // AsioStream (src/rpc/asio_stream.hpp): a kj::AsyncIoStream over a loopback TCP socket whose
 // other end is a plain Asio socket. Reads (min and max, buffering, end of stream), writes (pieces,
-// gathering into one socket write, large writes), half-close, aborting and closing with a read
-// pending, dropped reads, the bound on unsent bytes, and the socket-write count.
+// gathering into one socket write, sending early with expedite(), large writes), half-close,
+// aborting and closing with a read pending, dropped reads, the bound on unsent bytes, and the
+// socket-write count.
 
 #include "rpc/asio_stream.hpp"
 
@@ -206,6 +207,82 @@ TEST_CASE("writes made in one loop handler go out in one socket write") {
 
   f.on_loop([&] { auto w = f.stream->write(a.data(), a.size()); });
   CHECK(f.peer_read(4) == "one ");
+  CHECK(counters->stats().writes == 2);
+}
+
+TEST_CASE("expedite sends what the handler wrote so far once per handler, and the rest at its end") {
+  auto counters = std::make_shared<WireCounters>(false);
+  StreamFixture f(counters);
+  std::string a = "call ", b = "finish ", c = "answer";
+  f.on_loop([&] {
+    auto w1 = f.stream->write(a.data(), a.size());
+    f.stream->expedite(true);
+    CHECK(counters->stats().writes == 1);  // sent now, not at the end of the handler
+    CHECK(f.stream->unsent() == 0);
+    auto w2 = f.stream->write(b.data(), b.size());
+    f.stream->expedite(true);  // the handler has sent early once: this waits for its end
+    CHECK(counters->stats().writes == 1);
+    CHECK(f.stream->unsent() == b.size());
+  });
+  CHECK(f.peer_read(a.size() + b.size()) == a + b);
+  CHECK(counters->stats().writes == 2);
+
+  // The next handler may send early again.
+  f.on_loop([&] {
+    auto w = f.stream->write(c.data(), c.size());
+    f.stream->expedite(true);
+    CHECK(counters->stats().writes == 3);
+  });
+  CHECK(f.peer_read(c.size()) == c);
+  CHECK(counters->stats().writes == 3);
+}
+
+TEST_CASE("expedite waits for the end of the handler while more of its input is buffered") {
+  auto counters = std::make_shared<WireCounters>(false);
+  StreamFixture f(counters);
+  f.peer_write("xy");
+  REQUIRE(test::run_until(f.context, [&] { return f.kernel_queued() == 2; }));
+  std::string answer = "answer";
+  f.on_loop([&] {
+    char first = 0;
+    auto read = f.stream->tryRead(&first, 1, 1);  // takes "xy" into the stream's buffer, returns "x"
+    CHECK(f.kernel_queued() == 0);
+    auto w = f.stream->write(answer.data(), answer.size());
+    f.stream->expedite(true);  // "y" is still to be read: its answer may follow, in the same send
+    CHECK(counters->stats().writes == 0);
+  });
+  CHECK(f.peer_read(answer.size()) == answer);
+  CHECK(counters->stats().writes == 1);
+  CHECK(f.read(1, 1) == "y");
+}
+
+TEST_CASE("expedite sends a call early only from a handler that has read input") {
+  auto counters = std::make_shared<WireCounters>(false);
+  StreamFixture f(counters);
+  std::string first = "call one ", second = "call two";
+  // Calls an application makes together stay in one send.
+  f.on_loop([&] {
+    auto w1 = f.stream->write(first.data(), first.size());
+    f.stream->expedite(false);
+    CHECK(counters->stats().writes == 0);
+    auto w2 = f.stream->write(second.data(), second.size());
+    f.stream->expedite(false);
+    CHECK(counters->stats().writes == 0);
+  });
+  CHECK(f.peer_read(first.size() + second.size()) == first + second);
+  CHECK(counters->stats().writes == 1);
+
+  // A call made in reaction to input (a callback) goes at once.
+  f.peer_write("q");
+  REQUIRE(test::run_until(f.context, [&] { return f.kernel_queued() == 1; }));
+  f.on_loop([&] {
+    char got = 0;
+    auto read = f.stream->tryRead(&got, 1, 1);
+    auto w = f.stream->write(first.data(), first.size());
+    f.stream->expedite(false);
+    CHECK(counters->stats().writes == 2);
+  });
+  CHECK(f.peer_read(first.size()) == first);
   CHECK(counters->stats().writes == 2);
 }
 
