@@ -139,28 +139,32 @@ int CountingMessageStream::count_outgoing(kj::ArrayPtr<const kj::ArrayPtr<const 
 }
 
 namespace {
-/// Whether the peer is likely waiting for a message of this kind: 2 an answer, 1 a call, 0 not
-/// (Finish and Release free what the sender no longer needs; the rest are rare).
-int awaited(int which) {
+/// Whether the peer is likely waiting for a message: ordered, so that a batch takes its most
+/// awaited. (Finish and Release free what the sender no longer needs; the rest are rare.)
+enum class Awaited { no, call, answer };
+Awaited awaited(int which) {
   using M = capnp::rpc::Message;
-  return which == M::RETURN ? 2 : which == M::CALL ? 1 : 0;
+  return which == M::RETURN ? Awaited::answer : which == M::CALL ? Awaited::call : Awaited::no;
+}
+void expedite(TransportStream& stream, Awaited kind) {
+  if (kind != Awaited::no) stream.expedite(kind == Awaited::answer);
 }
 }  // namespace
 
 kj::Promise<void> CountingMessageStream::writeMessage(kj::ArrayPtr<const int> fds,
                                                       kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) {
-  int kind = awaited(count_outgoing(segments));
+  auto kind = awaited(count_outgoing(segments));
   auto written = inner_.writeMessage(fds, segments);
-  if (kind > 0) stream_.expedite(kind == 2);
+  expedite(stream_, kind);
   return written;
 }
 
 kj::Promise<void> CountingMessageStream::writeMessages(
     kj::ArrayPtr<kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>> messages) {
-  int kind = 0;
+  auto kind = Awaited::no;
   for (auto& m : messages) kind = std::max(kind, awaited(count_outgoing(m)));
   auto written = inner_.writeMessages(messages);
-  if (kind > 0) stream_.expedite(kind == 2);
+  expedite(stream_, kind);
   return written;
 }
 
