@@ -341,6 +341,21 @@ class RawConnection {
     return a;
   }
 
+  /// Reads messages until `count` Returns have come, whatever their questions (answers may come
+  /// in any order); how many came (fewer: an Abort, the end of the stream, or the deadline).
+  std::size_t returns(std::size_t count, std::chrono::milliseconds limit = 20s) {
+    auto deadline = Clock::now() + limit;
+    std::size_t got = 0;
+    while (got < count) {
+      auto reply = read_message(deadline);
+      if (!reply) break;
+      auto m = reply->message();
+      if (m.isAbort()) break;
+      if (m.isReturn()) ++got;
+    }
+    return got;
+  }
+
   /// Reads and discards until the server closes the connection; false if `limit` passes first.
   bool wait_closed(std::chrono::milliseconds limit = 20s) {
     auto deadline = Clock::now() + limit;
