@@ -18,39 +18,18 @@
 #include <mutex>
 #include <thread>
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define REMOTEABLE_TEST_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define REMOTEABLE_TEST_ASAN 1
-#endif
-#ifdef REMOTEABLE_TEST_ASAN
-// From <sanitizer/allocator_interface.h>, which Debian ships apart from the compiler.
-extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
-#endif
-
 #include "counted.hpp"  // test::eventually
 #include "fuzz/wire.hpp"
+#include "heap.hpp"
 #include "support.hpp"
 #include "test_types.hpp"
 
 using remoteable::ErrorKind;
 namespace wire = remoteable::wire;
+using test::heap_in_use;
 using namespace std::chrono_literals;
 
 namespace {
-
-/// Bytes the process has allocated and not freed (the allocator's own count, so memory that
-/// malloc keeps for reuse does not show as used).
-std::size_t heap_in_use() {
-#ifdef REMOTEABLE_TEST_ASAN
-  return __sanitizer_get_current_allocated_bytes();
-#else
-  return mallinfo2().uordblks;
-#endif
-}
 
 /// The walkthrough exports and a few more, with chosen options.
 struct PaidServer {
