@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -315,8 +316,14 @@ class RawConnection {
   }
 
   /// Reads messages until the Return for `question` (or an Abort, the end of the stream, or the
-  /// deadline).
+  /// deadline). Returns for other questions read meanwhile are kept for a later call: Cap'n Proto
+  /// orders calls, not their answers.
   Answer answer(std::uint32_t question, std::chrono::milliseconds limit = 20s) {
+    if (auto kept = kept_.find(question); kept != kept_.end()) {
+      auto reply = std::move(kept->second);
+      kept_.erase(kept);
+      return returned(std::move(reply));
+    }
     auto deadline = Clock::now() + limit;
     Answer a;
     while (auto reply = read_message(deadline)) {
@@ -326,26 +333,22 @@ class RawConnection {
         a.reason = m.getAbort().getReason().cStr();
         return a;
       }
-      if (!m.isReturn() || m.getReturn().getAnswerId() != question) continue;
-      auto r = m.getReturn();
-      if (r.isResults()) a.kind = Answer::results;
-      else if (r.isException()) {
-        a.kind = Answer::exception;
-        a.reason = r.getException().getReason().cStr();
-      } else if (r.isCanceled()) a.kind = Answer::canceled;
-      else a.kind = Answer::other;
-      a.reply = std::move(*reply);
-      return a;
+      if (!m.isReturn()) continue;
+      auto id = m.getReturn().getAnswerId();
+      if (id == question) return returned(std::move(*reply));
+      kept_.insert_or_assign(id, std::move(*reply));
     }
     a.kind = peer_closed_ ? Answer::closed : Answer::timeout;
     return a;
   }
 
-  /// Reads messages until `count` Returns have come, whatever their questions (answers may come
-  /// in any order); how many came (fewer: an Abort, the end of the stream, or the deadline).
+  /// Reads messages until `count` Returns have come, whatever their questions, those kept by
+  /// answer() first (which forgets them); how many came (fewer: an Abort, the end of the stream,
+  /// or the deadline).
   std::size_t returns(std::size_t count, std::chrono::milliseconds limit = 20s) {
     auto deadline = Clock::now() + limit;
-    std::size_t got = 0;
+    std::size_t got = std::min(count, kept_.size());
+    kept_.clear();
     while (got < count) {
       auto reply = read_message(deadline);
       if (!reply) break;
@@ -384,6 +387,19 @@ class RawConnection {
       int n = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 1000)));
       if (n != 0) return true;  // ready, or EINTR: the caller tries again
     }
+  }
+  /// The Answer a Return makes.
+  static Answer returned(Reply reply) {
+    Answer a;
+    auto r = reply.message().getReturn();
+    if (r.isResults()) a.kind = Answer::results;
+    else if (r.isException()) {
+      a.kind = Answer::exception;
+      a.reason = r.getException().getReason().cStr();
+    } else if (r.isCanceled()) a.kind = Answer::canceled;
+    else a.kind = Answer::other;
+    a.reply = std::move(reply);
+    return a;
   }
   /// Reads what is there. True if anything was read.
   bool pump() {
@@ -427,6 +443,7 @@ class RawConnection {
 
   int fd_ = -1;
   std::string buffer_;
+  std::map<std::uint32_t, Reply> kept_;  // Returns read before answer() asked for them
   std::size_t received_ = 0;
   bool peer_closed_ = false;
   bool timed_out_ = false;
